@@ -1,0 +1,9 @@
+"""The pipeline's stream processors, one module per stage:
+
+intake → enrich → send (one agent per channel) → delivery events; dead letters beside.
+Importing this package registers every agent on the Faust app.
+"""
+
+from notifyhub.agents import dead_letters, delivery_events, enrich, intake, send
+
+__all__ = ["dead_letters", "delivery_events", "enrich", "intake", "send"]

@@ -1,0 +1,38 @@
+"""Dead letters: persist every message a stage gave up on, for the admin DLQ API."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from pydantic import ValidationError
+
+from notifyhub.agents.reliability import through_outages
+from notifyhub.app import app, dead_letter_topic, resources
+from notifyhub.db import dead_letters
+from notifyhub.messages import DeadLetter
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+BATCH_WAIT_SECONDS = 0.2
+
+
+def _parse(raw: bytes) -> DeadLetter | None:
+    try:
+        return DeadLetter.model_validate_json(raw)
+    except ValidationError as exc:
+        logger.error("skipping a malformed dead letter: %s", exc)
+        return None
+
+
+async def _persist(letters: list[DeadLetter]) -> None:
+    await dead_letters.insert_many(await resources.db(), letters)
+
+
+@app.agent(dead_letter_topic, name="dead-letters")
+async def persist_dead_letters(stream: faust.StreamT) -> None:
+    async for batch in stream.take(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
+        letters = [letter for raw in batch if (letter := _parse(raw)) is not None]
+        if letters:
+            await through_outages(lambda ls=letters: _persist(ls), "persist dead letters")

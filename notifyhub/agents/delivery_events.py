@@ -1,0 +1,46 @@
+"""Delivery events: the one stage that writes notification status to PostgreSQL.
+
+Events are written in batches (one transaction each). A batch is acknowledged only
+after it is committed; while PostgreSQL is down the stage waits, so no status is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from pydantic import ValidationError
+
+from notifyhub.agents.reliability import through_outages
+from notifyhub.app import app, delivery_events_topic, resources
+from notifyhub.db import notifications
+from notifyhub.messages import DeliveryEvent
+
+logger = logging.getLogger(__name__)
+
+# Large batches amortise the transaction; the short wait bounds how stale a
+# status read through the API can be.
+BATCH_SIZE = 500
+BATCH_WAIT_SECONDS = 0.1
+
+
+def _parse(raw: bytes) -> DeliveryEvent | None:
+    try:
+        return DeliveryEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        # Events are ours; a foreign message on this topic is skipped, not persisted.
+        logger.error("skipping a malformed delivery event: %s", exc)
+        return None
+
+
+async def _persist(events: list[DeliveryEvent]) -> None:
+    pool = await resources.db()
+    await notifications.apply_events(pool, events)
+
+
+@app.agent(delivery_events_topic, name="delivery-events")
+async def persist_delivery_events(stream: faust.StreamT) -> None:
+    async for batch in stream.take(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
+        events = [event for raw in batch if (event := _parse(raw)) is not None]
+        if events:
+            await through_outages(lambda e=events: _persist(e), "persist delivery events")

@@ -1,0 +1,71 @@
+"""How a stage survives what goes wrong with one message.
+
+Faust acknowledges a message whose processing raised, and skips it (DESIGN.md).
+So every stage catches per message and decides:
+
+- an outage of a service we depend on (PostgreSQL, Kafka, Redis) is waited out
+  with backoff, holding the partition: the message is neither lost nor skipped;
+- anything else is the message's own fault (or a bug it triggers): it goes to the
+  dead-letter topic with the reason, and the partition keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+from aiokafka.errors import KafkaError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from notifyhub.app import dead_letter_topic, publish
+from notifyhub.messages import DeadLetter
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+OUTAGES: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    KafkaError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+# Backoff while a dependency is down: quick at first, then at most every 5 s so a
+# returning service is noticed soon without hammering it.
+FIRST_RETRY_DELAY_SECONDS = 0.2
+MAX_RETRY_DELAY_SECONDS = 5.0
+
+
+class Rejected(Exception):
+    """This message can never be processed as it is; the reason says why."""
+
+
+async def through_outages(step: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run ``step``, retrying for as long as a dependency is unavailable."""
+    delay = FIRST_RETRY_DELAY_SECONDS
+    while True:
+        try:
+            return await step()
+        except OUTAGES as exc:
+            logger.warning("%s: dependency unavailable (%r); retrying in %.1fs", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_DELAY_SECONDS)
+
+
+async def dead_letter(letter: DeadLetter) -> None:
+    """Send a message to the dead-letter topic (retrying through outages: it must not be lost)."""
+    logger.warning(
+        "dead letter from %s (tenant %s): %s", letter.source_topic, letter.tenant_id, letter.reason
+    )
+    await through_outages(
+        lambda: publish(dead_letter_topic, letter.message_key, letter.to_bytes()),
+        f"dead letter {letter.id}",
+    )

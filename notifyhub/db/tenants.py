@@ -1,0 +1,71 @@
+"""Tenants and their API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+# 32 random bytes as 64 hex characters: NotifyHub's key format, which clients validate.
+API_KEY_BYTES = 32
+
+
+def hash_api_key(raw_key: str) -> str:
+    """The stored form of an API key; the raw key is never stored."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKeyOwner:
+    """Who an API key belongs to, and whether it may be used."""
+
+    tenant_id: uuid.UUID
+    key_id: uuid.UUID
+    key_active: bool
+    tenant_active: bool
+
+
+async def create_tenant(pool: asyncpg.Pool, name: str) -> asyncpg.Record:
+    return await pool.fetchrow(
+        "INSERT INTO tenants (id, name) VALUES ($1, $2) "
+        "RETURNING id, name, is_active, created_at, updated_at",
+        uuid.uuid4(),
+        name,
+    )
+
+
+async def create_api_key(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, name: str
+) -> tuple[asyncpg.Record, str]:
+    """Create a key; return its row and the raw key, which exists only in this return value."""
+    raw_key = secrets.token_hex(API_KEY_BYTES)
+    row = await pool.fetchrow(
+        "INSERT INTO api_keys (id, tenant_id, name, key_hash) VALUES ($1, $2, $3, $4) "
+        "RETURNING id, tenant_id, name, is_active, created_at",
+        uuid.uuid4(),
+        tenant_id,
+        name,
+        hash_api_key(raw_key),
+    )
+    return row, raw_key
+
+
+async def find_api_key_owner(pool: asyncpg.Pool, raw_key: str) -> ApiKeyOwner | None:
+    """Look a key up by its hash. The equality runs in the database on hashes, so
+    the raw key's bytes never take part in a timing-sensitive comparison."""
+    row = await pool.fetchrow(
+        "SELECT k.id AS key_id, k.tenant_id, k.is_active AS key_active, "
+        "t.is_active AS tenant_active "
+        "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = $1",
+        hash_api_key(raw_key),
+    )
+    if row is None:
+        return None
+    return ApiKeyOwner(row["tenant_id"], row["key_id"], row["key_active"], row["tenant_active"])
+
+
+async def tenant_exists(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> bool:
+    return bool(await pool.fetchval("SELECT 1 FROM tenants WHERE id = $1", tenant_id))

@@ -1,0 +1,146 @@
+"""The JSON messages on NotifyHub's Kafka topics, versioned by their ``v`` field.
+
+``IntakeMessage`` is a public contract: anyone may produce it to the intake topic
+(see the README and ``docs/intake-message.schema.json``). The other messages are
+NotifyHub's own, but the delivery events topic is documented for consumers too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from notifyhub.channels import Channel
+from notifyhub.status import Status
+
+# A notification id derived from where a message sits in Kafka, for producers that
+# send none: a redelivered message then keeps its id instead of becoming a new one.
+KAFKA_ORIGIN_NAMESPACE = uuid.UUID("5b0e0a52-1c1e-4b5e-9a55-6e6f74696679")
+
+RecipientId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+ShortText = Annotated[str, StringConstraints(max_length=255)]
+
+# Channels whose provider needs an address the request has to carry.
+ADDRESSED_CHANNELS = frozenset({Channel.EMAIL, Channel.SMS})
+
+
+class Message(BaseModel):
+    """Common settings: unknown fields are an error, so typos never pass silently."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class NotificationRequest(Message):
+    """What a client asks for: one recipient, one channel. Shared by HTTP and Kafka intake."""
+
+    channel: Channel
+    recipient_id: RecipientId
+    recipient_address: ShortText | None = None
+    type: ShortText | None = None
+    template_id: ShortText | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(default=5, ge=1, le=10)
+    idempotency_key: ShortText | None = None
+    scheduled_at: AwareDatetime | None = None
+
+    def unsupported_fields(self, now: datetime) -> dict[str, str]:
+        """Fields whose value the pipeline cannot honour (yet), mapped to why.
+
+        Refusing them is better than accepting and quietly doing something else.
+        """
+        problems: dict[str, str] = {}
+        if self.channel in ADDRESSED_CHANNELS and not self.recipient_address:
+            problems["recipient_address"] = f"required for the {self.channel} channel"
+        if self.template_id is None and not isinstance(self.payload.get("body"), str):
+            problems["payload.body"] = "a string is required when no template_id is given"
+        if self.template_id is not None:
+            problems["template_id"] = (
+                "templates are not available yet; send subject/body in payload"
+            )
+        if self.scheduled_at is not None and self.scheduled_at > now:
+            problems["scheduled_at"] = "scheduling a future send is not available yet"
+        return problems
+
+
+class IntakeMessage(NotificationRequest):
+    """A notification request on the intake topic (version 1): the public contract."""
+
+    v: Literal[1] = 1
+    id: uuid.UUID | None = None
+    tenant_id: uuid.UUID
+
+
+class Notification(Message):
+    """A notification as it travels from intake through enrich to a channel's sender."""
+
+    v: Literal[1] = 1
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    channel: Channel
+    recipient_id: str
+    recipient_address: str | None = None
+    type: str | None = None
+    template_id: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: int = 5
+    idempotency_key: str | None = None
+    scheduled_at: AwareDatetime | None = None
+    # Filled in by enrich: what the provider is asked to send.
+    subject: str | None = None
+    body: str | None = None
+
+    @property
+    def recipient_key(self) -> bytes:
+        """The key of the per-recipient topics, so one recipient's messages stay in order."""
+        return f"{self.tenant_id}:{self.recipient_id}".encode()
+
+
+class DeliveryEvent(Message):
+    """One status transition of one notification (delivery events topic, version 1)."""
+
+    v: Literal[1] = 1
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    notification_id: uuid.UUID
+    tenant_id: uuid.UUID
+    channel: Channel
+    recipient_id: str
+    status: Status
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    provider: str | None = None
+    provider_message_id: str | None = None
+    reason: str | None = None
+    attempt: int = 1
+
+    @classmethod
+    def about(cls, notification: Notification, status: Status, **details: Any) -> DeliveryEvent:
+        return cls(
+            notification_id=notification.id,
+            tenant_id=notification.tenant_id,
+            channel=notification.channel,
+            recipient_id=notification.recipient_id,
+            status=status,
+            **details,
+        )
+
+
+class DeadLetter(Message):
+    """A message the pipeline could not process, with why (dead-letter topics, version 1)."""
+
+    v: Literal[1] = 1
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    source_topic: str
+    reason: str
+    tenant_id: uuid.UUID | None = None
+    channel: Channel | None = None
+    # The original bytes, base64 in JSON, so a message that was not even JSON survives.
+    message_key: bytes | None = None
+    message: bytes
+    failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -1,0 +1,24 @@
+"""The notification lifecycle: every status and which transitions are allowed.
+
+A status only moves forward (the ranks below, mirrored by the SQL function
+``notification_status_rank``), so events that arrive twice or late never undo a
+later status. Final statuses never change.
+
+    pending ──> queued ──> processing ──> delivered | failed
+       │           └────────────────────> dropped | cancelled
+"""
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    PENDING = "pending"  # accepted by the HTTP API, not yet taken in by the pipeline
+    QUEUED = "queued"  # validated and persisted by intake, on its way to a channel
+    PROCESSING = "processing"  # handed to a channel provider
+    DELIVERED = "delivered"  # the provider accepted it
+    FAILED = "failed"  # the provider refused it, or every attempt failed
+    DROPPED = "dropped"  # the pipeline decided not to send it (reason recorded)
+    CANCELLED = "cancelled"  # cancelled by the tenant before it was sent
+
+
+FINAL_STATUSES = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED, Status.CANCELLED})

@@ -1,0 +1,62 @@
+"""aiohttp middlewares: request ids, and errors as envelopes rather than stack traces."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from notifyhub.web.responses import REQUEST_ID_KEY, ApiError, error
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# A client's X-Request-ID is echoed only when it is a sane token; anything else
+# (too long, control characters) is replaced so it cannot pollute logs or headers.
+_REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    given = request.headers.get("X-Request-ID", "")
+    request_id = given if _REQUEST_ID_PATTERN.match(given) else str(uuid.uuid4())
+    request[REQUEST_ID_KEY] = request_id
+    response = await handler(request)
+    response.headers["X-Request-ID"] = request_id
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error(request, exc)
+    except web.HTTPRequestEntityTooLarge:
+        return error(request, ApiError("PAYLOAD_TOO_LARGE", "request body is larger than 1 MB"))
+    except web.HTTPNotFound:
+        return error(request, ApiError("NOT_FOUND", f"no route for {request.path}"))
+    except web.HTTPMethodNotAllowed:
+        return error(
+            request,
+            ApiError("METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.path}"),
+        )
+    except web.HTTPException:
+        raise
+    except Exception:
+        logger.exception(
+            "unhandled error on %s %s (request %s)",
+            request.method,
+            request.path,
+            request.get(REQUEST_ID_KEY),
+        )
+        return error(request, ApiError("INTERNAL_ERROR", "internal error; quote the request id"))
+
+
+def middlewares() -> list[Callable]:
+    """In order: the request id first, so error envelopes carry it too."""
+    return [request_id_middleware, error_middleware]

@@ -1,0 +1,98 @@
+"""NotifyHub's JSON envelope: ``{success, data | error, meta: {request_id, ...}}``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
+REQUEST_ID_KEY = "request_id"
+
+# Error code → HTTP status, as in NotifyHub's contract.
+ERROR_STATUS = {
+    "VALIDATION_ERROR": 422,
+    "UNAUTHORIZED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "CONFLICT": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "RATE_LIMITED": 429,
+    "INTERNAL_ERROR": 500,
+    "SERVICE_UNAVAILABLE": 503,
+}
+
+
+class ApiError(Exception):
+    """An error that reaches the client as an envelope: what was wrong and what to do."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        details: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+    @property
+    def status(self) -> int:
+        return ERROR_STATUS[self.code]
+
+
+def _dumps(body: Any) -> str:
+    return json.dumps(to_jsonable_python(body), separators=(",", ":"))
+
+
+def _meta(request: web.Request, extra: dict[str, Any] | None) -> dict[str, Any]:
+    return {"request_id": request.get(REQUEST_ID_KEY), **(extra or {})}
+
+
+def ok(request: web.Request, data: Any, status: int = 200, **meta: Any) -> web.Response:
+    body = {"success": True, "data": data, "meta": _meta(request, meta)}
+    return web.Response(text=_dumps(body), status=status, content_type="application/json")
+
+
+def error(request: web.Request, exc: ApiError) -> web.Response:
+    problem: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.details:
+        problem["details"] = exc.details
+    body = {"success": False, "error": problem, "meta": _meta(request, None)}
+    return web.Response(
+        text=_dumps(body), status=exc.status, content_type="application/json", headers=exc.headers
+    )
+
+
+def validation_details(exc: ValidationError) -> dict[str, str]:
+    """Field path → problem, e.g. ``{"priority": "Input should be less than or equal to 10"}``."""
+    details: dict[str, str] = {}
+    for problem in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in problem["loc"]) or "body"
+        message = "unknown field" if problem["type"] == "extra_forbidden" else problem["msg"]
+        details.setdefault(field, message)
+    return details
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 422 that says what is wrong with it."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw else None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(
+            "VALIDATION_ERROR", "request body is not valid JSON", {"body": str(exc)}
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(
+            "VALIDATION_ERROR",
+            "request body must be a JSON object",
+            {"body": "expected a JSON object"},
+        )
+    return body
