@@ -1,0 +1,198 @@
+"""Fixtures: one real stack per session, workers as real processes, a tenant per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import asyncpg
+import pytest
+import redis.asyncio as redis
+from aiokafka import AIOKafkaProducer
+
+from notifyhub.db import tenants
+from notifyhub.db.migrate import migrate
+from tests.stack import Services, ServicesUnavailable, free_port, real_services
+
+T = TypeVar("T")
+
+# A worker is ready when its web server answers; Faust starts it after table recovery.
+WORKER_READY_TIMEOUT_SECONDS = 90
+WORKER_STOP_TIMEOUT_SECONDS = 30
+# How long a test waits for the pipeline to reach an expected state.
+PIPELINE_TIMEOUT_SECONDS = 20.0
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    try:
+        with real_services() as found:
+            yield found
+    except ServicesUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs real services: {exc}", pytrace=False)
+        pytest.skip(f"real services unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+async def database(services: Services) -> AsyncIterator[asyncpg.Pool]:
+    """The services' database, migrated, as a pool for assertions and set-up."""
+    await migrate(services.database_url)
+    pool = await asyncpg.create_pool(services.database_url, min_size=1, max_size=5)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def redis_client(services: Services) -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(services.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def kafka_producer(services: Services) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain Kafka client, as a producer outside NotifyHub would use."""
+    producer = AIOKafkaProducer(bootstrap_servers=services.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@dataclass
+class Worker:
+    """A ``notifyhub worker`` process of its own deployment (app id and topic prefix)."""
+
+    process: subprocess.Popen
+    base_url: str
+    topic_prefix: str
+    log_path: Path
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}.{name}"
+
+    @property
+    def sink_key(self) -> str:
+        return f"{self.topic_prefix}:sink"
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(WORKER_STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def worker_factory(
+    services: Services, database: asyncpg.Pool, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Worker]]:
+    """Start workers; each call is a new deployment unless ``deployment`` names an earlier one."""
+    started: list[Worker] = []
+
+    def start(deployment: str | None = None, **settings: str) -> Worker:
+        name = deployment or f"test-{uuid.uuid4().hex[:10]}"
+        port = free_port()
+        workdir = tmp_path_factory.mktemp(name)
+        env = {
+            **os.environ,
+            **services.environ(),
+            "NOTIFYHUB_APP_ID": name,
+            "NOTIFYHUB_TOPIC_PREFIX": name,
+            "NOTIFYHUB_WEB_PORT": str(port),
+            "NOTIFYHUB_DATA_DIR": str(workdir / "data"),
+            "NOTIFYHUB_SINK_CHANNELS": "all",
+            "NOTIFYHUB_TOPIC_PARTITIONS": "2",
+            "NOTIFYHUB_TABLE_STANDBY_REPLICAS": "0",
+            "NOTIFYHUB_BROKER_SESSION_TIMEOUT": "10",
+            **settings,
+        }
+        log_path = workdir / "worker.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "notifyhub.cli", "worker"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+            )
+        worker = Worker(process, f"http://127.0.0.1:{port}", name, log_path)
+        started.append(worker)
+        _wait_until_ready(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def _wait_until_ready(worker: Worker) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            pytest.fail(f"worker exited during start-up:\n{worker.log_tail()}", pytrace=False)
+        try:
+            with urllib.request.urlopen(f"{worker.base_url}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"worker not ready in {WORKER_READY_TIMEOUT_SECONDS}s:\n{worker.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def worker(worker_factory: Callable[..., Worker]) -> Worker:
+    """The session's shared worker; tests keep apart by using their own tenant."""
+    return worker_factory()
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: uuid.UUID
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key}
+
+
+@pytest.fixture
+async def tenant(database: asyncpg.Pool) -> Tenant:
+    row = await tenants.create_tenant(database, f"tenant-{uuid.uuid4().hex[:8]}")
+    _, raw_key = await tenants.create_api_key(database, row["id"], "test key")
+    return Tenant(row["id"], raw_key)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+        yield session
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], what: str, timeout: float = PIPELINE_TIMEOUT_SECONDS
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last seen: {last!r})")

@@ -1,0 +1,138 @@
+"""Where the test suite gets its real services, in this order:
+
+1. addresses from the environment (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, REDIS_URL, all three);
+2. testcontainers, when a Docker engine answers;
+3. the native stack (deployments/local/stack.sh) on free loopback ports in a fresh directory.
+
+When ``CI`` is set, a service that cannot be had fails the run; it is never skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STACK_SCRIPT = REPO / "deployments" / "local" / "stack.sh"
+# Generous: on a fresh machine `up` installs PostgreSQL/Redis and resolves Kafka's jars.
+STACK_UP_TIMEOUT_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class Services:
+    kafka_bootstrap_servers: str
+    database_url: str
+    redis_url: str
+    origin: str  # "environment", "testcontainers" or "native"
+
+    def environ(self) -> dict[str, str]:
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+        }
+
+
+class ServicesUnavailable(RuntimeError):
+    """No way to get a real Kafka, PostgreSQL and Redis worked; the message says why."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _from_environment() -> Services | None:
+    names = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
+    if not all(os.environ.get(name) for name in names):
+        return None
+    return Services(*(os.environ[name] for name in names), origin="environment")
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _testcontainers() -> Iterator[Services]:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+    from testcontainers.redis import RedisContainer
+
+    kafka = (
+        KafkaContainer("confluentinc/cp-kafka:7.9.0")
+        .with_kraft()
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+    )
+    postgres = PostgresContainer("postgres:16", driver=None)
+    redis = RedisContainer("redis:7")
+    with kafka, postgres, redis:
+        yield Services(
+            kafka.get_bootstrap_server(),
+            postgres.get_connection_url(),
+            f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0",
+            origin="testcontainers",
+        )
+
+
+@contextlib.contextmanager
+def _native_stack() -> Iterator[Services]:
+    # The postgres user must be able to reach its data directory, so not 0700.
+    stack_dir = Path(tempfile.mkdtemp(prefix="notifyhub-stack-"))
+    stack_dir.chmod(0o755)
+    env = {
+        **os.environ,
+        "NOTIFYHUB_STACK_DIR": str(stack_dir),
+        "NOTIFYHUB_KAFKA_PORT": str(free_port()),
+        "NOTIFYHUB_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "NOTIFYHUB_PG_PORT": str(free_port()),
+        "NOTIFYHUB_REDIS_PORT": str(free_port()),
+    }
+    try:
+        up = subprocess.run(
+            [str(STACK_SCRIPT), "up"], env=env, capture_output=True, text=True,
+            timeout=STACK_UP_TIMEOUT_SECONDS,
+        )
+        if up.returncode != 0:
+            raise ServicesUnavailable(f"native stack did not start:\n{up.stderr[-3000:]}")
+        printed = subprocess.run(
+            [str(STACK_SCRIPT), "env"], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        addresses = dict(line.split("=", 1) for line in printed.split())
+        yield Services(
+            addresses["KAFKA_BOOTSTRAP_SERVERS"], addresses["DATABASE_URL"],
+            addresses["REDIS_URL"], origin="native",
+        )
+    finally:
+        subprocess.run([str(STACK_SCRIPT), "down"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(stack_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def real_services() -> Iterator[Services]:
+    """The services for one test session, started (and stopped) here when needed."""
+    given = _from_environment()
+    if given is not None:
+        yield given
+    elif _docker_answers():
+        with _testcontainers() as services:
+            yield services
+    elif STACK_SCRIPT.exists():
+        with _native_stack() as services:
+            yield services
+    else:
+        raise ServicesUnavailable("no service addresses, no Docker engine and no native stack")
