@@ -62,9 +62,7 @@ class NotificationRequest(Message):
         if self.template_id is None and not isinstance(self.payload.get("body"), str):
             problems["payload.body"] = "a string is required when no template_id is given"
         if self.template_id is not None:
-            problems["template_id"] = (
-                "templates are not available yet; send subject/body in payload"
-            )
+            problems["template_id"] = "templates are not available yet; send subject/body in payload"
         if self.scheduled_at is not None and self.scheduled_at > now:
             problems["scheduled_at"] = "scheduling a future send is not available yet"
         return problems

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     # Channels whose sends go to the recording sink instead of a real provider.
     # The sink is never used silently: a channel is sunk only when named here.
     sink_channels: Annotated[frozenset[Channel], NoDecode] = Field(
-        default=frozenset(Channel), validation_alias="NOTIFYHUB_SINK_CHANNELS"
+        default=frozenset(), validation_alias="NOTIFYHUB_SINK_CHANNELS"
     )
     # Session timeout decides how fast a dead worker's partitions move; Kafka's
     # group.min.session.timeout.ms (6 s) is the floor.

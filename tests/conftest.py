@@ -126,7 +126,10 @@ def worker_factory(
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "notifyhub.cli", "worker"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
             )
         worker = Worker(process, f"http://127.0.0.1:{port}", name, log_path)
         started.append(worker)
@@ -185,14 +188,14 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], what: str, timeout: float = PIPELINE_TIMEOUT_SECONDS
+    probe: Callable[[], Awaitable[T]], what: str, within: float = PIPELINE_TIMEOUT_SECONDS
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``within`` s."""
+    deadline = asyncio.get_running_loop().time() + within
     last: Any = None
     while asyncio.get_running_loop().time() < deadline:
         last = await probe()
         if last:
             return last
         await asyncio.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what} (last seen: {last!r})")
+    pytest.fail(f"timed out after {within}s waiting for {what} (last seen: {last!r})")

@@ -104,7 +104,10 @@ def _native_stack() -> Iterator[Services]:
     }
     try:
         up = subprocess.run(
-            [str(STACK_SCRIPT), "up"], env=env, capture_output=True, text=True,
+            [str(STACK_SCRIPT), "up"],
+            env=env,
+            capture_output=True,
+            text=True,
             timeout=STACK_UP_TIMEOUT_SECONDS,
         )
         if up.returncode != 0:
@@ -114,8 +117,10 @@ def _native_stack() -> Iterator[Services]:
         ).stdout
         addresses = dict(line.split("=", 1) for line in printed.split())
         yield Services(
-            addresses["KAFKA_BOOTSTRAP_SERVERS"], addresses["DATABASE_URL"],
-            addresses["REDIS_URL"], origin="native",
+            addresses["KAFKA_BOOTSTRAP_SERVERS"],
+            addresses["DATABASE_URL"],
+            addresses["REDIS_URL"],
+            origin="native",
         )
     finally:
         subprocess.run([str(STACK_SCRIPT), "down"], env=env, capture_output=True, timeout=120)

@@ -50,9 +50,7 @@ def parse(raw: bytes | None, origin: str) -> IntakeMessage:
         raise Rejected(f"invalid intake message: {problems}") from None
     problems = message.unsupported_fields(datetime.now(UTC))
     if problems:
-        raise Rejected(
-            "invalid intake message: " + "; ".join(f"{k}: {v}" for k, v in problems.items())
-        )
+        raise Rejected("invalid intake message: " + "; ".join(f"{k}: {v}" for k, v in problems.items()))
     if message.id is None:
         message = message.model_copy(update={"id": uuid.uuid5(KAFKA_ORIGIN_NAMESPACE, origin)})
     return message

@@ -35,9 +35,7 @@ async def deliver(provider: Provider | None, notification: Notification) -> Deli
     try:
         result = await provider.send(notification)
     except ProviderError as exc:
-        return DeliveryEvent.about(
-            notification, Status.FAILED, provider=provider.name, reason=str(exc)
-        )
+        return DeliveryEvent.about(notification, Status.FAILED, provider=provider.name, reason=str(exc))
     return DeliveryEvent.about(
         notification,
         Status.DELIVERED,

@@ -73,9 +73,7 @@ async def _apply_pending(conn: asyncpg.Connection) -> list[str]:
     for migration in available_migrations():
         if migration.version in applied:
             if applied[migration.version] != migration.checksum:
-                raise MigrationChanged(
-                    f"migration {migration.version} was changed after it was applied"
-                )
+                raise MigrationChanged(f"migration {migration.version} was changed after it was applied")
             continue
         async with conn.transaction():
             await conn.execute(migration.sql)

@@ -98,10 +98,7 @@ async def apply_events(pool: asyncpg.Pool, events: Sequence[DeliveryEvent]) -> N
                   SET status = $3, status_reason = $4, updated_at = $5
                 WHERE id = $1 AND tenant_id = $2
                   AND notification_status_rank(status) < notification_status_rank($3)""",
-            [
-                (e.notification_id, e.tenant_id, e.status.value, e.reason, e.occurred_at)
-                for e in events
-            ],
+            [(e.notification_id, e.tenant_id, e.status.value, e.reason, e.occurred_at) for e in events],
         )
         await conn.executemany(
             """INSERT INTO delivery_log (event_id, notification_id, tenant_id, status, provider,

@@ -12,9 +12,7 @@ from notifyhub.settings import Settings
 __all__ = ["Provider", "ProviderError", "SendResult", "provider_for"]
 
 
-def provider_for(
-    channel: Channel, settings: Settings, redis_client: redis.Redis
-) -> Provider | None:
+def provider_for(channel: Channel, settings: Settings, redis_client: redis.Redis) -> Provider | None:
     """The provider configured for a channel, or None when the channel has none."""
     if channel in settings.sink_channels:
         return SinkProvider(channel, redis_client, settings.topic_prefix)

@@ -46,7 +46,5 @@ class SinkProvider:
         try:
             await self._client.rpush(self._key, json.dumps(record))
         except RedisError as exc:
-            raise ProviderError(
-                f"sink could not record the message: {exc}", temporary=True
-            ) from exc
+            raise ProviderError(f"sink could not record the message: {exc}", temporary=True) from exc
         return SendResult(provider_message_id)

@@ -37,9 +37,7 @@ def _parse_request(request: web.Request, body: dict) -> NotificationRequest:
     try:
         wanted = NotificationRequest.model_validate(body)
     except ValidationError as exc:
-        raise ApiError(
-            "VALIDATION_ERROR", "invalid notification", validation_details(exc)
-        ) from None
+        raise ApiError("VALIDATION_ERROR", "invalid notification", validation_details(exc)) from None
     problems = wanted.unsupported_fields(datetime.now(UTC))
     if problems:
         raise ApiError("VALIDATION_ERROR", "invalid notification", problems)
@@ -50,9 +48,7 @@ def _parse_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise ApiError(
-            "VALIDATION_ERROR", "invalid notification id", {"id": "not a UUID"}
-        ) from None
+        raise ApiError("VALIDATION_ERROR", "invalid notification id", {"id": "not a UUID"}) from None
 
 
 @app.page("/api/v1/notifications")
@@ -100,9 +96,7 @@ class NotificationView(View):
     async def get(self, request: web.Request, notification_id: str) -> web.Response:
         pool = await resources.db()
         tenant_id = await authenticate_tenant(request, pool)
-        row: asyncpg.Record | None = await notifications.get(
-            pool, tenant_id, _parse_id(notification_id)
-        )
+        row: asyncpg.Record | None = await notifications.get(pool, tenant_id, _parse_id(notification_id))
         if row is None:
             raise ApiError("NOT_FOUND", "notification not found")
         return ok(request, notifications.as_api_dict(row))

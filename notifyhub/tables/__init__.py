@@ -1,0 +1,1 @@
+"""Faust tables: their definitions and the logic that reads them."""
