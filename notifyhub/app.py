@@ -7,6 +7,8 @@ Topic names live under ``NOTIFYHUB_TOPIC_PREFIX``:
     {prefix}.enrich            accepted notifications, keyed by tenant:recipient
     {prefix}.send.{channel}    rendered notifications for one channel, keyed by tenant:recipient
     {prefix}.delivery-events   every status transition (DeliveryEvent), keyed by notification id
+    {prefix}.preference-updates  preference changes from the API (PreferenceUpdate), keyed by
+                               tenant:recipient like enrich, so the preferences table is local to it
 
 Every topic carries JSON bytes; the agents parse them themselves so that a message
 that is not even JSON reaches a dead-letter topic instead of crashing a stream.
@@ -75,6 +77,7 @@ dead_letter_topic = _topic("dead-letters")
 enrich_topic = _topic("enrich")
 send_topics = {channel: _topic(f"send.{channel}") for channel in Channel}
 delivery_events_topic = _topic("delivery-events")
+preference_updates_topic = _topic("preference-updates")
 
 
 async def publish(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:

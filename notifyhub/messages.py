@@ -57,15 +57,18 @@ class NotificationRequest(Message):
         Refusing them is better than accepting and quietly doing something else.
         """
         problems: dict[str, str] = {}
-        if self.channel in ADDRESSED_CHANNELS and not self.recipient_address:
-            problems["recipient_address"] = f"required for the {self.channel} channel"
         if self.template_id is None and not isinstance(self.payload.get("body"), str):
             problems["payload.body"] = "a string is required when no template_id is given"
-        if self.template_id is not None:
-            problems["template_id"] = "templates are not available yet; send subject/body in payload"
         if self.scheduled_at is not None and self.scheduled_at > now:
             problems["scheduled_at"] = "scheduling a future send is not available yet"
         return problems
+
+    @property
+    def needs_lookup(self) -> bool:
+        """Whether accepting it needs PostgreSQL: a template to find, or an address to look up."""
+        return self.template_id is not None or (
+            self.channel in ADDRESSED_CHANNELS and not self.recipient_address
+        )
 
 
 class IntakeMessage(NotificationRequest):
@@ -142,3 +145,34 @@ class DeadLetter(Message):
     message_key: bytes | None = None
     message: bytes
     failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class ChannelPreference(Message):
+    """A recipient's wishes for one channel, as the pipeline applies them."""
+
+    enabled: bool = True
+    quiet_hours_start: Annotated[str, StringConstraints(pattern=HHMM_PATTERN)] | None = None
+    quiet_hours_end: Annotated[str, StringConstraints(pattern=HHMM_PATTERN)] | None = None
+    frequency_cap: int | None = Field(default=None, ge=1)
+    frequency_window_minutes: int = Field(default=60, ge=1)
+    timezone: str = "UTC"
+
+
+class PreferenceUpdate(Message):
+    """A change to one recipient's preference for one channel (preference updates topic, v1).
+
+    ``preference`` is ``None`` when the preference was deleted (the defaults apply again).
+    """
+
+    v: Literal[1] = 1
+    tenant_id: uuid.UUID
+    user_id: str
+    channel: Channel
+    preference: ChannelPreference | None
+
+    @property
+    def recipient_key(self) -> bytes:
+        return f"{self.tenant_id}:{self.user_id}".encode()

@@ -55,6 +55,14 @@ class Settings(BaseSettings):
         default=1, ge=0, validation_alias="NOTIFYHUB_TABLE_STANDBY_REPLICAS"
     )
 
+    # Per API key, sliding window (NotifyHub's default: 100 requests a minute).
+    api_rate_limit: int = Field(default=100, ge=1, validation_alias="NOTIFYHUB_API_RATE_LIMIT")
+    api_rate_window_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="NOTIFYHUB_API_RATE_WINDOW_SECONDS"
+    )
+    # When Redis cannot answer: let requests through (true) or refuse them with 503 (false).
+    rate_limit_fail_open: bool = Field(default=True, validation_alias="NOTIFYHUB_RATE_LIMIT_FAIL_OPEN")
+
     @field_validator("sink_channels", mode="before")
     @classmethod
     def _split_channels(cls, value: object) -> object:

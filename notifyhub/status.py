@@ -22,3 +22,5 @@ class Status(StrEnum):
 
 
 FINAL_STATUSES = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED, Status.CANCELLED})
+# Statuses a tenant may still cancel: nothing has been handed to a provider yet.
+CANCELLABLE_STATUSES = frozenset({Status.PENDING, Status.QUEUED})

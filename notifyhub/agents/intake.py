@@ -26,6 +26,7 @@ from notifyhub.messages import (
     IntakeMessage,
     Notification,
 )
+from notifyhub.resolve import Unresolvable, resolve
 from notifyhub.status import Status
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,10 @@ async def accept(message: IntakeMessage) -> None:
         if not await tenants.tenant_exists(pool, message.tenant_id):
             raise Rejected(f"unknown tenant {message.tenant_id}")
         _known_tenants.add(message.tenant_id)
+    try:
+        message = await resolve(pool, message.tenant_id, message)
+    except Unresolvable as exc:
+        raise Rejected(f"invalid intake message: {exc}") from None
     stored = await notifications.insert(pool, message, Status.QUEUED)
     if stored is None and not await notifications.exists(pool, message.tenant_id, message.id):
         # Same tenant and idempotency key as an earlier notification with another id.

@@ -16,28 +16,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import asyncpg
-from aiokafka.errors import KafkaError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from notifyhub.app import dead_letter_topic, publish
 from notifyhub.messages import DeadLetter
+from notifyhub.outages import OUTAGES
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-OUTAGES: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    KafkaError,
-    RedisConnectionError,
-    RedisTimeoutError,
-)
 # Backoff while a dependency is down: quick at first, then at most every 5 s so a
 # returning service is noticed soon without hammering it.
 FIRST_RETRY_DELAY_SECONDS = 0.2

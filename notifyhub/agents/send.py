@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from notifyhub.agents.reliability import dead_letter, through_outages
 from notifyhub.app import app, delivery_events_topic, publish, resources, send_topics, settings
 from notifyhub.channels import Channel
+from notifyhub.db import notifications
 from notifyhub.messages import DeadLetter, DeliveryEvent, Notification
 from notifyhub.providers import Provider, ProviderError, provider_for
 from notifyhub.status import Status
@@ -44,6 +45,12 @@ async def deliver(provider: Provider | None, notification: Notification) -> Deli
     )
 
 
+async def _claim(notification: Notification) -> bool:
+    return await notifications.claim_for_sending(
+        await resources.db(), notification.id, notification.tenant_id
+    )
+
+
 def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, None]]:
     async def send(stream: faust.StreamT) -> None:
         provider = provider_for(channel, settings, resources.redis())
@@ -65,6 +72,14 @@ def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, N
                         message_key=event.key,
                         message=event.value or b"",
                     )
+                )
+                continue
+            # The claim is what makes cancel final and a redelivered message harmless: only
+            # a notification that is not final yet is handed to a provider.
+            claimed = await through_outages(lambda n=notification: _claim(n), f"claim {notification.id}")
+            if not claimed:
+                logger.info(
+                    "notification %s is final already (cancelled or sent); not sending", notification.id
                 )
                 continue
             outcome = await deliver(provider, notification)

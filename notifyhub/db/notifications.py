@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from notifyhub.messages import DeliveryEvent, IntakeMessage
-from notifyhub.status import Status
+from notifyhub.status import CANCELLABLE_STATUSES, FINAL_STATUSES, Status
 
 NOTIFICATION_COLUMNS = (
     "id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address, "
@@ -42,7 +42,7 @@ async def insert(
         message.channel.value,
         message.recipient_id,
         message.recipient_address,
-        message.template_id,
+        uuid.UUID(message.template_id) if message.template_id else None,
         json.dumps(message.payload),
         message.priority,
         status.value,
@@ -120,3 +120,61 @@ async def apply_events(pool: asyncpg.Pool, events: Sequence[DeliveryEvent]) -> N
                 for e in events
             ],
         )
+
+
+async def page(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    filters: dict[str, str | None],
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], int]:
+    """A tenant's notifications, newest first, with optional recipient/channel/status filters."""
+    where = (
+        "tenant_id = $1 AND ($2::text IS NULL OR recipient_id = $2) "
+        "AND ($3::text IS NULL OR channel = $3) AND ($4::text IS NULL OR status = $4)"
+    )
+    args = (tenant_id, filters.get("recipient_id"), filters.get("channel"), filters.get("status"))
+    rows = await pool.fetch(
+        f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE {where} "
+        "ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6",
+        *args,
+        limit,
+        offset,
+    )
+    total = await pool.fetchval(f"SELECT count(*) FROM notifications WHERE {where}", *args)
+    return rows, total
+
+
+async def cancel(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, notification_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """Mark a not-yet-sent notification cancelled; ``None`` when missing or past cancelling.
+
+    The send stage claims a notification before calling its provider (``claim_for_sending``),
+    so after this commits no provider is asked to send it, wherever the message is now.
+    """
+    return await pool.fetchrow(
+        f"""UPDATE notifications SET status = 'cancelled', status_reason = 'cancelled by the tenant',
+                   updated_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND status = ANY($3::text[])
+             RETURNING {NOTIFICATION_COLUMNS}""",
+        tenant_id,
+        notification_id,
+        [s.value for s in CANCELLABLE_STATUSES],
+    )
+
+
+async def claim_for_sending(pool: asyncpg.Pool, notification: uuid.UUID, tenant_id: uuid.UUID) -> bool:
+    """Atomically move a notification to ``processing`` unless it is final already.
+
+    False means: do not send. It was cancelled, or (a redelivered message) already sent.
+    """
+    status = await pool.execute(
+        """UPDATE notifications SET status = 'processing', updated_at = now()
+            WHERE id = $1 AND tenant_id = $2 AND NOT (status = ANY($3::text[]))""",
+        notification,
+        tenant_id,
+        [s.value for s in FINAL_STATUSES],
+    )
+    return status.endswith(" 1")

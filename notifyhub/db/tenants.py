@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from notifyhub.db import templates
+from notifyhub.rendering import starter_templates
+
 # 32 random bytes as 64 hex characters: NotifyHub's key format, which clients validate.
 API_KEY_BYTES = 32
 
@@ -29,12 +32,25 @@ class ApiKeyOwner:
 
 
 async def create_tenant(pool: asyncpg.Pool, name: str) -> asyncpg.Record:
-    return await pool.fetchrow(
-        "INSERT INTO tenants (id, name) VALUES ($1, $2) "
-        "RETURNING id, name, is_active, created_at, updated_at",
-        uuid.uuid4(),
-        name,
-    )
+    """Create a tenant with its own copies of the starter templates (which it may then edit)."""
+    async with pool.acquire() as conn, conn.transaction():
+        tenant = await conn.fetchrow(
+            "INSERT INTO tenants (id, name) VALUES ($1, $2) "
+            "RETURNING id, name, is_active, created_at, updated_at",
+            uuid.uuid4(),
+            name,
+        )
+        for starter in starter_templates():
+            await templates.create(
+                conn,
+                tenant["id"],
+                starter.name,
+                starter.channel,
+                starter.subject_template,
+                starter.body_template,
+                starter.metadata,
+            )
+        return tenant
 
 
 async def create_api_key(

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from notifyhub.outages import OUTAGES
 from notifyhub.web.responses import REQUEST_ID_KEY, ApiError, error
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     except web.HTTPException:
         raise
+    except OUTAGES as exc:
+        logger.warning(
+            "dependency unavailable on %s %s (request %s): %r",
+            request.method,
+            request.path,
+            request.get(REQUEST_ID_KEY),
+            exc,
+        )
+        return error(
+            request,
+            ApiError(
+                "SERVICE_UNAVAILABLE",
+                "a backing service is unavailable; retry later",
+                headers={"Retry-After": "5"},
+            ),
+        )
     except Exception:
         logger.exception(
             "unhandled error on %s %s (request %s)",

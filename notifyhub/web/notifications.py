@@ -1,4 +1,4 @@
-"""``/api/v1/notifications``: accept a notification, and read its status back."""
+"""``/api/v1/notifications``: send (one or in bulk), list, read and cancel notifications."""
 
 from __future__ import annotations
 
@@ -6,24 +6,38 @@ import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import asyncpg
 from aiohttp import web
 from faust.web import View
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from notifyhub.app import app, intake_topic, publish, resources
+from notifyhub.app import app, delivery_events_topic, intake_topic, publish, resources
+from notifyhub.channels import Channel
 from notifyhub.db import notifications
-from notifyhub.messages import IntakeMessage, NotificationRequest
+from notifyhub.messages import (
+    DeliveryEvent,
+    IntakeMessage,
+    Message,
+    Notification,
+    NotificationRequest,
+    RecipientId,
+    ShortText,
+)
+from notifyhub.outages import OUTAGES
+from notifyhub.resolve import Unresolvable, resolve
 from notifyhub.status import Status
-from notifyhub.web.auth import authenticate_tenant
+from notifyhub.web.auth import Caller, authenticate_tenant
+from notifyhub.web.inputs import page_of, parse_body, parse_uuid, parse_value
 from notifyhub.web.responses import ApiError, ok, read_json_object, validation_details
 
 logger = logging.getLogger(__name__)
 
-# How long a 202 may wait for Kafka to acknowledge the message before the request
+# How long a 202 may wait for Kafka to acknowledge the messages before the request
 # answers 503 instead; the client can retry with the same idempotency key.
 PUBLISH_TIMEOUT_SECONDS = 10.0
+MAX_BULK_RECIPIENTS = 1000
 
 
 def intake_key(message: IntakeMessage) -> bytes:
@@ -31,72 +45,210 @@ def intake_key(message: IntakeMessage) -> bytes:
     return f"{message.tenant_id}:{message.idempotency_key or message.id}".encode()
 
 
-def _parse_request(request: web.Request, body: dict) -> NotificationRequest:
-    if "idempotency_key" not in body and request.headers.get("Idempotency-Key"):
-        body["idempotency_key"] = request.headers["Idempotency-Key"]
-    try:
-        wanted = NotificationRequest.model_validate(body)
-    except ValidationError as exc:
-        raise ApiError("VALIDATION_ERROR", "invalid notification", validation_details(exc)) from None
+async def _publish_all(messages: list[IntakeMessage]) -> None:
+    """Produce every message and wait for Kafka's acknowledgement of all (acks=all)."""
+    pending = [await intake_topic.send(key=intake_key(m), value=m.to_bytes()) for m in messages]
+    await asyncio.wait_for(asyncio.gather(*pending), PUBLISH_TIMEOUT_SECONDS)
+
+
+def _unavailable() -> ApiError:
+    return ApiError(
+        "SERVICE_UNAVAILABLE", "the queue is unavailable; retry later", headers={"Retry-After": "5"}
+    )
+
+
+def _checked(wanted: NotificationRequest, prefix: str = "") -> NotificationRequest:
     problems = wanted.unsupported_fields(datetime.now(UTC))
     if problems:
-        raise ApiError("VALIDATION_ERROR", "invalid notification", problems)
+        raise ApiError(
+            "VALIDATION_ERROR", "invalid notification", {prefix + k: v for k, v in problems.items()}
+        )
     return wanted
 
 
-def _parse_id(raw: str) -> uuid.UUID:
+def _as_pending(message: IntakeMessage) -> dict[str, Any]:
+    """The notification as stored, for an answer given while PostgreSQL is unavailable."""
+    now = datetime.now(UTC)
+    body = message.model_dump(exclude={"v"})
+    return {
+        **body,
+        "status": Status.PENDING,
+        "status_reason": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _accept_one(caller: Caller, wanted: NotificationRequest) -> tuple[dict[str, Any], bool]:
+    """Store and enqueue one notification: (notification, newly created)."""
     try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise ApiError("VALIDATION_ERROR", "invalid notification id", {"id": "not a UUID"}) from None
+        pool = await resources.db()
+        wanted = await resolve(pool, caller.tenant_id, wanted)
+    except Unresolvable as exc:
+        raise ApiError("VALIDATION_ERROR", "invalid notification", exc.problems) from None
+    except OUTAGES:
+        if wanted.needs_lookup:
+            raise
+        pool = None
+    message = IntakeMessage(id=uuid.uuid4(), tenant_id=caller.tenant_id, **dict(wanted))
+
+    # Stored first, so that a GET right after the 202 finds it (read-your-writes); then
+    # Kafka's acknowledgement, so that the 202 means durable. With PostgreSQL down, Kafka
+    # alone makes it durable and intake stores it once PostgreSQL is back.
+    row = None
+    if pool is not None:
+        try:
+            row = await notifications.insert(pool, message, Status.PENDING)
+        except OUTAGES:
+            pool = None
+    if pool is not None and row is None:
+        existing = None
+        if message.idempotency_key:
+            existing = await notifications.get_by_idempotency_key(
+                pool, caller.tenant_id, message.idempotency_key
+            )
+        if existing is None:
+            raise ApiError("CONFLICT", "a notification with this id exists")
+        return notifications.as_api_dict(existing), False
+    try:
+        await _publish_all([message])
+    except Exception:
+        logger.exception(
+            "notification %s (tenant %s) refused: Kafka unavailable", message.id, caller.tenant_id
+        )
+        if row is not None:
+            await notifications.delete(pool, caller.tenant_id, message.id)
+        raise _unavailable() from None
+    return (notifications.as_api_dict(row) if row is not None else _as_pending(message)), True
+
+
+class BulkRecipient(Message):
+    recipient_id: RecipientId
+    recipient_address: ShortText | None = None
+    payload: dict[str, Any] | None = None
+
+
+class BulkRequest(Message):
+    type: ShortText | None = None
+    channel: Channel
+    template_id: ShortText | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(default=5, ge=1, le=10)
+    recipients: Annotated[list[BulkRecipient], Field(min_length=1, max_length=MAX_BULK_RECIPIENTS)]
+
+
+async def _accept_bulk(caller: Caller, bulk: BulkRequest) -> tuple[list[dict], list[str]]:
+    """Store and enqueue one notification per recipient; report each recipient's problem."""
+    pool = await resources.db()
+    errors: list[str] = []
+    messages: list[IntakeMessage] = []
+    base = bulk.model_dump(exclude={"recipients", "payload"})
+    for recipient in bulk.recipients:
+        fields = {
+            **base,
+            "recipient_id": recipient.recipient_id,
+            "recipient_address": recipient.recipient_address,
+            "payload": {**bulk.payload, **(recipient.payload or {})},
+        }
+        try:
+            wanted = NotificationRequest.model_validate(fields)
+            problems = wanted.unsupported_fields(datetime.now(UTC))
+            if problems:
+                raise Unresolvable(problems)
+            wanted = await resolve(pool, caller.tenant_id, wanted)
+        except ValidationError as exc:
+            details = validation_details(exc)
+            errors.append(
+                f"recipient {recipient.recipient_id}: "
+                + "; ".join(f"{k}: {v}" for k, v in details.items())
+            )
+            continue
+        except Unresolvable as exc:
+            errors.append(f"recipient {recipient.recipient_id}: {exc}")
+            continue
+        messages.append(IntakeMessage(id=uuid.uuid4(), tenant_id=caller.tenant_id, **dict(wanted)))
+
+    rows: list[asyncpg.Record] = []
+    if messages:
+        async with pool.acquire() as conn, conn.transaction():
+            for message in messages:
+                rows.append(await notifications.insert(conn, message, Status.PENDING))
+        try:
+            await _publish_all(messages)
+        except Exception:
+            logger.exception(
+                "bulk of %d (tenant %s) refused: Kafka unavailable", len(messages), caller.tenant_id
+            )
+            await pool.execute(
+                "DELETE FROM notifications WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+                caller.tenant_id,
+                [m.id for m in messages],
+            )
+            raise _unavailable() from None
+    return [notifications.as_api_dict(row) for row in rows], errors
+
+
+_LIST_FILTERS = ("recipient_id", "channel", "status")
 
 
 @app.page("/api/v1/notifications")
 class NotificationsView(View):
     async def post(self, request: web.Request) -> web.Response:
-        pool = await resources.db()
-        tenant_id = await authenticate_tenant(request, pool)
-        wanted = _parse_request(request, await read_json_object(request))
-        message = IntakeMessage(id=uuid.uuid4(), tenant_id=tenant_id, **dict(wanted))
+        caller = await authenticate_tenant(request)
+        body = await read_json_object(request)
+        if "idempotency_key" not in body and request.headers.get("Idempotency-Key"):
+            body["idempotency_key"] = request.headers["Idempotency-Key"]
+        wanted = _checked(parse_value(NotificationRequest, body, "notification"))
+        notification, _ = await _accept_one(caller, wanted)
+        return ok(request, notification, status=202)
 
-        # Persist first so that a GET right after the 202 finds it (read-your-writes),
-        # then wait for Kafka's acknowledgement so that the 202 means "durable".
-        row = await notifications.insert(pool, message, Status.PENDING)
-        if row is None and message.idempotency_key:
-            existing = await notifications.get_by_idempotency_key(
-                pool, tenant_id, message.idempotency_key
-            )
-            if existing is not None:
-                return ok(request, notifications.as_api_dict(existing), status=202)
-        if row is None:
-            raise ApiError("CONFLICT", "a notification with this id exists")
-        try:
-            await asyncio.wait_for(
-                publish(intake_topic, intake_key(message), message.to_bytes()),
-                PUBLISH_TIMEOUT_SECONDS,
-            )
-        except Exception:
-            logger.exception(
-                "notification %s for tenant %s not accepted: Kafka unavailable",
-                message.id,
-                tenant_id,
-            )
-            await notifications.delete(pool, tenant_id, message.id)
-            raise ApiError(
-                "SERVICE_UNAVAILABLE",
-                "the queue is unavailable; retry later",
-                None,
-                {"Retry-After": "5"},
-            ) from None
-        return ok(request, notifications.as_api_dict(row), status=202)
+    async def get(self, request: web.Request) -> web.Response:
+        caller = await authenticate_tenant(request)
+        page = page_of(request)
+        filters = {name: request.query.get(name) or None for name in _LIST_FILTERS}
+        problems = {}
+        if filters["channel"] and filters["channel"] not in set(Channel):
+            problems["channel"] = f"one of {', '.join(Channel)}"
+        if filters["status"] and filters["status"] not in set(Status):
+            problems["status"] = f"one of {', '.join(Status)}"
+        if problems:
+            raise ApiError("VALIDATION_ERROR", "invalid filter", problems)
+        rows, total = await notifications.page(
+            await resources.db(), caller.tenant_id, filters, page.per_page, page.offset
+        )
+        return ok(request, [notifications.as_api_dict(r) for r in rows], **page.meta(total))
+
+
+@app.page("/api/v1/notifications/bulk")
+class BulkNotificationsView(View):
+    async def post(self, request: web.Request) -> web.Response:
+        caller = await authenticate_tenant(request)
+        bulk = await parse_body(request, BulkRequest, "bulk request")
+        accepted, errors = await _accept_bulk(caller, bulk)
+        return ok(request, {"accepted": accepted, "errors": errors}, status=202)
 
 
 @app.page("/api/v1/notifications/{notification_id}")
 class NotificationView(View):
     async def get(self, request: web.Request, notification_id: str) -> web.Response:
-        pool = await resources.db()
-        tenant_id = await authenticate_tenant(request, pool)
-        row: asyncpg.Record | None = await notifications.get(pool, tenant_id, _parse_id(notification_id))
+        caller = await authenticate_tenant(request)
+        row = await notifications.get(
+            await resources.db(), caller.tenant_id, parse_uuid(notification_id)
+        )
         if row is None:
             raise ApiError("NOT_FOUND", "notification not found")
+        return ok(request, notifications.as_api_dict(row))
+
+    async def delete(self, request: web.Request, notification_id: str) -> web.Response:
+        caller = await authenticate_tenant(request)
+        row = await notifications.cancel(
+            await resources.db(), caller.tenant_id, parse_uuid(notification_id)
+        )
+        if row is None:
+            raise ApiError("NOT_FOUND", "notification not found or not cancellable")
+        cancelled = Notification.model_validate(
+            {k: row[k] for k in ("id", "tenant_id", "channel", "recipient_id")}
+        )
+        event = DeliveryEvent.about(cancelled, Status.CANCELLED, reason="cancelled by the tenant")
+        await publish(delivery_events_topic, str(row["id"]).encode(), event.to_bytes())
         return ok(request, notifications.as_api_dict(row))

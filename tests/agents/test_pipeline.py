@@ -120,6 +120,23 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_pipeline_k
                 "payload": {"body": "x"},
             }
         ).encode(),
+        "unknown template": json.dumps(
+            {
+                "tenant_id": str(tenant.id),
+                "channel": "email",
+                "recipient_id": marker,
+                "recipient_address": "a@example.com",
+                "template_id": f"no-such-template-{marker}",
+            }
+        ).encode(),
+        "no address": json.dumps(
+            {
+                "tenant_id": str(tenant.id),
+                "channel": "sms",
+                "recipient_id": f"no-profile-{marker}",
+                "payload": {"body": "x"},
+            }
+        ).encode(),
         "unknown field": json.dumps(
             {
                 "tenant_id": str(tenant.id),
@@ -171,6 +188,8 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_pipeline_k
     assert "channel" in reasons["wrong shape"]
     assert "unknown tenant" in reasons["unknown tenant"]
     assert "recipient: unknown field" in reasons["unknown field"]
+    assert "template_id: no active email template" in reasons["unknown template"]
+    assert "recipient_address: required for the sms channel" in reasons["no address"]
     assert letters[bad["unknown field"]].tenant_id == tenant.id
 
     async def persisted() -> list[asyncpg.Record]:

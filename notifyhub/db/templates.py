@@ -1,0 +1,170 @@
+"""Templates: per tenant, versioned, soft-deleted."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+from notifyhub.channels import Channel
+
+COLUMNS = (
+    "id, tenant_id, name, channel, subject_template, body_template, metadata, version, "
+    "is_active, created_at, updated_at"
+)
+
+
+def as_api_dict(row: asyncpg.Record) -> dict[str, Any]:
+    template = dict(row)
+    template["metadata"] = json.loads(template["metadata"])
+    return template
+
+
+async def create(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    tenant_id: uuid.UUID,
+    name: str,
+    channel: Channel,
+    subject_template: str | None,
+    body_template: str,
+    metadata: dict[str, Any],
+) -> asyncpg.Record | None:
+    """Create a template (version 1); ``None`` when the tenant has a live one of that name."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO templates (id, tenant_id, name, channel, subject_template, body_template,
+                metadata)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (tenant_id, channel, name) WHERE deleted_at IS NULL DO NOTHING
+            RETURNING {COLUMNS}""",
+        uuid.uuid4(),
+        tenant_id,
+        name,
+        channel.value,
+        subject_template,
+        body_template,
+        json.dumps(metadata),
+    )
+    if row is not None:
+        await _record_version(conn, row)
+    return row
+
+
+async def _record_version(conn: asyncpg.Pool | asyncpg.Connection, row: asyncpg.Record) -> None:
+    await conn.execute(
+        "INSERT INTO template_versions (template_id, version, subject_template, body_template, "
+        "metadata) VALUES ($1, $2, $3, $4, $5)",
+        row["id"],
+        row["version"],
+        row["subject_template"],
+        row["body_template"],
+        row["metadata"],
+    )
+
+
+async def get(pool: asyncpg.Pool, tenant_id: uuid.UUID, template_id: uuid.UUID) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        f"SELECT {COLUMNS} FROM templates WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
+        tenant_id,
+        template_id,
+    )
+
+
+async def find(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, channel: Channel, id_or_name: str
+) -> asyncpg.Record | None:
+    """A live, active template of the channel named by its id or by its name."""
+    try:
+        template_id: uuid.UUID | None = uuid.UUID(id_or_name)
+    except ValueError:
+        template_id = None
+    return await pool.fetchrow(
+        f"""SELECT {COLUMNS} FROM templates
+             WHERE tenant_id = $1 AND channel = $2 AND deleted_at IS NULL AND is_active
+               AND (id = $3 OR name = $4)""",
+        tenant_id,
+        channel.value,
+        template_id,
+        id_or_name,
+    )
+
+
+async def for_rendering(pool: asyncpg.Pool, template_id: uuid.UUID) -> asyncpg.Record | None:
+    """The template as the pipeline renders it; ``None`` once deleted or deactivated."""
+    return await pool.fetchrow(
+        "SELECT subject_template, body_template FROM templates "
+        "WHERE id = $1 AND deleted_at IS NULL AND is_active",
+        template_id,
+    )
+
+
+async def page(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, channel: Channel | None, limit: int, offset: int
+) -> tuple[list[asyncpg.Record], int]:
+    where = "tenant_id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR channel = $2)"
+    channel_value = channel.value if channel else None
+    rows = await pool.fetch(
+        f"SELECT {COLUMNS} FROM templates WHERE {where} ORDER BY created_at, id LIMIT $3 OFFSET $4",
+        tenant_id,
+        channel_value,
+        limit,
+        offset,
+    )
+    total = await pool.fetchval(
+        f"SELECT count(*) FROM templates WHERE {where}", tenant_id, channel_value
+    )
+    return rows, total
+
+
+async def update(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, template_id: uuid.UUID, changes: dict[str, Any]
+) -> asyncpg.Record | None:
+    """Apply a partial update and bump the version; ``None`` if the template is not live.
+
+    Raises ``asyncpg.UniqueViolationError`` when a rename collides with a live template.
+    """
+    allowed = ("name", "subject_template", "body_template", "metadata", "is_active")
+    assignments, values = [], []
+    for column in allowed:
+        if column in changes:
+            value = changes[column]
+            values.append(json.dumps(value) if column == "metadata" else value)
+            assignments.append(f"{column} = ${len(values) + 2}")
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"""UPDATE templates SET {
+                ", ".join([*assignments, "version = version + 1", "updated_at = now()"])
+            }
+                 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
+                 RETURNING {COLUMNS}""",
+            tenant_id,
+            template_id,
+            *values,
+        )
+        if row is not None:
+            await _record_version(conn, row)
+        return row
+
+
+async def soft_delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, template_id: uuid.UUID) -> bool:
+    status = await pool.execute(
+        "UPDATE templates SET deleted_at = now(), updated_at = now() "
+        "WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
+        tenant_id,
+        template_id,
+    )
+    return status.endswith(" 1")
+
+
+async def versions(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, template_id: uuid.UUID
+) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        """SELECT v.version, v.subject_template, v.body_template, v.metadata, v.created_at
+             FROM template_versions v JOIN templates t ON t.id = v.template_id
+            WHERE t.tenant_id = $1 AND t.id = $2 AND t.deleted_at IS NULL
+            ORDER BY v.version""",
+        tenant_id,
+        template_id,
+    )

@@ -1,0 +1,47 @@
+"""Completing a notification request from what the tenant has stored, for HTTP and Kafka alike:
+the template named by id or name, and an address from the recipient's profile."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from notifyhub.db import recipients, templates
+from notifyhub.messages import ADDRESSED_CHANNELS, NotificationRequest
+
+RequestT = NotificationRequest
+
+
+class Unresolvable(Exception):
+    """The request names something the tenant does not have; ``problems`` maps field → why."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{field}: {why}" for field, why in problems.items()))
+        self.problems = problems
+
+
+async def resolve(pool: asyncpg.Pool, tenant_id: uuid.UUID, request: RequestT) -> RequestT:
+    """The request with ``template_id`` as the template's id and ``recipient_address`` filled in."""
+    if not request.needs_lookup:
+        return request
+    changes: dict[str, str] = {}
+    problems: dict[str, str] = {}
+    if request.template_id is not None:
+        template = await templates.find(pool, tenant_id, request.channel, request.template_id)
+        if template is None:
+            problems["template_id"] = f"no active {request.channel} template has this id or name"
+        else:
+            changes["template_id"] = str(template["id"])
+    if request.channel in ADDRESSED_CHANNELS and not request.recipient_address:
+        address = await recipients.address_for(pool, tenant_id, request.recipient_id, request.channel)
+        if address:
+            changes["recipient_address"] = address
+        else:
+            problems["recipient_address"] = (
+                f"required for the {request.channel} channel: send it, or set it in the "
+                "recipient's profile (PUT /api/v1/users/{user_id})"
+            )
+    if problems:
+        raise Unresolvable(problems)
+    return request.model_copy(update=changes)

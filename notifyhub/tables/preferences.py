@@ -1,0 +1,48 @@
+"""The preferences table: each recipient's per-channel preferences, where enrich runs.
+
+Keyed by ``tenant:recipient`` with the same partitions as the enrich topic, so enrich
+reads the partition it is processing. PostgreSQL stays the system of record; this
+table is fed by the preference updates topic and rebuilt from its changelog on restart.
+"""
+
+from __future__ import annotations
+
+import json
+
+import faust
+
+from notifyhub.app import app, settings
+from notifyhub.channels import Channel
+from notifyhub.messages import ChannelPreference, PreferenceUpdate
+
+preferences_table = app.Table(
+    "preferences",
+    default=None,
+    schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
+    partitions=settings.topic_partitions,
+)
+
+
+def preference_for(recipient_key: bytes, channel: Channel) -> ChannelPreference:
+    """The recipient's preference for the channel (the defaults when they set none).
+
+    Call only while processing an event of a topic keyed and partitioned like this table.
+    """
+    stored = preferences_table.get(recipient_key)
+    if stored:
+        by_channel = json.loads(stored)
+        if channel.value in by_channel:
+            return ChannelPreference.model_validate(by_channel[channel.value])
+    return ChannelPreference()
+
+
+def apply_update(update: PreferenceUpdate) -> None:
+    """Record one update (call from the agent consuming the preference updates topic)."""
+    key = update.recipient_key
+    stored = preferences_table.get(key)
+    by_channel = json.loads(stored) if stored else {}
+    if update.preference is None:
+        by_channel.pop(update.channel.value, None)
+    else:
+        by_channel[update.channel.value] = update.preference.model_dump(mode="json")
+    preferences_table[key] = json.dumps(by_channel).encode()
