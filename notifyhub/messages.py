@@ -148,6 +148,9 @@ class DeadLetter(Message):
 
 
 HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+# Caps beyond these mean "no cap"; bounding them keeps them inside PostgreSQL's int.
+MAX_FREQUENCY_CAP = 1_000_000
+MAX_FREQUENCY_WINDOW_MINUTES = 366 * 24 * 60
 
 
 class ChannelPreference(Message):
@@ -156,8 +159,8 @@ class ChannelPreference(Message):
     enabled: bool = True
     quiet_hours_start: Annotated[str, StringConstraints(pattern=HHMM_PATTERN)] | None = None
     quiet_hours_end: Annotated[str, StringConstraints(pattern=HHMM_PATTERN)] | None = None
-    frequency_cap: int | None = Field(default=None, ge=1)
-    frequency_window_minutes: int = Field(default=60, ge=1)
+    frequency_cap: int | None = Field(default=None, ge=1, le=MAX_FREQUENCY_CAP)
+    frequency_window_minutes: int = Field(default=60, ge=1, le=MAX_FREQUENCY_WINDOW_MINUTES)
     timezone: str = "UTC"
 
 
@@ -171,7 +174,7 @@ class PreferenceUpdate(Message):
     tenant_id: uuid.UUID
     user_id: str
     channel: Channel
-    preference: ChannelPreference | None
+    preference: ChannelPreference | None = None
 
     @property
     def recipient_key(self) -> bytes:

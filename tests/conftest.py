@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -77,6 +78,11 @@ class Worker:
     base_url: str
     topic_prefix: str
     log_path: Path
+    admin_token: str
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"X-Admin-Token": self.admin_token}
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"
@@ -120,8 +126,13 @@ def worker_factory(
             "NOTIFYHUB_TOPIC_PARTITIONS": "2",
             "NOTIFYHUB_TABLE_STANDBY_REPLICAS": "0",
             "NOTIFYHUB_BROKER_SESSION_TIMEOUT": "10",
+            # Tests poll the API; the rate limit has its own tests with their own worker.
+            "NOTIFYHUB_API_RATE_LIMIT": "1000000",
             **settings,
         }
+        admin_token = settings.get("NOTIFYHUB_ADMIN_TOKEN", env.get("NOTIFYHUB_ADMIN_TOKEN", ""))
+        if not admin_token:
+            admin_token = env["NOTIFYHUB_ADMIN_TOKEN"] = f"admin-{uuid.uuid4().hex}"
         log_path = workdir / "worker.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
@@ -131,7 +142,7 @@ def worker_factory(
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
             )
-        worker = Worker(process, f"http://127.0.0.1:{port}", name, log_path)
+        worker = Worker(process, f"http://127.0.0.1:{port}", name, log_path, admin_token)
         started.append(worker)
         _wait_until_ready(worker)
         return worker
@@ -199,3 +210,10 @@ async def eventually(
             return last
         await asyncio.sleep(0.05)
     pytest.fail(f"timed out after {within}s waiting for {what} (last seen: {last!r})")
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+    """One HTTP request: its status and JSON body (None when it has none)."""
+    async with http.request(method, url, **kwargs) as response:
+        text = await response.text()
+        return response.status, (json.loads(text) if text else None)

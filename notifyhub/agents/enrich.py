@@ -17,7 +17,7 @@ import asyncpg
 import faust
 from pydantic import ValidationError
 
-from notifyhub.agents.reliability import dead_letter, through_outages
+from notifyhub.agents.reliability import dead_letter, guarded, through_outages
 from notifyhub.app import app, delivery_events_topic, enrich_topic, publish, resources, send_topics
 from notifyhub.db import templates
 from notifyhub.messages import DeadLetter, DeliveryEvent, Notification
@@ -110,4 +110,8 @@ async def enrich(stream: faust.StreamT) -> None:
                 )
             )
             continue
-        await through_outages(lambda n=notification: _route(n), f"enrich {notification.id}")
+        await guarded(
+            event,
+            lambda n=notification: through_outages(lambda: _route(n), f"enrich {n.id}"),
+            f"enrich of {notification.id}",
+        )

@@ -66,6 +66,13 @@ async def accept(message: IntakeMessage) -> None:
     try:
         message = await resolve(pool, message.tenant_id, message)
     except Unresolvable as exc:
+        if await notifications.exists(pool, message.tenant_id, message.id):
+            # Accepted by the API, then its template went away before intake saw it: the
+            # notification is known, so it fails with the reason rather than vanish into a DLQ.
+            known = Notification(**message.model_dump(exclude={"v"}))
+            event = DeliveryEvent.about(known, Status.FAILED, reason=str(exc))
+            await publish(delivery_events_topic, str(known.id).encode(), event.to_bytes())
+            return
         raise Rejected(f"invalid intake message: {exc}") from None
     stored = await notifications.insert(pool, message, Status.QUEUED)
     if stored is None and not await notifications.exists(pool, message.tenant_id, message.id):

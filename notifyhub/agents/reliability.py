@@ -16,6 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import faust
+
 from notifyhub.app import dead_letter_topic, publish
 from notifyhub.messages import DeadLetter
 from notifyhub.outages import OUTAGES
@@ -55,3 +57,21 @@ async def dead_letter(letter: DeadLetter) -> None:
         lambda: publish(dead_letter_topic, letter.message_key, letter.to_bytes()),
         f"dead letter {letter.id}",
     )
+
+
+async def guarded(event: faust.EventT, step: Callable[[], Awaitable[object]], what: str) -> None:
+    """Process one event: outages are waited out inside ``step``; anything else it raises
+    is a bug or a poison message, and the event goes to the dead-letter topic with the
+    reason instead of crashing the agent (which would skip it silently)."""
+    try:
+        await step()
+    except Exception as exc:
+        logger.exception("%s failed", what)
+        await dead_letter(
+            DeadLetter(
+                source_topic=event.message.topic,
+                reason=f"internal error in {what}: {exc!r}",
+                message_key=event.key,
+                message=event.value or b"",
+            )
+        )

@@ -14,7 +14,7 @@ from typing import Any
 import faust
 from pydantic import ValidationError
 
-from notifyhub.agents.reliability import dead_letter, through_outages
+from notifyhub.agents.reliability import dead_letter, guarded, through_outages
 from notifyhub.app import app, delivery_events_topic, publish, resources, send_topics, settings
 from notifyhub.channels import Channel
 from notifyhub.db import notifications
@@ -51,6 +51,21 @@ async def _claim(notification: Notification) -> bool:
     )
 
 
+async def _send_one(provider: Provider | None, notification: Notification) -> None:
+    # The claim is what makes cancel final and a redelivered message harmless: only a
+    # notification that is not final yet is handed to a provider.
+    if not await through_outages(lambda: _claim(notification), f"claim {notification.id}"):
+        logger.info("notification %s is final already (cancelled or sent); not sending", notification.id)
+        return
+    outcome = await deliver(provider, notification)
+    await through_outages(
+        lambda: publish(
+            delivery_events_topic, str(outcome.notification_id).encode(), outcome.to_bytes()
+        ),
+        f"delivery event for {notification.id}",
+    )
+
+
 def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, None]]:
     async def send(stream: faust.StreamT) -> None:
         provider = provider_for(channel, settings, resources.redis())
@@ -74,20 +89,10 @@ def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, N
                     )
                 )
                 continue
-            # The claim is what makes cancel final and a redelivered message harmless: only
-            # a notification that is not final yet is handed to a provider.
-            claimed = await through_outages(lambda n=notification: _claim(n), f"claim {notification.id}")
-            if not claimed:
-                logger.info(
-                    "notification %s is final already (cancelled or sent); not sending", notification.id
-                )
-                continue
-            outcome = await deliver(provider, notification)
-            await through_outages(
-                lambda o=outcome: publish(
-                    delivery_events_topic, str(o.notification_id).encode(), o.to_bytes()
-                ),
-                f"delivery event for {notification.id}",
+            await guarded(
+                event,
+                lambda n=notification: _send_one(provider, n),
+                f"send of {notification.id}",
             )
 
     send.__name__ = f"send_{channel}"

@@ -7,8 +7,6 @@ table is fed by the preference updates topic and rebuilt from its changelog on r
 
 from __future__ import annotations
 
-import json
-
 import faust
 
 from notifyhub.app import app, settings
@@ -28,21 +26,19 @@ def preference_for(recipient_key: bytes, channel: Channel) -> ChannelPreference:
 
     Call only while processing an event of a topic keyed and partitioned like this table.
     """
-    stored = preferences_table.get(recipient_key)
-    if stored:
-        by_channel = json.loads(stored)
-        if channel.value in by_channel:
-            return ChannelPreference.model_validate(by_channel[channel.value])
+    by_channel = preferences_table.get(recipient_key) or {}
+    if channel.value in by_channel:
+        return ChannelPreference.model_validate(by_channel[channel.value])
     return ChannelPreference()
 
 
 def apply_update(update: PreferenceUpdate) -> None:
     """Record one update (call from the agent consuming the preference updates topic)."""
     key = update.recipient_key
-    stored = preferences_table.get(key)
-    by_channel = json.loads(stored) if stored else {}
+    # A copy, re-assigned: Faust writes the changelog only on assignment.
+    by_channel = dict(preferences_table.get(key) or {})
     if update.preference is None:
         by_channel.pop(update.channel.value, None)
     else:
         by_channel[update.channel.value] = update.preference.model_dump(mode="json")
-    preferences_table[key] = json.dumps(by_channel).encode()
+    preferences_table[key] = by_channel

@@ -57,11 +57,23 @@ class LiveView(View):
         return web.json_response({"status": "ok"})
 
 
+_first_rebalance_done = False
+
+
+@app.on_rebalance_complete.connect
+async def _note_rebalance_complete(sender: object, **kwargs: object) -> None:
+    global _first_rebalance_done
+    _first_rebalance_done = True
+
+
 @app.page("/readyz")
 class ReadyView(View):
-    """Faust starts the web server only after table recovery; a rebalance makes it unready."""
+    """Ready once the worker has joined its group (its topics exist, partitions are assigned
+    and tables recovered) and while it is not rebalancing."""
 
     async def get(self, request: web.Request) -> web.Response:
+        if not _first_rebalance_done:
+            return web.json_response({"status": "starting"}, status=503)
         if app.rebalancing:
             return web.json_response({"status": "rebalancing"}, status=503)
         return web.json_response({"status": "ready"})

@@ -16,6 +16,8 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 DEFAULT_PER_PAGE = 20
 # NotifyHub let clients ask for any page size; a cap keeps one request from reading a table.
 MAX_PER_PAGE = 100
+# Deeper pages than this are refused: OFFSET would scan millions of rows (and overflow).
+MAX_PAGE = 100_000
 
 
 async def parse_body(request: web.Request, model: type[ModelT], what: str) -> ModelT:
@@ -50,7 +52,7 @@ class Page:
         return {"page": self.page, "per_page": self.per_page, "total": total}
 
 
-def _positive_int(request: web.Request, name: str, default: int) -> int:
+def _positive_int(request: web.Request, name: str, default: int, maximum: int | None = None) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
@@ -60,12 +62,14 @@ def _positive_int(request: web.Request, name: str, default: int) -> int:
         value = 0
     if value < 1:
         raise ApiError("VALIDATION_ERROR", f"invalid {name}", {name: "must be a positive integer"})
+    if maximum is not None and value > maximum:
+        raise ApiError("VALIDATION_ERROR", f"invalid {name}", {name: f"at most {maximum}"})
     return value
 
 
 def page_of(request: web.Request) -> Page:
     """``page`` (from 1) and ``per_page`` (capped at 100) from the query string."""
     return Page(
-        page=_positive_int(request, "page", 1),
+        page=_positive_int(request, "page", 1, MAX_PAGE),
         per_page=min(_positive_int(request, "per_page", DEFAULT_PER_PAGE), MAX_PER_PAGE),
     )

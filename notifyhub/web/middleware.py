@@ -10,7 +10,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from notifyhub.outages import OUTAGES
-from notifyhub.web.responses import REQUEST_ID_KEY, ApiError, error
+from notifyhub.web.responses import (
+    REQUEST_ID_KEY,
+    UNSTORABLE_TEXT,
+    ApiError,
+    error,
+    is_storable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +40,10 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        if not is_storable(request.path) or not all(
+            is_storable(k) and is_storable(v) for k, v in request.query.items()
+        ):
+            raise ApiError("VALIDATION_ERROR", "invalid URL", {"url": UNSTORABLE_TEXT})
         return await handler(request)
     except ApiError as exc:
         return error(request, exc)

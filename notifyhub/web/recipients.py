@@ -12,7 +12,14 @@ from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 from notifyhub.app import app, preference_updates_topic, publish, resources
 from notifyhub.channels import Channel
 from notifyhub.db import recipients
-from notifyhub.messages import HHMM_PATTERN, ChannelPreference, Message, PreferenceUpdate
+from notifyhub.messages import (
+    HHMM_PATTERN,
+    MAX_FREQUENCY_CAP,
+    MAX_FREQUENCY_WINDOW_MINUTES,
+    ChannelPreference,
+    Message,
+    PreferenceUpdate,
+)
 from notifyhub.web.auth import authenticate_tenant
 from notifyhub.web.inputs import parse_body
 from notifyhub.web.responses import ApiError, ok
@@ -36,8 +43,8 @@ class PreferencePut(Message):
     enabled: bool = True  # omitted means enabled: NotifyHub's zero value turned channels off
     quiet_hours_start: ClockTime | None = None
     quiet_hours_end: ClockTime | None = None
-    frequency_cap: int | None = Field(default=None, ge=1)
-    frequency_window_minutes: int = Field(default=60, ge=1)
+    frequency_cap: int | None = Field(default=None, ge=1, le=MAX_FREQUENCY_CAP)
+    frequency_window_minutes: int = Field(default=60, ge=1, le=MAX_FREQUENCY_WINDOW_MINUTES)
     timezone: Timezone = "UTC"
 
 

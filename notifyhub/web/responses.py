@@ -95,4 +95,44 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             "request body must be a JSON object",
             {"body": "expected a JSON object"},
         )
+    field = _unstorable_string_at(body)
+    if field is not None:
+        raise ApiError(
+            "VALIDATION_ERROR",
+            "request body has a string that cannot be stored",
+            {field: UNSTORABLE_TEXT},
+        )
     return body
+
+
+UNSTORABLE_TEXT = "text may not contain NUL characters or unpaired surrogates"
+
+
+def is_storable(text: str) -> bool:
+    """PostgreSQL text cannot hold NUL, and UTF-8 cannot encode a lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable_string_at(value: Any, path: str = "body") -> str | None:
+    """The path of the first string (key or value) in a JSON document PostgreSQL cannot store."""
+    if isinstance(value, str):
+        return None if is_storable(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not is_storable(key):
+                return path
+            found = _unstorable_string_at(item, key if path == "body" else f"{path}.{key}")
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable_string_at(item, f"{path}.{index}")
+            if found is not None:
+                return found
+    return None

@@ -40,6 +40,10 @@ class TemplateUpdate(Message):
     is_active: bool | None = None
 
 
+# Fields an update may leave out but may not set to null (only the subject is optional).
+NOT_NULLABLE = ("name", "body_template", "metadata", "is_active")
+
+
 class PreviewRequest(Message):
     payload: dict[str, Any] = Field(default_factory=dict)
 
@@ -110,8 +114,13 @@ class TemplateView(View):
     async def put(self, request: web.Request, template_id: str) -> web.Response:
         caller, row = await _live(request, template_id)
         changes = (await parse_body(request, TemplateUpdate, "template")).model_dump(exclude_unset=True)
-        if "body_template" in changes and changes["body_template"] is None:
-            raise ApiError("VALIDATION_ERROR", "invalid template", {"body_template": "cannot be null"})
+        nulls = {
+            field: "cannot be null"
+            for field in NOT_NULLABLE
+            if field in changes and changes[field] is None
+        }
+        if nulls:
+            raise ApiError("VALIDATION_ERROR", "invalid template", nulls)
         _check_syntax(
             changes.get("subject_template", row["subject_template"]),
             changes.get("body_template", row["body_template"]),

@@ -1,5 +1,5 @@
 """Importing this module registers every HTTP route on the Faust app."""
 
-from notifyhub.web import admin, health, notifications, recipients, templates
+from notifyhub.web import admin, health, notifications, openapi, recipients, templates
 
-__all__ = ["admin", "health", "notifications", "recipients", "templates"]
+__all__ = ["admin", "health", "notifications", "openapi", "recipients", "templates"]

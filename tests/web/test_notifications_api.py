@@ -164,3 +164,33 @@ async def test_health_reports_each_dependency(worker: Worker, http: aiohttp.Clie
             "status": "ok",
             "checks": {"postgres": "ok", "redis": "ok", "kafka": "ok"},
         }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/internal/tenants", {"name": "a\u0000b"}, "name"),
+        (
+            "POST",
+            "/api/v1/notifications",
+            {**VALID, "payload": {"body": "x", "k": "\u0000"}},
+            "payload.k",
+        ),
+        ("GET", "/api/v1/users/a%00b", None, "url"),
+        ("GET", "/api/v1/notifications?page=100000000000000000000000", None, "page"),
+        ("PUT", "/api/v1/users/u/preferences/sms", {"frequency_cap": 2**31}, "frequency_cap"),
+    ],
+)
+async def test_values_postgresql_cannot_store_are_a_422_not_a_500(
+    worker: Worker,
+    http: aiohttp.ClientSession,
+    tenant: Tenant,
+    method: str,
+    path: str,
+    body: Any,
+    field: str,
+) -> None:
+    headers = {**tenant.headers, **worker.admin_headers}
+    async with http.request(method, worker.base_url + path, json=body, headers=headers) as response:
+        assert response.status == 422
+        assert field in (await response.json())["error"]["details"]

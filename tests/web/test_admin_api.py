@@ -1,0 +1,120 @@
+"""``/internal/*``: tenants and API keys, behind the admin token."""
+
+from __future__ import annotations
+
+import uuid
+
+import aiohttp
+import asyncpg
+import pytest
+
+from notifyhub.db.tenants import hash_api_key
+from tests.conftest import Worker, call
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-Admin-Token": "wrong"}, 403)])
+async def test_admin_routes_need_the_admin_token(
+    worker: Worker, http: aiohttp.ClientSession, headers: dict, status: int
+) -> None:
+    got, body = await call(
+        http, "POST", f"{worker.base_url}/internal/tenants", json={"name": "x"}, headers=headers
+    )
+    assert got == status
+    assert body["error"]["code"] == ("UNAUTHORIZED" if status == 401 else "FORBIDDEN")
+
+
+async def test_a_new_tenant_and_key_can_send_and_only_the_hash_is_stored(
+    worker: Worker, http: aiohttp.ClientSession, database: asyncpg.Pool
+) -> None:
+    status, tenant = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/internal/tenants",
+        json={"name": "Acme"},
+        headers=worker.admin_headers,
+    )
+    assert status == 201
+    assert tenant["data"]["name"] == "Acme"
+    tenant_id = tenant["data"]["id"]
+
+    status, key = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/internal/tenants/{tenant_id}/api-keys",
+        json={"name": "backend"},
+        headers=worker.admin_headers,
+    )
+    assert status == 201
+    raw_key = key["data"]["api_key"]
+    assert len(raw_key) == 64 and int(raw_key, 16) >= 0
+    stored = await database.fetchval(
+        "SELECT key_hash FROM api_keys WHERE id = $1", uuid.UUID(key["data"]["id"])
+    )
+    assert stored == hash_api_key(raw_key) != raw_key
+
+    status, _ = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/api/v1/notifications",
+        json={"channel": "inapp", "recipient_id": "u", "payload": {"body": "hi"}},
+        headers={"X-API-Key": raw_key},
+    )
+    assert status == 202
+
+
+async def test_a_new_tenant_gets_the_starter_templates(
+    worker: Worker, http: aiohttp.ClientSession
+) -> None:
+    _, tenant = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/internal/tenants",
+        json={"name": "Starter"},
+        headers=worker.admin_headers,
+    )
+    _, key = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/internal/tenants/{tenant['data']['id']}/api-keys",
+        json={"name": "k"},
+        headers=worker.admin_headers,
+    )
+    status, listed = await call(
+        http,
+        "GET",
+        f"{worker.base_url}/api/v1/templates?per_page=100",
+        headers={"X-API-Key": key["data"]["api_key"]},
+    )
+    assert status == 200
+    names = {(t["channel"], t["name"]) for t in listed["data"]}
+    assert {
+        ("email", "welcome"),
+        ("email", "password_reset"),
+        ("email", "alert"),
+        ("sms", "otp"),
+        ("sms", "alert"),
+        ("push", "default"),
+        ("inapp", "default"),
+    } <= names
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("/internal/tenants", {"name": ""}, 422, "name"),
+        ("/internal/tenants", {"name": "x", "plan": "gold"}, 422, "plan"),
+        (f"/internal/tenants/{uuid.uuid4()}/api-keys", {"name": "k"}, 404, None),
+        ("/internal/tenants/not-a-uuid/api-keys", {"name": "k"}, 422, "tenant_id"),
+    ],
+)
+async def test_admin_input_errors(
+    worker: Worker, http: aiohttp.ClientSession, path: str, body: dict, status: int, field: str | None
+) -> None:
+    got, answer = await call(
+        http, "POST", worker.base_url + path, json=body, headers=worker.admin_headers
+    )
+    assert got == status
+    if field:
+        assert field in answer["error"]["details"]

@@ -1,0 +1,209 @@
+"""``/api/v1/templates``: CRUD, versions, soft delete, per-tenant names, preview."""
+
+from __future__ import annotations
+
+import aiohttp
+import asyncpg
+import pytest
+
+from notifyhub.db import tenants
+from tests.conftest import Tenant, Worker, call
+
+pytestmark = pytest.mark.stack
+
+ORDER_SHIPPED = {
+    "name": "order_shipped",
+    "channel": "email",
+    "subject_template": "Order {{ order }} shipped",
+    "body_template": "<p>Hi {{ name }}, order {{ order }} is on its way.</p>",
+    "metadata": {"team": "fulfilment"},
+}
+
+
+async def create(http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, **overrides) -> dict:
+    status, body = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/api/v1/templates",
+        json={**ORDER_SHIPPED, **overrides},
+        headers=tenant.headers,
+    )
+    assert status == 201, body
+    return body["data"]
+
+
+async def test_create_read_update_and_versions(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    created = await create(http, worker, tenant)
+    assert created["version"] == 1 and created["is_active"] is True
+    assert created["metadata"] == {"team": "fulfilment"}
+    url = f"{worker.base_url}/api/v1/templates/{created['id']}"
+
+    status, updated = await call(
+        http, "PUT", url, json={"subject_template": "Shipped: {{ order }}"}, headers=tenant.headers
+    )
+    assert status == 200
+    assert updated["data"]["version"] == 2
+    assert updated["data"]["subject_template"] == "Shipped: {{ order }}"
+    assert updated["data"]["body_template"] == ORDER_SHIPPED["body_template"]
+
+    status, versions = await call(http, "GET", f"{url}/versions", headers=tenant.headers)
+    assert status == 200
+    assert [(v["version"], v["subject_template"]) for v in versions["data"]] == [
+        (1, "Order {{ order }} shipped"),
+        (2, "Shipped: {{ order }}"),
+    ]
+
+    status, fetched = await call(http, "GET", url, headers=tenant.headers)
+    assert status == 200 and fetched["data"]["version"] == 2
+
+
+async def test_names_are_unique_per_tenant_and_channel_only(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, database: asyncpg.Pool
+) -> None:
+    await create(http, worker, tenant)
+    status, body = await call(
+        http, "POST", f"{worker.base_url}/api/v1/templates", json=ORDER_SHIPPED, headers=tenant.headers
+    )
+    assert status == 409 and body["error"]["code"] == "CONFLICT"
+    await create(http, worker, tenant, channel="sms", body_template="Order {{ order }} shipped")
+
+    other = await tenants.create_tenant(database, "other")
+    _, other_key = await tenants.create_api_key(database, other["id"], "k")
+    await create(http, worker, Tenant(other["id"], other_key))
+
+
+async def test_a_deleted_template_is_gone_and_its_name_free_again(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    created = await create(http, worker, tenant)
+    url = f"{worker.base_url}/api/v1/templates/{created['id']}"
+    status, _ = await call(http, "DELETE", url, headers=tenant.headers)
+    assert status == 204
+    assert (await call(http, "GET", url, headers=tenant.headers))[0] == 404
+    assert (await call(http, "DELETE", url, headers=tenant.headers))[0] == 404
+    status, _ = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/api/v1/notifications",
+        json={
+            "channel": "email",
+            "recipient_id": "u",
+            "recipient_address": "u@example.com",
+            "template_id": created["id"],
+            "payload": {"name": "x", "order": 1},
+        },
+        headers=tenant.headers,
+    )
+    assert status == 422
+    await create(http, worker, tenant)
+
+
+async def test_list_filters_by_channel_and_pages(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    status, body = await call(
+        http, "GET", f"{worker.base_url}/api/v1/templates?channel=sms&per_page=1", headers=tenant.headers
+    )
+    assert status == 200
+    assert body["meta"]["total"] == 2  # the starter sms templates: otp and alert
+    assert body["meta"]["per_page"] == 1 and len(body["data"]) == 1
+    assert body["data"][0]["channel"] == "sms"
+
+
+async def test_preview_renders_escapes_html_and_refuses_undefined_variables(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    created = await create(http, worker, tenant)
+    url = f"{worker.base_url}/api/v1/templates/{created['id']}/preview"
+    status, body = await call(
+        http, "POST", url, json={"payload": {"name": "<b>Ada</b>", "order": 7}}, headers=tenant.headers
+    )
+    assert status == 200
+    assert body["data"] == {
+        "subject": "Order 7 shipped",
+        "body": "<p>Hi &lt;b&gt;Ada&lt;/b&gt;, order 7 is on its way.</p>",
+    }
+    status, body = await call(http, "POST", url, json={"payload": {"order": 7}}, headers=tenant.headers)
+    assert status == 422
+    assert "name" in body["error"]["details"]["body"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"body_template": "{{ unclosed"}, "body_template"),
+        ({"subject_template": "{% if %}"}, "subject_template"),
+        ({"channel": "fax"}, "channel"),
+        ({"name": ""}, "name"),
+        ({"owner": "me"}, "owner"),
+    ],
+)
+async def test_invalid_templates_are_a_422_naming_the_field(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, overrides: dict, field: str
+) -> None:
+    status, body = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/api/v1/templates",
+        json={**ORDER_SHIPPED, **overrides},
+        headers=tenant.headers,
+    )
+    assert status == 422
+    assert field in body["error"]["details"]
+
+
+async def test_a_sandbox_escape_does_not_render(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    created = await create(
+        http,
+        worker,
+        tenant,
+        name="evil",
+        subject_template=None,
+        body_template="{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    )
+    status, body = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/api/v1/templates/{created['id']}/preview",
+        json={"payload": {}},
+        headers=tenant.headers,
+    )
+    assert status == 422
+    assert "not allowed" in body["error"]["details"]["body"], body
+
+
+async def test_another_tenants_template_is_not_found(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, database: asyncpg.Pool
+) -> None:
+    created = await create(http, worker, tenant)
+    other = await tenants.create_tenant(database, "other")
+    _, other_key = await tenants.create_api_key(database, other["id"], "k")
+    for method in ("GET", "PUT", "DELETE"):
+        status, _ = await call(
+            http,
+            method,
+            f"{worker.base_url}/api/v1/templates/{created['id']}",
+            json={} if method == "PUT" else None,
+            headers={"X-API-Key": other_key},
+        )
+        assert status == 404, method
+
+
+@pytest.mark.parametrize("field", ["name", "body_template", "metadata", "is_active"])
+async def test_an_update_may_not_null_a_required_field(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, field: str
+) -> None:
+    created = await create(http, worker, tenant)
+    status, body = await call(
+        http,
+        "PUT",
+        f"{worker.base_url}/api/v1/templates/{created['id']}",
+        json={field: None},
+        headers=tenant.headers,
+    )
+    assert status == 422
+    assert body["error"]["details"] == {field: "cannot be null"}
