@@ -1,4 +1,4 @@
-"""``/health``, ``/livez`` and ``/readyz``: unauthenticated, for load balancers and probes."""
+"""``/health``, ``/livez``, ``/readyz`` and ``/metrics``: unauthenticated, for probes and scrapers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 
 from aiohttp import web
 from faust.web import View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from notifyhub.app import app, resources
 
@@ -77,3 +78,11 @@ class ReadyView(View):
         if app.rebalancing:
             return web.json_response({"status": "rebalancing"}, status=503)
         return web.json_response({"status": "ready"})
+
+
+@app.page("/metrics")
+class MetricsView(View):
+    """Prometheus metrics of this worker (unauthenticated, like NotifyHub's)."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

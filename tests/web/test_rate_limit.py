@@ -45,3 +45,21 @@ async def test_unauthenticated_routes_are_not_limited(
 ) -> None:
     for _ in range(LIMIT * 3):
         assert (await call(http, "GET", f"{limited_worker.base_url}/livez"))[0] == 200
+
+
+async def test_decisions_are_counted_in_the_metrics(
+    limited_worker: Worker, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    url = f"{limited_worker.base_url}/api/v1/notifications?per_page=1"
+    for _ in range(LIMIT + 1):
+        await call(http, "GET", url, headers=tenant.headers)
+    async with http.get(f"{limited_worker.base_url}/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    counts = {
+        line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("notifyhub_ratelimit_decisions_total{")
+    }
+    assert counts['decision="limited",scope="api_key"'] >= 1
+    assert counts['decision="allowed",scope="api_key"'] >= LIMIT
