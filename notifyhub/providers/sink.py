@@ -8,6 +8,7 @@ It is used for a channel only when ``NOTIFYHUB_SINK_CHANNELS`` names that channe
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import redis.asyncio as redis
@@ -42,6 +43,8 @@ class SinkProvider:
             "recipient_address": notification.recipient_address,
             "subject": notification.subject,
             "body": notification.body,
+            # Wall-clock time of the send, for latency measurements (seconds since the epoch).
+            "recorded_at": time.time(),
         }
         try:
             await self._client.rpush(self._key, json.dumps(record))
