@@ -1,20 +1,32 @@
 """The Faust app, its settings and its topics: defined once here, imported everywhere.
 
-Topic names live under ``NOTIFYHUB_TOPIC_PREFIX``:
+Topic names live under ``NOTIFYHUB_TOPIC_PREFIX``. Stages with a ``.priority`` twin
+have two lanes: notifications with ``priority >= NOTIFYHUB_PRIORITY_THRESHOLD`` take the
+priority lane, which its own agent consumes, so they never wait behind a normal backlog.
 
-    {prefix}.intake            notification requests (public contract: IntakeMessage)
-    {prefix}.dead-letters      messages a stage could not process, with the reason (DeadLetter)
-    {prefix}.enrich            accepted notifications, keyed by tenant:recipient
-    {prefix}.send.{channel}    rendered notifications for one channel, keyed by tenant:recipient
-    {prefix}.delivery-events   every status transition (DeliveryEvent), keyed by notification id
-    {prefix}.preference-updates  preference changes from the API (PreferenceUpdate), keyed by
-                               tenant:recipient like enrich, so the preferences table is local to it
+    {prefix}.intake[.priority]        requests from any Kafka producer (public contract: IntakeMessage)
+    {prefix}.accepted[.priority]      validated requests, keyed tenant:idempotency-key (or tenant:id),
+                                      so the idempotency table is local to the stage that checks it
+    {prefix}.enrich[.priority]        accepted notifications, keyed tenant:recipient
+    {prefix}.send.{channel}[.priority]  rendered notifications for one channel, keyed tenant:recipient
+    {prefix}.held                     notifications held until a time (scheduled, quiet hours), and
+                                      the ticks that release them; keyed tenant:recipient
+    {prefix}.delivery-events          every status transition (DeliveryEvent), keyed by notification id
+    {prefix}.dead-letters             messages a stage could not process, with the reason (DeadLetter)
+    {prefix}.preference-updates       preference changes from the API, keyed tenant:recipient
 
+Every topic with the same partition count is co-partitioned: Faust gives partition N of
+each to the same worker, so the tables keyed like a topic are local to its agents.
 Every topic carries JSON bytes; the agents parse them themselves so that a message
 that is not even JSON reaches a dead-letter topic instead of crashing a stream.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 import faust
 from mode import Service
@@ -25,6 +37,8 @@ from notifyhub.settings import get_settings
 from notifyhub.web.middleware import middlewares
 
 settings = get_settings()
+
+AgentFun = Callable[[faust.StreamT], Awaitable[None]]
 
 # The HTTP API's body limit (NotifyHub's contract: 1 MB).
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
@@ -72,12 +86,60 @@ def _topic(name: str) -> faust.TopicT:
     )
 
 
-intake_topic = _topic("intake")
-dead_letter_topic = _topic("dead-letters")
-enrich_topic = _topic("enrich")
-send_topics = {channel: _topic(f"send.{channel}") for channel in Channel}
+class Lane(StrEnum):
+    NORMAL = "normal"
+    PRIORITY = "priority"
+
+
+def lane_for(priority: int) -> Lane:
+    return Lane.PRIORITY if priority >= settings.priority_threshold else Lane.NORMAL
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """A stage's two topics: the normal lane and the priority lane."""
+
+    normal: faust.TopicT
+    priority: faust.TopicT
+
+    def __getitem__(self, lane: Lane) -> faust.TopicT:
+        return self.priority if lane is Lane.PRIORITY else self.normal
+
+    def for_priority(self, priority: int) -> faust.TopicT:
+        return self[lane_for(priority)]
+
+
+def _lanes(name: str) -> Lanes:
+    return Lanes(_topic(name), _topic(f"{name}.priority"))
+
+
+intake_topics = _lanes("intake")
+accepted_topics = _lanes("accepted")
+enrich_topics = _lanes("enrich")
+send_topics = {channel: _lanes(f"send.{channel}") for channel in Channel}
+held_topic = _topic("held")
 delivery_events_topic = _topic("delivery-events")
+dead_letter_topic = _topic("dead-letters")
 preference_updates_topic = _topic("preference-updates")
+
+
+def lane_agents(lanes: Lanes, name: str) -> Callable[[AgentFun], dict[Lane, faust.types.AgentT]]:
+    """Register one stream processor as an agent on each lane of a stage."""
+
+    def register(fun: AgentFun) -> dict[Lane, faust.types.AgentT]:
+        return {lane: app.agent(lanes[lane], name=f"{name}-{lane}")(fun) for lane in Lane}
+
+    return register
+
+
+async def enqueue(topic: faust.TopicT, key: bytes | None, value: bytes, **kwargs: Any) -> None:
+    """Hand a message to the producer without waiting for the broker (inside agents).
+
+    Safe because Faust flushes the producer before it commits the offsets of the events
+    being processed: an event is never committed before what it produced is in Kafka.
+    Waiting for each acknowledgement instead would cost a broker round trip per message.
+    """
+    await topic.send(key=key, value=value, **kwargs)
 
 
 async def publish(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:

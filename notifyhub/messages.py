@@ -8,10 +8,10 @@ NotifyHub's own, but the delivery events topic is documented for consumers too.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from notifyhub.channels import Channel
 from notifyhub.status import Status
@@ -22,6 +22,9 @@ KAFKA_ORIGIN_NAMESPACE = uuid.UUID("5b0e0a52-1c1e-4b5e-9a55-6e6f74696679")
 
 RecipientId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 ShortText = Annotated[str, StringConstraints(max_length=255)]
+
+# Held notifications live in a table; a bound keeps forgotten far-future sends out of it.
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
 
 # Channels whose provider needs an address the request has to carry.
 ADDRESSED_CHANNELS = frozenset({Channel.EMAIL, Channel.SMS})
@@ -59,8 +62,8 @@ class NotificationRequest(Message):
         problems: dict[str, str] = {}
         if self.template_id is None and not isinstance(self.payload.get("body"), str):
             problems["payload.body"] = "a string is required when no template_id is given"
-        if self.scheduled_at is not None and self.scheduled_at > now:
-            problems["scheduled_at"] = "scheduling a future send is not available yet"
+        if self.scheduled_at is not None and self.scheduled_at > now + MAX_SCHEDULE_AHEAD:
+            problems["scheduled_at"] = f"at most {MAX_SCHEDULE_AHEAD.days} days ahead"
         return problems
 
     @property
@@ -179,3 +182,23 @@ class PreferenceUpdate(Message):
     @property
     def recipient_key(self) -> bytes:
         return f"{self.tenant_id}:{self.user_id}".encode()
+
+
+class HoldRequest(Message):
+    """Keep a notification until ``release_at``, then send it to ``destination`` (held topic, v1)."""
+
+    v: Literal[1] = 1
+    kind: Literal["hold"] = "hold"
+    notification: Notification
+    release_at: float  # seconds since the epoch
+    destination: Literal["enrich", "send"]
+
+
+class Tick(Message):
+    """Time passed: release what is due in this partition (held topic, v1)."""
+
+    v: Literal[1] = 1
+    kind: Literal["tick"] = "tick"
+
+
+HeldMessage = TypeAdapter(Annotated[HoldRequest | Tick, Field(discriminator="kind")])

@@ -55,6 +55,16 @@ class Settings(BaseSettings):
         default=1, ge=0, validation_alias="NOTIFYHUB_TABLE_STANDBY_REPLICAS"
     )
 
+    # Notifications at or above this priority take each stage's priority lane.
+    priority_threshold: int = Field(
+        default=8, ge=1, le=10, validation_alias="NOTIFYHUB_PRIORITY_THRESHOLD"
+    )
+    # How long an idempotency key is remembered (HTTP and Kafka alike).
+    idempotency_retention_hours: float = Field(
+        default=24.0, gt=0, validation_alias="NOTIFYHUB_IDEMPOTENCY_RETENTION_HOURS"
+    )
+    # Testing hook: a file holding seconds to add to the wall clock (quiet hours, schedules).
+    clock_offset_file: Path | None = Field(default=None, validation_alias="NOTIFYHUB_CLOCK_OFFSET_FILE")
     # Per API key, sliding window (NotifyHub's default: 100 requests a minute).
     api_rate_limit: int = Field(default=100, ge=1, validation_alias="NOTIFYHUB_API_RATE_LIMIT")
     api_rate_window_seconds: float = Field(

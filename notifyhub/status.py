@@ -4,8 +4,11 @@ A status only moves forward (the ranks below, mirrored by the SQL function
 ``notification_status_rank``), so events that arrive twice or late never undo a
 later status. Final statuses never change.
 
-    pending ──> queued ──> processing ──> delivered | failed
-       │           └────────────────────> dropped | cancelled
+    pending ──> queued ──> [scheduled | deferred] ──> processing ──> delivered | failed
+       │           └──────────────┴───────────────────> dropped | cancelled
+
+``scheduled`` and ``deferred`` are held states (waiting for ``scheduled_at`` or for the
+end of the recipient's quiet hours); a notification may move between them.
 """
 
 from enum import StrEnum
@@ -14,6 +17,8 @@ from enum import StrEnum
 class Status(StrEnum):
     PENDING = "pending"  # accepted by the HTTP API, not yet taken in by the pipeline
     QUEUED = "queued"  # validated and persisted by intake, on its way to a channel
+    SCHEDULED = "scheduled"  # held until its scheduled_at
+    DEFERRED = "deferred"  # held until the recipient's quiet hours end
     PROCESSING = "processing"  # handed to a channel provider
     DELIVERED = "delivered"  # the provider accepted it
     FAILED = "failed"  # the provider refused it, or every attempt failed
@@ -23,4 +28,5 @@ class Status(StrEnum):
 
 FINAL_STATUSES = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED, Status.CANCELLED})
 # Statuses a tenant may still cancel: nothing has been handed to a provider yet.
-CANCELLABLE_STATUSES = frozenset({Status.PENDING, Status.QUEUED})
+CANCELLABLE_STATUSES = frozenset({Status.PENDING, Status.QUEUED, Status.SCHEDULED, Status.DEFERRED})
+HELD_STATUSES = frozenset({Status.SCHEDULED, Status.DEFERRED})

@@ -32,6 +32,9 @@ WORKER_READY_TIMEOUT_SECONDS = 90
 WORKER_STOP_TIMEOUT_SECONDS = 30
 # How long a test waits for the pipeline to reach an expected state.
 PIPELINE_TIMEOUT_SECONDS = 20.0
+# One admin token for every test worker: workers of one deployment forward admin requests
+# to each other, so they must agree on it.
+SESSION_ADMIN_TOKEN = f"admin-{uuid.uuid4().hex}"
 
 
 @pytest.fixture(scope="session")
@@ -130,9 +133,8 @@ def worker_factory(
             "NOTIFYHUB_API_RATE_LIMIT": "1000000",
             **settings,
         }
-        admin_token = settings.get("NOTIFYHUB_ADMIN_TOKEN", env.get("NOTIFYHUB_ADMIN_TOKEN", ""))
-        if not admin_token:
-            admin_token = env["NOTIFYHUB_ADMIN_TOKEN"] = f"admin-{uuid.uuid4().hex}"
+        env.setdefault("NOTIFYHUB_ADMIN_TOKEN", SESSION_ADMIN_TOKEN)
+        admin_token = env["NOTIFYHUB_ADMIN_TOKEN"]
         log_path = workdir / "worker.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(

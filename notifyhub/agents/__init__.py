@@ -1,10 +1,29 @@
 """The pipeline's stream processors, one module per stage:
 
-intake → enrich → send (one agent per channel) → delivery events; dead letters and
-preference updates (which feed enrich's preferences table) beside.
-Importing this package registers every agent on the Faust app.
+intake (Kafka producers) → accept (HTTP API and intake) → enrich → send (one agent per
+channel) → delivery events; held (scheduled and quiet-hours notifications), dead letters
+and preference updates (which feed enrich's preferences table) beside. Each stage with
+lanes runs one agent per lane. Importing this package registers every agent.
 """
 
-from notifyhub.agents import dead_letters, delivery_events, enrich, intake, preferences, send
+from notifyhub.agents import (
+    accept,
+    dead_letters,
+    delivery_events,
+    enrich,
+    held,
+    intake,
+    preferences,
+    send,
+)
 
-__all__ = ["dead_letters", "delivery_events", "enrich", "intake", "preferences", "send"]
+__all__ = [
+    "accept",
+    "dead_letters",
+    "delivery_events",
+    "enrich",
+    "held",
+    "intake",
+    "preferences",
+    "send",
+]

@@ -1,9 +1,13 @@
-"""Enrich: decide what each recipient gets, and route it to its channel's sender.
+"""Enrich: decide what each recipient gets and when, and route it to its channel's sender.
 
-Keyed by tenant:recipient, so one recipient's notifications are handled in order by
-one worker, next to that recipient's partition of the preferences table. In order:
-the recipient's preference for the channel (disabled → ``dropped``), then the
-content: the template rendered with the payload, or the payload's subject and body.
+Keyed by tenant:recipient, so one recipient's notifications are handled in order by one
+worker, next to that recipient's partitions of the preferences and frequency-cap tables.
+In order:
+1. the recipient's preference for the channel: disabled → ``dropped``;
+2. quiet hours (in the preference's timezone): → ``deferred``, held until they end, then
+   back through enrich;
+3. the frequency cap (the preference's, else the channel's default): reached → ``dropped``;
+4. the content: the template rendered with the payload, or the payload's subject and body.
 A template that is gone or does not render fails the notification with the reason.
 """
 
@@ -12,17 +16,30 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import faust
 from pydantic import ValidationError
 
+from notifyhub import clock
+from notifyhub.agents.held import request_hold
 from notifyhub.agents.reliability import dead_letter, guarded, through_outages
-from notifyhub.app import app, delivery_events_topic, enrich_topic, publish, resources, send_topics
+from notifyhub.app import (
+    delivery_events_topic,
+    enqueue,
+    enrich_topics,
+    lane_agents,
+    resources,
+    send_topics,
+)
 from notifyhub.db import templates
+from notifyhub.frequency_caps import reason as cap_reason
 from notifyhub.messages import DeadLetter, DeliveryEvent, Notification
+from notifyhub.quiet_hours import quiet_until
 from notifyhub.rendering import RenderError, render
 from notifyhub.status import Status
+from notifyhub.tables import caps
 from notifyhub.tables.preferences import preference_for
 
 logger = logging.getLogger(__name__)
@@ -53,13 +70,37 @@ async def _template(template_id: uuid.UUID) -> asyncpg.Record | None:
     return row
 
 
-async def prepare(notification: Notification) -> Notification:
-    """The notification with the subject and body its provider will send."""
+class Deferred(Exception):
+    """The notification must wait until ``until`` (seconds since the epoch)."""
+
+    def __init__(self, until: float) -> None:
+        super().__init__(f"deferred until {until}")
+        self.until = until
+
+
+def decide(notification: Notification, now: float) -> None:
+    """Apply the recipient's preference, quiet hours and frequency cap; raise when not now."""
     preference = preference_for(notification.recipient_key, notification.channel)
     if not preference.enabled:
         raise Undeliverable(
             Status.DROPPED, f"the recipient turned the {notification.channel} channel off"
         )
+    if preference.quiet_hours_start and preference.quiet_hours_end:
+        until = quiet_until(
+            datetime.fromtimestamp(now, UTC),
+            preference.quiet_hours_start,
+            preference.quiet_hours_end,
+            preference.timezone,
+        )
+        if until is not None:
+            raise Deferred(until.timestamp())
+    decision = caps.admit(notification.recipient_key, notification.channel, preference, now)
+    if not decision.allowed:
+        raise Undeliverable(Status.DROPPED, cap_reason(decision, notification.channel))
+
+
+async def render_content(notification: Notification) -> Notification:
+    """The notification with the subject and body its provider will send."""
     if notification.template_id is None:
         subject = notification.payload.get("subject")
         return notification.model_copy(
@@ -85,17 +126,30 @@ async def prepare(notification: Notification) -> Notification:
     return notification.model_copy(update={"subject": rendered.subject, "body": rendered.body})
 
 
+async def _report(notification: Notification, status: Status, reason: str | None = None) -> None:
+    event = DeliveryEvent.about(notification, status, reason=reason)
+    await enqueue(delivery_events_topic, str(notification.id).encode(), event.to_bytes())
+
+
 async def _route(notification: Notification) -> None:
     try:
-        ready = await prepare(notification)
+        # Rendering first: it is the only step that awaits, and decide() writes the cap
+        # table, which must not be counted for a notification that then fails to render.
+        ready = await render_content(notification)
+        decide(ready, clock.now())
     except Undeliverable as exc:
-        event = DeliveryEvent.about(notification, exc.status, reason=exc.reason)
-        await publish(delivery_events_topic, str(notification.id).encode(), event.to_bytes())
+        await _report(notification, exc.status, exc.reason)
         return
-    await publish(send_topics[ready.channel], ready.recipient_key, ready.to_bytes())
+    except Deferred as exc:
+        await _report(notification, Status.DEFERRED, "quiet hours")
+        await request_hold(notification, exc.until, "enrich")
+        return
+    await enqueue(
+        send_topics[ready.channel].for_priority(ready.priority), ready.recipient_key, ready.to_bytes()
+    )
 
 
-@app.agent(enrich_topic, name="enrich")
+@lane_agents(enrich_topics, "enrich")
 async def enrich(stream: faust.StreamT) -> None:
     async for event in stream.events():
         try:

@@ -1,9 +1,10 @@
-"""Intake: validate, persist and route every notification request, from HTTP or Kafka.
+"""Intake: check every notification request a Kafka producer wrote, and pass it on.
 
 A message that cannot be a notification (not JSON, wrong shape, unknown tenant,
-nothing to send) goes to the dead-letter topic with the reason; the partition
-keeps flowing. An accepted one is stored (status ``queued``), announced on the
-delivery events topic, and re-keyed by tenant:recipient for enrich.
+unknown template, no address, nothing to send) goes to the dead-letter topic with the
+reason; the partition keeps flowing. A good one is completed (template id, address)
+and re-keyed by tenant and idempotency key onto the accepted topic, where duplicates
+are decided. The HTTP API checks its requests itself and writes to accepted directly.
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ from datetime import UTC, datetime
 import faust
 from pydantic import ValidationError
 
+from notifyhub.agents.accept import accepted_key
 from notifyhub.agents.reliability import Rejected, dead_letter, through_outages
-from notifyhub.app import app, delivery_events_topic, enrich_topic, intake_topic, publish, resources
+from notifyhub.app import (
+    accepted_topics,
+    delivery_events_topic,
+    enqueue,
+    intake_topics,
+    lane_agents,
+    resources,
+)
 from notifyhub.db import notifications, tenants
 from notifyhub.messages import (
     KAFKA_ORIGIN_NAMESPACE,
@@ -57,7 +66,7 @@ def parse(raw: bytes | None, origin: str) -> IntakeMessage:
     return message
 
 
-async def accept(message: IntakeMessage) -> None:
+async def check(message: IntakeMessage) -> None:
     pool = await resources.db()
     if message.tenant_id not in _known_tenants:
         if not await tenants.tenant_exists(pool, message.tenant_id):
@@ -67,38 +76,25 @@ async def accept(message: IntakeMessage) -> None:
         message = await resolve(pool, message.tenant_id, message)
     except Unresolvable as exc:
         if await notifications.exists(pool, message.tenant_id, message.id):
-            # Accepted by the API, then its template went away before intake saw it: the
-            # notification is known, so it fails with the reason rather than vanish into a DLQ.
+            # Stored earlier (a replay, say), then its template went away: the notification
+            # is known, so it fails with the reason rather than vanish into a DLQ.
             known = Notification(**message.model_dump(exclude={"v"}))
             event = DeliveryEvent.about(known, Status.FAILED, reason=str(exc))
-            await publish(delivery_events_topic, str(known.id).encode(), event.to_bytes())
+            await enqueue(delivery_events_topic, str(known.id).encode(), event.to_bytes())
             return
         raise Rejected(f"invalid intake message: {exc}") from None
-    stored = await notifications.insert(pool, message, Status.QUEUED)
-    if stored is None and not await notifications.exists(pool, message.tenant_id, message.id):
-        # Same tenant and idempotency key as an earlier notification with another id.
-        logger.info(
-            "notification %s (tenant %s) is a duplicate of idempotency key %r; not sent again",
-            message.id,
-            message.tenant_id,
-            message.idempotency_key,
-        )
-        return
-    notification = Notification(**message.model_dump(exclude={"v"}))
-    # The event first, so the log shows "queued" before anything a later stage reports.
-    event = DeliveryEvent.about(notification, Status.QUEUED)
-    await publish(delivery_events_topic, str(notification.id).encode(), event.to_bytes())
-    await publish(enrich_topic, notification.recipient_key, notification.to_bytes())
+    await enqueue(
+        accepted_topics.for_priority(message.priority), accepted_key(message), message.to_bytes()
+    )
 
 
-@app.agent(intake_topic, name="intake")
+@lane_agents(intake_topics, "intake")
 async def intake(stream: faust.StreamT) -> None:
     async for event in stream.events():
         origin = f"{event.message.topic}:{event.message.partition}:{event.message.offset}"
-        raw = event.value
         try:
-            message = parse(raw, origin)
-            await through_outages(lambda message=message: accept(message), f"intake {origin}")
+            message = parse(event.value, origin)
+            await through_outages(lambda message=message: check(message), f"intake {origin}")
         except Rejected as exc:
             await dead_letter(_letter(event, str(exc)))
         except Exception as exc:

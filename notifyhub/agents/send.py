@@ -15,7 +15,7 @@ import faust
 from pydantic import ValidationError
 
 from notifyhub.agents.reliability import dead_letter, guarded, through_outages
-from notifyhub.app import app, delivery_events_topic, publish, resources, send_topics, settings
+from notifyhub.app import delivery_events_topic, enqueue, lane_agents, resources, send_topics, settings
 from notifyhub.channels import Channel
 from notifyhub.db import notifications
 from notifyhub.messages import DeadLetter, DeliveryEvent, Notification
@@ -58,12 +58,7 @@ async def _send_one(provider: Provider | None, notification: Notification) -> No
         logger.info("notification %s is final already (cancelled or sent); not sending", notification.id)
         return
     outcome = await deliver(provider, notification)
-    await through_outages(
-        lambda: publish(
-            delivery_events_topic, str(outcome.notification_id).encode(), outcome.to_bytes()
-        ),
-        f"delivery event for {notification.id}",
-    )
+    await enqueue(delivery_events_topic, str(outcome.notification_id).encode(), outcome.to_bytes())
 
 
 def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, None]]:
@@ -100,6 +95,6 @@ def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, N
 
 
 senders = {
-    channel: app.agent(send_topics[channel], name=f"send-{channel}")(_sender(channel))
+    channel: lane_agents(send_topics[channel], f"send-{channel}")(_sender(channel))
     for channel in Channel
 }

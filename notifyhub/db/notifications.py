@@ -28,12 +28,12 @@ def as_api_dict(row: asyncpg.Record) -> dict[str, Any]:
 async def insert(
     pool: asyncpg.Pool | asyncpg.Connection, message: IntakeMessage, status: Status
 ) -> asyncpg.Record | None:
-    """Insert a notification; ``None`` when its id or its tenant's idempotency key exists."""
+    """Insert a notification; ``None`` when one with its id exists."""
     return await pool.fetchrow(
         f"""INSERT INTO notifications (id, tenant_id, idempotency_key, type, channel, recipient_id,
                 recipient_address, template_id, payload, priority, status, scheduled_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-            ON CONFLICT DO NOTHING
+            ON CONFLICT (id) DO NOTHING
             RETURNING {NOTIFICATION_COLUMNS}""",
         message.id,
         message.tenant_id,
@@ -60,17 +60,6 @@ async def get(
     )
 
 
-async def get_by_idempotency_key(
-    pool: asyncpg.Pool, tenant_id: uuid.UUID, idempotency_key: str
-) -> asyncpg.Record | None:
-    return await pool.fetchrow(
-        f"SELECT {NOTIFICATION_COLUMNS} FROM notifications "
-        "WHERE tenant_id = $1 AND idempotency_key = $2",
-        tenant_id,
-        idempotency_key,
-    )
-
-
 async def exists(pool: asyncpg.Pool, tenant_id: uuid.UUID, notification_id: uuid.UUID) -> bool:
     return bool(
         await pool.fetchval(
@@ -82,9 +71,16 @@ async def exists(pool: asyncpg.Pool, tenant_id: uuid.UUID, notification_id: uuid
 
 
 async def delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, notification_id: uuid.UUID) -> None:
-    await pool.execute(
-        "DELETE FROM notifications WHERE tenant_id = $1 AND id = $2", tenant_id, notification_id
-    )
+    """Forget a notification that was never enqueued, and the idempotency key it held."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND notification_id = $2",
+            tenant_id,
+            notification_id,
+        )
+        await conn.execute(
+            "DELETE FROM notifications WHERE tenant_id = $1 AND id = $2", tenant_id, notification_id
+        )
 
 
 async def apply_events(pool: asyncpg.Pool, events: Sequence[DeliveryEvent]) -> None:
@@ -97,7 +93,10 @@ async def apply_events(pool: asyncpg.Pool, events: Sequence[DeliveryEvent]) -> N
             """UPDATE notifications
                   SET status = $3, status_reason = $4, updated_at = $5
                 WHERE id = $1 AND tenant_id = $2
-                  AND notification_status_rank(status) < notification_status_rank($3)""",
+                  AND (notification_status_rank(status) < notification_status_rank($3)
+                       -- between the held states, the later event wins
+                       OR (notification_status_rank(status) = 2
+                           AND notification_status_rank($3) = 2 AND updated_at <= $5))""",
             [(e.notification_id, e.tenant_id, e.status.value, e.reason, e.occurred_at) for e in events],
         )
         await conn.executemany(
@@ -178,3 +177,54 @@ async def claim_for_sending(pool: asyncpg.Pool, notification: uuid.UUID, tenant_
         [s.value for s in FINAL_STATUSES],
     )
     return status.endswith(" 1")
+
+
+async def store_accepted(pool: asyncpg.Pool, message: IntakeMessage, retention_seconds: float) -> None:
+    """Store a notification the pipeline accepted (``queued``), and remember its idempotency
+    key so that the HTTP API answers a repeat with it. Either may exist already (the API
+    stored them, or this is a redelivery): then they are left as they are."""
+    async with pool.acquire() as conn, conn.transaction():
+        await insert(conn, message, Status.QUEUED)
+        if message.idempotency_key:
+            await conn.execute(
+                """INSERT INTO idempotency_keys (tenant_id, idempotency_key, notification_id,
+                       expires_at)
+                   VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+                   ON CONFLICT DO NOTHING""",
+                message.tenant_id,
+                message.idempotency_key,
+                message.id,
+                retention_seconds,
+            )
+
+
+async def claim_idempotency_key(
+    conn: asyncpg.Connection,
+    tenant_id: uuid.UUID,
+    idempotency_key: str,
+    notification_id: uuid.UUID,
+    retention_seconds: float,
+) -> uuid.UUID:
+    """The notification that owns the key: ``notification_id`` when the key is new or expired.
+
+    Concurrent claims of one key queue on its row; exactly one of them wins.
+    """
+    owner = await conn.fetchval(
+        """INSERT INTO idempotency_keys (tenant_id, idempotency_key, notification_id, expires_at)
+           VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+           ON CONFLICT (tenant_id, idempotency_key) DO UPDATE
+               SET notification_id = EXCLUDED.notification_id, expires_at = EXCLUDED.expires_at
+               WHERE idempotency_keys.expires_at <= now()
+           RETURNING notification_id""",
+        tenant_id,
+        idempotency_key,
+        notification_id,
+        retention_seconds,
+    )
+    if owner is not None:
+        return owner
+    return await conn.fetchval(
+        "SELECT notification_id FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2",
+        tenant_id,
+        idempotency_key,
+    )

@@ -7,8 +7,6 @@ table is fed by the preference updates topic and rebuilt from its changelog on r
 
 from __future__ import annotations
 
-import faust
-
 from notifyhub.app import app, settings
 from notifyhub.channels import Channel
 from notifyhub.messages import ChannelPreference, PreferenceUpdate
@@ -16,7 +14,9 @@ from notifyhub.messages import ChannelPreference, PreferenceUpdate
 preferences_table = app.Table(
     "preferences",
     default=None,
-    schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
+    # Given to the table itself: Faust picks a table's serializers from its key and value
+    # types (bytes: raw, none: JSON), not from a schema; raw keys partition like the topics.
+    key_type=bytes,
     partitions=settings.topic_partitions,
 )
 

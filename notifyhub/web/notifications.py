@@ -13,7 +13,8 @@ from aiohttp import web
 from faust.web import View
 from pydantic import Field, ValidationError
 
-from notifyhub.app import app, delivery_events_topic, intake_topic, publish, resources
+from notifyhub.agents.accept import accepted_key
+from notifyhub.app import accepted_topics, app, delivery_events_topic, publish, resources, settings
 from notifyhub.channels import Channel
 from notifyhub.db import notifications
 from notifyhub.messages import (
@@ -40,14 +41,12 @@ PUBLISH_TIMEOUT_SECONDS = 10.0
 MAX_BULK_RECIPIENTS = 1000
 
 
-def intake_key(message: IntakeMessage) -> bytes:
-    """Intake is keyed so that one tenant's idempotency key always lands in one partition."""
-    return f"{message.tenant_id}:{message.idempotency_key or message.id}".encode()
-
-
 async def _publish_all(messages: list[IntakeMessage]) -> None:
-    """Produce every message and wait for Kafka's acknowledgement of all (acks=all)."""
-    pending = [await intake_topic.send(key=intake_key(m), value=m.to_bytes()) for m in messages]
+    """Produce every message to its accepted lane and wait for Kafka's acknowledgement of all."""
+    pending = [
+        await accepted_topics.for_priority(m.priority).send(key=accepted_key(m), value=m.to_bytes())
+        for m in messages
+    ]
     await asyncio.wait_for(asyncio.gather(*pending), PUBLISH_TIMEOUT_SECONDS)
 
 
@@ -94,22 +93,16 @@ async def _accept_one(caller: Caller, wanted: NotificationRequest) -> tuple[dict
 
     # Stored first, so that a GET right after the 202 finds it (read-your-writes); then
     # Kafka's acknowledgement, so that the 202 means durable. With PostgreSQL down, Kafka
-    # alone makes it durable and intake stores it once PostgreSQL is back.
+    # alone makes it durable and the accept stage stores it once PostgreSQL is back.
     row = None
     if pool is not None:
         try:
-            row = await notifications.insert(pool, message, Status.PENDING)
+            row, created = await _store(pool, message)
         except OUTAGES:
             pool = None
-    if pool is not None and row is None:
-        existing = None
-        if message.idempotency_key:
-            existing = await notifications.get_by_idempotency_key(
-                pool, caller.tenant_id, message.idempotency_key
-            )
-        if existing is None:
-            raise ApiError("CONFLICT", "a notification with this id exists")
-        return notifications.as_api_dict(existing), False
+        else:
+            if not created:
+                return notifications.as_api_dict(row), False
     try:
         await _publish_all([message])
     except Exception:
@@ -120,6 +113,32 @@ async def _accept_one(caller: Caller, wanted: NotificationRequest) -> tuple[dict
             await notifications.delete(pool, caller.tenant_id, message.id)
         raise _unavailable() from None
     return (notifications.as_api_dict(row) if row is not None else _as_pending(message)), True
+
+
+async def _store(pool: asyncpg.Pool, message: IntakeMessage) -> tuple[asyncpg.Record, bool]:
+    """Store a new notification, or find the one its idempotency key already stands for."""
+    async with pool.acquire() as conn, conn.transaction():
+        if message.idempotency_key:
+            owner = await notifications.claim_idempotency_key(
+                conn,
+                message.tenant_id,
+                message.idempotency_key,
+                message.id,
+                settings.idempotency_retention_hours * 3600,
+            )
+            if owner != message.id:
+                existing = await notifications.get(conn, message.tenant_id, owner)
+                if existing is None:
+                    raise ApiError(
+                        "CONFLICT",
+                        "a request with this idempotency key is in progress; retry",
+                        headers={"Retry-After": "1"},
+                    )
+                return existing, False
+        row = await notifications.insert(conn, message, Status.PENDING)
+        if row is None:
+            raise ApiError("CONFLICT", "a notification with this id exists")
+        return row, True
 
 
 class BulkRecipient(Message):

@@ -1,5 +1,21 @@
 """Importing this module registers every HTTP route on the Faust app."""
 
-from notifyhub.web import admin, health, notifications, openapi, recipients, templates
+from notifyhub.web import (
+    admin,
+    health,
+    inspection,
+    notifications,
+    openapi,
+    recipients,
+    templates,
+)
 
-__all__ = ["admin", "health", "notifications", "openapi", "recipients", "templates"]
+__all__ = [
+    "admin",
+    "health",
+    "inspection",
+    "notifications",
+    "openapi",
+    "recipients",
+    "templates",
+]
