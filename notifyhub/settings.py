@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from notifyhub.channels import Channel
 
+# NotifyHub's worker pool sizes per channel.
+DEFAULT_SEND_CONCURRENCY = {Channel.EMAIL: 5, Channel.PUSH: 3, Channel.SMS: 2, Channel.INAPP: 5}
+
 
 class Settings(BaseSettings):
     """NotifyHub's configuration. Unprefixed names follow the services' conventions."""
@@ -72,6 +75,26 @@ class Settings(BaseSettings):
     )
     # When Redis cannot answer: let requests through (true) or refuse them with 503 (false).
     rate_limit_fail_open: bool = Field(default=True, validation_alias="NOTIFYHUB_RATE_LIMIT_FAIL_OPEN")
+
+    # Sends in flight per channel and worker (NotifyHub's worker pools); one recipient's
+    # notifications are still sent one at a time, in order.
+    send_concurrency: Annotated[dict[Channel, int], NoDecode] = Field(
+        default=DEFAULT_SEND_CONCURRENCY, validation_alias="NOTIFYHUB_SEND_CONCURRENCY"
+    )
+
+    @field_validator("send_concurrency", mode="before")
+    @classmethod
+    def _parse_concurrency(cls, value: object) -> object:
+        """``email=5,sms=2``: the channels named are changed, the others keep the default."""
+        if not isinstance(value, str):
+            return value
+        merged = dict(DEFAULT_SEND_CONCURRENCY)
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, _, number = part.partition("=")
+            merged[Channel(name.strip())] = int(number)
+        if any(n < 1 for n in merged.values()):
+            raise ValueError("concurrency must be at least 1")
+        return merged
 
     @field_validator("sink_channels", mode="before")
     @classmethod

@@ -38,3 +38,20 @@ def test_secrets_do_not_show_in_the_settings_repr() -> None:
     settings = Settings(database_url="postgresql://u:hunter2@h/db", NOTIFYHUB_ADMIN_TOKEN="s3cret")
     assert "hunter2" not in repr(settings)
     assert "s3cret" not in repr(settings)
+
+
+def test_send_concurrency_overrides_only_the_channels_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFYHUB_SEND_CONCURRENCY", "sms=7")
+    assert Settings().send_concurrency == {
+        Channel.EMAIL: 5,
+        Channel.PUSH: 3,
+        Channel.SMS: 7,
+        Channel.INAPP: 5,
+    }
+
+
+@pytest.mark.parametrize("given", ["sms=0", "fax=2", "sms=many"])
+def test_bad_send_concurrency_is_an_error(monkeypatch: pytest.MonkeyPatch, given: str) -> None:
+    monkeypatch.setenv("NOTIFYHUB_SEND_CONCURRENCY", given)
+    with pytest.raises(ValueError):
+        Settings()

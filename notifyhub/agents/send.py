@@ -1,5 +1,13 @@
-"""Send: one agent per channel hands each notification to the channel's provider
-and reports the outcome as a delivery event.
+"""Send: one agent per channel and lane hands notifications to the channel's provider and
+reports each outcome as a delivery event.
+
+Messages are taken in batches. The batch is claimed in one statement (only notifications
+that are not final are claimed: a cancelled one, or a redelivered one that was sent, is
+not sent), then sent with up to the channel's concurrency in flight (NotifyHub's worker
+pools: email 5, push 3, sms 2, in-app 5), one recipient's notifications one after the
+other and in order. The batch's offsets are acknowledged only after every send in it has
+finished, so concurrency never commits past a send still in flight (faust-streaming
+issue 606 is why agents themselves run with concurrency 1).
 
 Retries, failover and circuit breakers are the providers issue's; here a provider
 error is final and reported as ``failed`` with its reason.
@@ -7,14 +15,16 @@ error is final and reported as ``failed`` with its reason.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections import defaultdict
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import faust
 from pydantic import ValidationError
 
-from notifyhub.agents.reliability import dead_letter, guarded, through_outages
+from notifyhub.agents.reliability import dead_letter, through_outages
 from notifyhub.app import delivery_events_topic, enqueue, lane_agents, resources, send_topics, settings
 from notifyhub.channels import Channel
 from notifyhub.db import notifications
@@ -23,6 +33,11 @@ from notifyhub.providers import Provider, ProviderError, provider_for
 from notifyhub.status import Status
 
 logger = logging.getLogger(__name__)
+
+# A batch amortises the claim's round trip to PostgreSQL; the wait bounds the latency a
+# lone notification pays for it.
+BATCH_SIZE = 200
+BATCH_WAIT_SECONDS = 0.02
 
 
 async def deliver(provider: Provider | None, notification: Notification) -> DeliveryEvent:
@@ -45,20 +60,59 @@ async def deliver(provider: Provider | None, notification: Notification) -> Deli
     )
 
 
-async def _claim(notification: Notification) -> bool:
-    return await notifications.claim_for_sending(
-        await resources.db(), notification.id, notification.tenant_id
-    )
-
-
-async def _send_one(provider: Provider | None, notification: Notification) -> None:
-    # The claim is what makes cancel final and a redelivered message harmless: only a
-    # notification that is not final yet is handed to a provider.
-    if not await through_outages(lambda: _claim(notification), f"claim {notification.id}"):
+async def _claimed(batch: Sequence[Notification]) -> list[Notification]:
+    pool = await resources.db()
+    ids = await notifications.claim_many_for_sending(pool, [(n.id, n.tenant_id) for n in batch])
+    skipped = [n for n in batch if n.id not in ids]
+    for notification in skipped:
         logger.info("notification %s is final already (cancelled or sent); not sending", notification.id)
-        return
-    outcome = await deliver(provider, notification)
-    await enqueue(delivery_events_topic, str(outcome.notification_id).encode(), outcome.to_bytes())
+    return [n for n in batch if n.id in ids]
+
+
+async def _send_in_order(
+    provider: Provider | None, queue: Sequence[Notification], slots: asyncio.Semaphore
+) -> None:
+    """One recipient's notifications, one after the other."""
+    for notification in queue:
+        async with slots:
+            try:
+                outcome = await deliver(provider, notification)
+            except Exception as exc:
+                # A bug, not a provider's answer: keep the message for the admin DLQ API.
+                logger.exception("send of %s failed", notification.id)
+                await dead_letter(
+                    DeadLetter(
+                        source_topic=send_topics[notification.channel].normal.get_topic_name(),
+                        reason=f"internal error in send: {exc!r}",
+                        tenant_id=notification.tenant_id,
+                        channel=notification.channel,
+                        message_key=notification.recipient_key,
+                        message=notification.to_bytes(),
+                    )
+                )
+                continue
+        await enqueue(delivery_events_topic, str(outcome.notification_id).encode(), outcome.to_bytes())
+
+
+def _parsed(
+    channel: Channel, events: Sequence[faust.EventT]
+) -> tuple[list[Notification], list[DeadLetter]]:
+    good: list[Notification] = []
+    bad: list[DeadLetter] = []
+    for event in events:
+        try:
+            good.append(Notification.model_validate_json(event.value))
+        except ValidationError as exc:
+            bad.append(
+                DeadLetter(
+                    source_topic=event.message.topic,
+                    reason=f"invalid send message: {exc}",
+                    channel=channel,
+                    message_key=event.key,
+                    message=event.value or b"",
+                )
+            )
+    return good, bad
 
 
 def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, None]]:
@@ -70,24 +124,19 @@ def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, N
                 "(configure one, or name the channel in NOTIFYHUB_SINK_CHANNELS)",
                 channel,
             )
-        async for event in stream.events():
-            try:
-                notification = Notification.model_validate_json(event.value)
-            except ValidationError as exc:
-                await dead_letter(
-                    DeadLetter(
-                        source_topic=event.message.topic,
-                        reason=f"invalid send message: {exc}",
-                        channel=channel,
-                        message_key=event.key,
-                        message=event.value or b"",
-                    )
-                )
+        slots = asyncio.Semaphore(settings.send_concurrency[channel])
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
+            batch, letters = _parsed(channel, events)
+            for letter in letters:
+                await dead_letter(letter)
+            if not batch:
                 continue
-            await guarded(
-                event,
-                lambda n=notification: _send_one(provider, n),
-                f"send of {notification.id}",
+            claimed = await through_outages(lambda b=batch: _claimed(b), f"claim {len(batch)}")
+            per_recipient: dict[bytes, list[Notification]] = defaultdict(list)
+            for notification in claimed:
+                per_recipient[notification.recipient_key].append(notification)
+            await asyncio.gather(
+                *(_send_in_order(provider, queue, slots) for queue in per_recipient.values())
             )
 
     send.__name__ = f"send_{channel}"

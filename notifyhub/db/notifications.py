@@ -150,7 +150,7 @@ async def cancel(
 ) -> asyncpg.Record | None:
     """Mark a not-yet-sent notification cancelled; ``None`` when missing or past cancelling.
 
-    The send stage claims a notification before calling its provider (``claim_for_sending``),
+    The send stage claims a notification before calling its provider (``claim_many_for_sending``),
     so after this commits no provider is asked to send it, wherever the message is now.
     """
     return await pool.fetchrow(
@@ -164,25 +164,33 @@ async def cancel(
     )
 
 
-async def claim_for_sending(pool: asyncpg.Pool, notification: uuid.UUID, tenant_id: uuid.UUID) -> bool:
-    """Atomically move a notification to ``processing`` unless it is final already.
+async def claim_many_for_sending(
+    pool: asyncpg.Pool, notifications: Sequence[tuple[uuid.UUID, uuid.UUID]]
+) -> set[uuid.UUID]:
+    """Atomically move notifications (id, tenant) to ``processing`` unless they are final.
 
-    False means: do not send. It was cancelled, or (a redelivered message) already sent.
+    Those left out must not be sent: cancelled, or (redelivered messages) sent already.
     """
-    status = await pool.execute(
-        """UPDATE notifications SET status = 'processing', updated_at = now()
-            WHERE id = $1 AND tenant_id = $2 AND NOT (status = ANY($3::text[]))""",
-        notification,
-        tenant_id,
+    rows = await pool.fetch(
+        """UPDATE notifications AS n SET status = 'processing', updated_at = now()
+             FROM unnest($1::uuid[], $2::uuid[]) AS wanted (id, tenant_id)
+            WHERE n.id = wanted.id AND n.tenant_id = wanted.tenant_id
+              AND NOT (n.status = ANY($3::text[]))
+            RETURNING n.id""",
+        [n for n, _ in notifications],
+        [t for _, t in notifications],
         [s.value for s in FINAL_STATUSES],
     )
-    return status.endswith(" 1")
+    return {row["id"] for row in rows}
 
 
 async def store_accepted(pool: asyncpg.Pool, message: IntakeMessage, retention_seconds: float) -> None:
     """Store a notification the pipeline accepted (``queued``), and remember its idempotency
     key so that the HTTP API answers a repeat with it. Either may exist already (the API
     stored them, or this is a redelivery): then they are left as they are."""
+    if not message.idempotency_key:
+        await insert(pool, message, Status.QUEUED)
+        return
     async with pool.acquire() as conn, conn.transaction():
         await insert(conn, message, Status.QUEUED)
         if message.idempotency_key:
