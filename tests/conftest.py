@@ -219,3 +219,46 @@ async def call(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
     async with http.request(method, url, **kwargs) as response:
         text = await response.text()
         return response.status, (json.loads(text) if text else None)
+
+
+async def send_notification(
+    http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, **request: Any
+) -> dict:
+    """POST one notification; it must be accepted (202). The notification as answered."""
+    status, body = await call(
+        http, "POST", f"{worker.base_url}/api/v1/notifications", json=request, headers=tenant.headers
+    )
+    assert status == 202, body
+    return body["data"]
+
+
+async def notification_of(
+    http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, notification_id: str
+) -> dict:
+    _, body = await call(
+        http,
+        "GET",
+        f"{worker.base_url}/api/v1/notifications/{notification_id}",
+        headers=tenant.headers,
+    )
+    return body["data"]
+
+
+FINAL_STATUSES = ("delivered", "failed", "dropped", "cancelled")
+
+
+async def wait_for_status(
+    http: aiohttp.ClientSession,
+    worker: Worker,
+    tenant: Tenant,
+    notification_id: str,
+    *wanted: str,
+) -> dict:
+    """Poll the notification until its status is one of ``wanted`` (any final one by default)."""
+    statuses = wanted or FINAL_STATUSES
+
+    async def reached() -> dict | None:
+        found = await notification_of(http, worker, tenant, notification_id)
+        return found if found["status"] in statuses else None
+
+    return await eventually(reached, f"notification {notification_id} to be {'/'.join(statuses)}")

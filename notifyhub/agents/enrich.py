@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from notifyhub import clock
 from notifyhub.agents.held import request_hold
-from notifyhub.agents.reliability import dead_letter, guarded, through_outages
+from notifyhub.agents.reliability import dead_letter, guarded, letter_for, through_outages
 from notifyhub.app import (
     delivery_events_topic,
     enqueue,
@@ -35,7 +35,7 @@ from notifyhub.app import (
 )
 from notifyhub.db import templates
 from notifyhub.frequency_caps import reason as cap_reason
-from notifyhub.messages import DeadLetter, DeliveryEvent, Notification
+from notifyhub.messages import DeliveryEvent, Notification
 from notifyhub.quiet_hours import quiet_until
 from notifyhub.rendering import RenderError, render
 from notifyhub.status import Status
@@ -155,14 +155,7 @@ async def enrich(stream: faust.StreamT) -> None:
         try:
             notification = Notification.model_validate_json(event.value)
         except ValidationError as exc:
-            await dead_letter(
-                DeadLetter(
-                    source_topic=event.message.topic,
-                    reason=f"invalid enrich message: {exc}",
-                    message_key=event.key,
-                    message=event.value or b"",
-                )
-            )
+            await dead_letter(letter_for(event, f"invalid enrich message: {exc}"))
             continue
         await guarded(
             event,

@@ -18,7 +18,7 @@ import faust
 from pydantic import ValidationError
 
 from notifyhub.agents.accept import accepted_key
-from notifyhub.agents.reliability import Rejected, dead_letter, through_outages
+from notifyhub.agents.reliability import Rejected, dead_letter, letter_for, through_outages
 from notifyhub.app import (
     accepted_topics,
     delivery_events_topic,
@@ -111,10 +111,4 @@ def _tenant_hint(raw: bytes | None) -> uuid.UUID | None:
 
 
 def _letter(event: faust.EventT, reason: str) -> DeadLetter:
-    return DeadLetter(
-        source_topic=event.message.topic,
-        reason=reason,
-        tenant_id=_tenant_hint(event.value),
-        message_key=event.key,
-        message=event.value or b"",
-    )
+    return letter_for(event, reason, tenant_id=_tenant_hint(event.value))

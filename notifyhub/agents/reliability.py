@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import faust
 
@@ -59,6 +59,17 @@ async def dead_letter(letter: DeadLetter) -> None:
     )
 
 
+def letter_for(event: faust.EventT, reason: str, **details: Any) -> DeadLetter:
+    """A dead letter holding the event's own key and bytes, so a replay sends it as it was."""
+    return DeadLetter(
+        source_topic=event.message.topic,
+        reason=reason,
+        message_key=event.key,
+        message=event.value or b"",
+        **details,
+    )
+
+
 async def guarded(event: faust.EventT, step: Callable[[], Awaitable[object]], what: str) -> None:
     """Process one event: outages are waited out inside ``step``; anything else it raises
     is a bug or a poison message, and the event goes to the dead-letter topic with the
@@ -67,11 +78,4 @@ async def guarded(event: faust.EventT, step: Callable[[], Awaitable[object]], wh
         await step()
     except Exception as exc:
         logger.exception("%s failed", what)
-        await dead_letter(
-            DeadLetter(
-                source_topic=event.message.topic,
-                reason=f"internal error in {what}: {exc!r}",
-                message_key=event.key,
-                message=event.value or b"",
-            )
-        )
+        await dead_letter(letter_for(event, f"internal error in {what}: {exc!r}"))

@@ -24,7 +24,7 @@ from typing import Any
 import faust
 from pydantic import ValidationError
 
-from notifyhub.agents.reliability import dead_letter, through_outages
+from notifyhub.agents.reliability import dead_letter, letter_for, through_outages
 from notifyhub.app import delivery_events_topic, enqueue, lane_agents, resources, send_topics, settings
 from notifyhub.channels import Channel
 from notifyhub.db import notifications
@@ -103,15 +103,7 @@ def _parsed(
         try:
             good.append(Notification.model_validate_json(event.value))
         except ValidationError as exc:
-            bad.append(
-                DeadLetter(
-                    source_topic=event.message.topic,
-                    reason=f"invalid send message: {exc}",
-                    channel=channel,
-                    message_key=event.key,
-                    message=event.value or b"",
-                )
-            )
+            bad.append(letter_for(event, f"invalid send message: {exc}", channel=channel))
     return good, bad
 
 

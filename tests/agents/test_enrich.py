@@ -16,28 +16,16 @@ from notifyhub.db import notifications
 from notifyhub.messages import IntakeMessage
 from notifyhub.status import Status
 from tests.agents.test_pipeline import sunk
-from tests.conftest import Tenant, Worker, call, eventually
+from tests.conftest import (
+    Tenant,
+    Worker,
+    call,
+    eventually,
+    send_notification,
+    wait_for_status,
+)
 
 pytestmark = pytest.mark.stack
-
-
-async def send(http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, **request) -> dict:
-    status, body = await call(
-        http, "POST", f"{worker.base_url}/api/v1/notifications", json=request, headers=tenant.headers
-    )
-    assert status == 202, body
-    return body["data"]
-
-
-async def final_status(http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, nid: str) -> dict:
-    async def settled() -> dict | None:
-        _, body = await call(
-            http, "GET", f"{worker.base_url}/api/v1/notifications/{nid}", headers=tenant.headers
-        )
-        data = body["data"]
-        return data if data["status"] in ("delivered", "failed", "dropped", "cancelled") else None
-
-    return await eventually(settled, f"notification {nid} to reach a final status")
 
 
 async def test_the_seed_readme_example_sends_the_welcome_template(
@@ -51,7 +39,7 @@ async def test_the_seed_readme_example_sends_the_welcome_template(
         json={"email": "alice@example.com"},
         headers=tenant.headers,
     )
-    accepted = await send(
+    accepted = await send_notification(
         http,
         worker,
         tenant,
@@ -60,7 +48,7 @@ async def test_the_seed_readme_example_sends_the_welcome_template(
         template_id="welcome",
         payload={"name": "Alice"},
     )
-    assert (await final_status(http, worker, tenant, accepted["id"]))["status"] == "delivered"
+    assert (await wait_for_status(http, worker, tenant, accepted["id"]))["status"] == "delivered"
     [record] = await sunk(redis_client, worker, notification_id=accepted["id"])
     assert record["recipient_address"] == "alice@example.com"
     assert "Alice" in record["body"] and "Alice" in (record["subject"] or record["body"])
@@ -83,7 +71,7 @@ async def test_html_email_payload_is_escaped_and_sms_is_not(
             headers=tenant.headers,
         )
         assert status == 201
-    email = await send(
+    email = await send_notification(
         http,
         worker,
         tenant,
@@ -93,7 +81,7 @@ async def test_html_email_payload_is_escaped_and_sms_is_not(
         template_id="echo",
         payload={"text": "<b>hi</b>"},
     )
-    sms = await send(
+    sms = await send_notification(
         http,
         worker,
         tenant,
@@ -113,7 +101,7 @@ async def test_html_email_payload_is_escaped_and_sms_is_not(
 async def test_an_undefined_variable_fails_the_notification_with_the_reason(
     worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, redis_client: redis.Redis
 ) -> None:
-    accepted = await send(
+    accepted = await send_notification(
         http,
         worker,
         tenant,
@@ -123,7 +111,7 @@ async def test_an_undefined_variable_fails_the_notification_with_the_reason(
         template_id="otp",
         payload={},
     )
-    final = await final_status(http, worker, tenant, accepted["id"])
+    final = await wait_for_status(http, worker, tenant, accepted["id"])
     assert final["status"] == "failed"
     assert "code" in final["status_reason"] and "undefined" in final["status_reason"]
     assert await sunk(redis_client, worker, notification_id=accepted["id"]) == []
@@ -167,7 +155,7 @@ async def test_a_template_deleted_after_acceptance_no_longer_renders(
     assert status == 204
 
     resumed = worker_factory(deployment=paused.topic_prefix)
-    final = await final_status(http, worker, tenant, str(message.id))
+    final = await wait_for_status(http, worker, tenant, str(message.id))
     resumed.stop()
     assert final["status"] == "failed"
     assert final["status_reason"] == "template_id: no active inapp template has this id or name"
@@ -187,10 +175,10 @@ async def test_a_disabled_channel_drops_the_notification_within_a_second_of_the_
     assert status == 200
 
     await asyncio.sleep(1.0)  # the contract: a change reaches the pipeline within a second
-    accepted = await send(
+    accepted = await send_notification(
         http, worker, tenant, channel="push", recipient_id=user, payload={"body": "muted?"}
     )
-    final = await final_status(http, worker, tenant, accepted["id"])
+    final = await wait_for_status(http, worker, tenant, accepted["id"])
     assert final["status"] == "dropped"
     assert final["status_reason"] == "the recipient turned the push channel off"
     assert await sunk(redis_client, worker, notification_id=accepted["id"]) == []
@@ -200,10 +188,10 @@ async def test_a_disabled_channel_drops_the_notification_within_a_second_of_the_
     )
 
     async def delivered_again() -> bool:
-        accepted = await send(
+        accepted = await send_notification(
             http, worker, tenant, channel="push", recipient_id=user, payload={"body": "back"}
         )
-        return (await final_status(http, worker, tenant, accepted["id"]))["status"] == "delivered"
+        return (await wait_for_status(http, worker, tenant, accepted["id"]))["status"] == "delivered"
 
     await eventually(
         delivered_again, "pushes to be delivered after the preference is deleted", within=3.0

@@ -16,7 +16,15 @@ import redis.asyncio as redis
 from aiokafka import AIOKafkaProducer
 
 from tests.agents.test_pipeline import sunk
-from tests.conftest import Tenant, Worker, call, eventually
+from tests.conftest import (
+    Tenant,
+    Worker,
+    call,
+    eventually,
+    notification_of,
+    send_notification,
+    wait_for_status,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -42,31 +50,6 @@ def clock(tmp_path: Path) -> Clock:
     return Clock(tmp_path / "clock-offset")
 
 
-async def send(http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, **request) -> dict:
-    status, body = await call(
-        http, "POST", f"{worker.base_url}/api/v1/notifications", json=request, headers=tenant.headers
-    )
-    assert status == 202, body
-    return body["data"]
-
-
-async def status_of(http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, nid: str) -> dict:
-    _, body = await call(
-        http, "GET", f"{worker.base_url}/api/v1/notifications/{nid}", headers=tenant.headers
-    )
-    return body["data"]
-
-
-async def wait_for_status(
-    http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, nid: str, wanted: str
-) -> dict:
-    async def reached() -> dict | None:
-        found = await status_of(http, worker, tenant, nid)
-        return found if found["status"] == wanted else None
-
-    return await eventually(reached, f"notification {nid} to be {wanted}")
-
-
 async def test_a_duplicate_from_http_and_from_kafka_is_delivered_once(
     worker: Worker,
     http: aiohttp.ClientSession,
@@ -76,7 +59,7 @@ async def test_a_duplicate_from_http_and_from_kafka_is_delivered_once(
 ) -> None:
     key = f"welcome-{uuid.uuid4()}"
     recipient = f"dup-{uuid.uuid4().hex[:6]}"
-    first = await send(
+    first = await send_notification(
         http,
         worker,
         tenant,
@@ -85,7 +68,7 @@ async def test_a_duplicate_from_http_and_from_kafka_is_delivered_once(
         payload={"body": "once"},
         idempotency_key=key,
     )
-    again = await send(
+    again = await send_notification(
         http,
         worker,
         tenant,
@@ -108,7 +91,7 @@ async def test_a_duplicate_from_http_and_from_kafka_is_delivered_once(
             worker.topic("intake"), json.dumps(message).encode(), key=recipient.encode()
         )
     # A marker behind them on the same recipient: once it is sent, the duplicates were seen.
-    marker = await send(
+    marker = await send_notification(
         http, worker, tenant, channel="inapp", recipient_id=recipient, payload={"body": "marker"}
     )
     await eventually(lambda: sunk(redis_client, worker, notification_id=marker["id"]), "the marker")
@@ -151,7 +134,7 @@ async def test_notifications_for_one_recipient_are_sent_in_order(
 ) -> None:
     recipient = f"ordered-{uuid.uuid4().hex[:6]}"
     for n in range(12):
-        await send(
+        await send_notification(
             http,
             worker,
             tenant,
@@ -183,7 +166,9 @@ async def test_the_frequency_cap_drops_what_is_over_it(
     )
     await asyncio.sleep(1.0)  # the preference reaches the pipeline within a second
     sent = [
-        await send(http, worker, tenant, channel="push", recipient_id=user, payload={"body": str(n)})
+        await send_notification(
+            http, worker, tenant, channel="push", recipient_id=user, payload={"body": str(n)}
+        )
         for n in range(3)
     ]
     finals = [
@@ -199,7 +184,7 @@ async def test_the_default_cap_applies_without_a_preference(
     """NotifyHub's defaults: 3 SMS per hour per recipient."""
     user = f"sms-{uuid.uuid4().hex[:6]}"
     sent = [
-        await send(
+        await send_notification(
             http,
             worker,
             tenant,
@@ -237,7 +222,7 @@ async def test_quiet_hours_defer_then_deliver_when_they_end(
         headers=tenant.headers,
     )
     await asyncio.sleep(1.0)
-    accepted = await send(
+    accepted = await send_notification(
         http,
         worker,
         tenant,
@@ -275,7 +260,7 @@ async def test_a_scheduled_notification_is_delivered_once_after_a_worker_restart
 ) -> None:
     first = worker_factory(NOTIFYHUB_CLOCK_OFFSET_FILE=str(clock.path))
     at = (clock.now() + timedelta(hours=1)).isoformat()
-    accepted = await send(
+    accepted = await send_notification(
         http,
         first,
         tenant,
@@ -284,7 +269,7 @@ async def test_a_scheduled_notification_is_delivered_once_after_a_worker_restart
         payload={"body": "it is time"},
         scheduled_at=at,
     )
-    doomed = await send(
+    doomed = await send_notification(
         http,
         first,
         tenant,
@@ -302,14 +287,14 @@ async def test_a_scheduled_notification_is_delivered_once_after_a_worker_restart
     first.stop()
     second = worker_factory(deployment=first.topic_prefix, NOTIFYHUB_CLOCK_OFFSET_FILE=str(clock.path))
     await asyncio.sleep(2.0)  # ticks happen; nothing is due yet
-    assert (await status_of(http, second, tenant, accepted["id"]))["status"] == "scheduled"
+    assert (await notification_of(http, second, tenant, accepted["id"]))["status"] == "scheduled"
 
     clock.advance(timedelta(hours=1, minutes=1))
     await wait_for_status(http, second, tenant, accepted["id"], "delivered")
     await asyncio.sleep(1.0)
     assert len(await sunk(redis_client, second, notification_id=accepted["id"])) == 1
     assert await sunk(redis_client, second, notification_id=doomed["id"]) == []
-    assert (await status_of(http, second, tenant, doomed["id"]))["status"] == "cancelled"
+    assert (await notification_of(http, second, tenant, doomed["id"]))["status"] == "cancelled"
     second.stop()
 
 
