@@ -25,33 +25,36 @@ async def test_admin_routes_need_the_admin_token(
     assert body["error"]["code"] == ("UNAUTHORIZED" if status == 401 else "FORBIDDEN")
 
 
-async def test_a_new_tenant_and_key_can_send_and_only_the_hash_is_stored(
-    worker: Worker, http: aiohttp.ClientSession, database: asyncpg.Pool
-) -> None:
+async def provision(http: aiohttp.ClientSession, worker: Worker, name: str) -> tuple[dict, dict]:
+    """A tenant and an API key made through the admin API: (tenant, key) as answered."""
     status, tenant = await call(
         http,
         "POST",
         f"{worker.base_url}/internal/tenants",
-        json={"name": "Acme"},
+        json={"name": name},
         headers=worker.admin_headers,
     )
-    assert status == 201
-    assert tenant["data"]["name"] == "Acme"
-    tenant_id = tenant["data"]["id"]
-
+    assert status == 201, tenant
     status, key = await call(
         http,
         "POST",
-        f"{worker.base_url}/internal/tenants/{tenant_id}/api-keys",
-        json={"name": "backend"},
+        f"{worker.base_url}/internal/tenants/{tenant['data']['id']}/api-keys",
+        json={"name": f"{name} key"},
         headers=worker.admin_headers,
     )
-    assert status == 201
-    raw_key = key["data"]["api_key"]
+    assert status == 201, key
+    return tenant["data"], key["data"]
+
+
+async def test_a_new_tenant_and_key_can_send_and_only_the_hash_is_stored(
+    worker: Worker, http: aiohttp.ClientSession, database: asyncpg.Pool
+) -> None:
+    tenant, key = await provision(http, worker, "Acme")
+    assert tenant["name"] == "Acme"
+    assert key["tenant_id"] == tenant["id"]
+    raw_key = key["api_key"]
     assert len(raw_key) == 64 and int(raw_key, 16) >= 0
-    stored = await database.fetchval(
-        "SELECT key_hash FROM api_keys WHERE id = $1", uuid.UUID(key["data"]["id"])
-    )
+    stored = await database.fetchval("SELECT key_hash FROM api_keys WHERE id = $1", uuid.UUID(key["id"]))
     assert stored == hash_api_key(raw_key) != raw_key
 
     status, _ = await call(
@@ -67,25 +70,12 @@ async def test_a_new_tenant_and_key_can_send_and_only_the_hash_is_stored(
 async def test_a_new_tenant_gets_the_starter_templates(
     worker: Worker, http: aiohttp.ClientSession
 ) -> None:
-    _, tenant = await call(
-        http,
-        "POST",
-        f"{worker.base_url}/internal/tenants",
-        json={"name": "Starter"},
-        headers=worker.admin_headers,
-    )
-    _, key = await call(
-        http,
-        "POST",
-        f"{worker.base_url}/internal/tenants/{tenant['data']['id']}/api-keys",
-        json={"name": "k"},
-        headers=worker.admin_headers,
-    )
+    _, key = await provision(http, worker, "Starter")
     status, listed = await call(
         http,
         "GET",
         f"{worker.base_url}/api/v1/templates?per_page=100",
-        headers={"X-API-Key": key["data"]["api_key"]},
+        headers={"X-API-Key": key["api_key"]},
     )
     assert status == 200
     names = {(t["channel"], t["name"]) for t in listed["data"]}
