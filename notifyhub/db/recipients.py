@@ -109,6 +109,14 @@ async def profile(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str) -> asy
     )
 
 
+async def profile_timezone(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str) -> str | None:
+    return await pool.fetchval(
+        "SELECT timezone FROM recipient_profiles WHERE tenant_id = $1 AND user_id = $2",
+        tenant_id,
+        user_id,
+    )
+
+
 async def put_profile(
     pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str, values: dict[str, Any]
 ) -> asyncpg.Record:

@@ -45,7 +45,8 @@ class PreferencePut(Message):
     quiet_hours_end: ClockTime | None = None
     frequency_cap: int | None = Field(default=None, ge=1, le=MAX_FREQUENCY_CAP)
     frequency_window_minutes: int = Field(default=60, ge=1, le=MAX_FREQUENCY_WINDOW_MINUTES)
-    timezone: Timezone = "UTC"
+    # Omitted: the recipient profile's timezone when it has one, else UTC.
+    timezone: Timezone | None = None
 
 
 class DeviceTokenCreate(Message):
@@ -103,15 +104,17 @@ class PreferenceView(View):
                 "invalid preference",
                 {missing: "quiet hours need both a start and an end"},
             )
-        row = await recipients.put_preference(
-            await resources.db(), caller.tenant_id, user, chosen, wanted.model_dump()
-        )
+        pool = await resources.db()
+        values = wanted.model_dump()
+        if values["timezone"] is None:
+            values["timezone"] = await recipients.profile_timezone(pool, caller.tenant_id, user) or "UTC"
+        row = await recipients.put_preference(pool, caller.tenant_id, user, chosen, values)
         await _announce(
             PreferenceUpdate(
                 tenant_id=caller.tenant_id,
                 user_id=user,
                 channel=chosen,
-                preference=ChannelPreference(**wanted.model_dump()),
+                preference=ChannelPreference(**values),
             )
         )
         return ok(request, dict(row))

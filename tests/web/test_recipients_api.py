@@ -163,3 +163,31 @@ async def test_email_without_an_address_takes_the_profile_email_or_is_a_422(
     )
     assert status == 202
     assert body["data"]["recipient_address"] == "grace@example.com"
+
+
+async def test_a_preference_without_a_timezone_takes_the_profiles(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    await call(
+        http,
+        "PUT",
+        f"{worker.base_url}/api/v1/users/kenji",
+        json={"timezone": "Asia/Tokyo"},
+        headers=tenant.headers,
+    )
+    status, body = await call(
+        http,
+        "PUT",
+        f"{worker.base_url}/api/v1/users/kenji/preferences/push",
+        json={"quiet_hours_start": "22:00", "quiet_hours_end": "07:00"},
+        headers=tenant.headers,
+    )
+    assert status == 200 and body["data"]["timezone"] == "Asia/Tokyo"
+    status, body = await call(
+        http,
+        "PUT",
+        f"{worker.base_url}/api/v1/users/no-profile/preferences/push",
+        json={"quiet_hours_start": "22:00", "quiet_hours_end": "07:00"},
+        headers=tenant.headers,
+    )
+    assert status == 200 and body["data"]["timezone"] == "UTC"
