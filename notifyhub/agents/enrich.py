@@ -94,7 +94,9 @@ def decide(notification: Notification, now: float) -> None:
         )
         if until is not None:
             raise Deferred(until.timestamp())
-    decision = caps.admit(notification.recipient_key, notification.channel, preference, now)
+    decision = caps.admit(
+        notification.recipient_key, notification.channel, preference, now, notification.id
+    )
     if not decision.allowed:
         raise Undeliverable(Status.DROPPED, cap_reason(decision, notification.channel))
 

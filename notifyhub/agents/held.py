@@ -44,10 +44,17 @@ async def request_hold(notification: Notification, release_at: float, destinatio
 async def _handle(event: faust.EventT) -> None:
     message = HeldMessage.validate_json(event.value)
     if isinstance(message, HoldRequest):
-        hold(event.key, message.notification, message.release_at, message.destination)
+        hold(event.key, message.notification, message.release_at, message.destination, clock.now())
         return
     for released in release_due(event.message.partition, clock.now()):
         notification = released.notification
+        logger.info(
+            "releasing held notification %s to %s (partition %d, offset %d)",
+            notification.id,
+            released.destination,
+            event.message.partition,
+            event.message.offset,
+        )
         await enqueue(
             destination_topic(released.destination, notification),
             notification.recipient_key,

@@ -5,8 +5,9 @@ Messages are taken in batches. The batch is claimed in one statement (only notif
 that are not final are claimed: a cancelled one, or a redelivered one that was sent, is
 not sent), then sent with up to the channel's concurrency in flight (NotifyHub's worker
 pools: email 5, push 3, sms 2, in-app 5), one recipient's notifications one after the
-other and in order. The batch's offsets are acknowledged only after every send in it has
-finished, so concurrency never commits past a send still in flight (faust-streaming
+other and in order. The outcomes are written to PostgreSQL in one statement before the
+delivery events are produced, and the batch's offsets are acknowledged only after every
+send in it has finished, so concurrency never commits past a send still in flight (faust-streaming
 issue 606 is why agents themselves run with concurrency 1).
 
 Retries, failover and circuit breakers are the providers issue's; here a provider
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -61,22 +63,35 @@ async def deliver(provider: Provider | None, notification: Notification) -> Deli
 
 
 async def _claimed(batch: Sequence[Notification]) -> list[Notification]:
+    """The batch's notifications this stage may send: claimed now, each once.
+
+    A notification can be in a batch twice (an earlier stage's message replayed after a
+    rebalance); the claim is per notification, so only its first copy is kept.
+    """
+    unique: dict[uuid.UUID, Notification] = {}
+    for notification in batch:
+        unique.setdefault(notification.id, notification)
     pool = await resources.db()
-    ids = await notifications.claim_many_for_sending(pool, [(n.id, n.tenant_id) for n in batch])
-    skipped = [n for n in batch if n.id not in ids]
-    for notification in skipped:
-        logger.info("notification %s is final already (cancelled or sent); not sending", notification.id)
-    return [n for n in batch if n.id in ids]
+    ids = await notifications.claim_many_for_sending(
+        pool, [(n.id, n.tenant_id) for n in unique.values()]
+    )
+    for notification in unique.values():
+        if notification.id not in ids:
+            logger.info(
+                "notification %s is final already (cancelled or sent); not sending", notification.id
+            )
+    return [n for n in unique.values() if n.id in ids]
 
 
 async def _send_in_order(
     provider: Provider | None, queue: Sequence[Notification], slots: asyncio.Semaphore
-) -> None:
-    """One recipient's notifications, one after the other."""
+) -> list[DeliveryEvent]:
+    """One recipient's notifications, one after the other; the outcome of each."""
+    outcomes: list[DeliveryEvent] = []
     for notification in queue:
         async with slots:
             try:
-                outcome = await deliver(provider, notification)
+                outcomes.append(await deliver(provider, notification))
             except Exception as exc:
                 # A bug, not a provider's answer: keep the message for the admin DLQ API.
                 logger.exception("send of %s failed", notification.id)
@@ -90,8 +105,11 @@ async def _send_in_order(
                         message=notification.to_bytes(),
                     )
                 )
-                continue
-        await enqueue(delivery_events_topic, str(outcome.notification_id).encode(), outcome.to_bytes())
+    return outcomes
+
+
+async def _record(outcomes: Sequence[DeliveryEvent]) -> None:
+    await notifications.record_outcomes(await resources.db(), outcomes)
 
 
 def _parsed(
@@ -127,9 +145,18 @@ def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, N
             per_recipient: dict[bytes, list[Notification]] = defaultdict(list)
             for notification in claimed:
                 per_recipient[notification.recipient_key].append(notification)
-            await asyncio.gather(
+            sent = await asyncio.gather(
                 *(_send_in_order(provider, queue, slots) for queue in per_recipient.values())
             )
+            outcomes = [outcome for per_queue in sent for outcome in per_queue]
+            # The outcome is written before the batch is acknowledged: a message replayed
+            # after a rebalance or a crash (Kafka is at-least-once) then finds its
+            # notification final and cannot be claimed, and sent, again.
+            await through_outages(lambda o=outcomes: _record(o), f"record {len(outcomes)} outcomes")
+            for outcome in outcomes:
+                await enqueue(
+                    delivery_events_topic, str(outcome.notification_id).encode(), outcome.to_bytes()
+                )
 
     send.__name__ = f"send_{channel}"
     return send

@@ -184,6 +184,29 @@ async def claim_many_for_sending(
     return {row["id"] for row in rows}
 
 
+async def record_outcomes(pool: asyncpg.Pool, outcomes: Sequence[DeliveryEvent]) -> None:
+    """Write the send stage's outcomes (delivered, failed) to the notifications at once.
+
+    The delivery events writer records them too (with the delivery log), later and in
+    batches; this write is what stops a replayed message from being claimed again.
+    """
+    if not outcomes:
+        return
+    await pool.execute(
+        """UPDATE notifications AS n
+              SET status = o.status, status_reason = o.reason, updated_at = o.occurred_at
+             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
+                  AS o (id, tenant_id, status, reason, occurred_at)
+            WHERE n.id = o.id AND n.tenant_id = o.tenant_id
+              AND notification_status_rank(n.status) < notification_status_rank(o.status)""",
+        [e.notification_id for e in outcomes],
+        [e.tenant_id for e in outcomes],
+        [e.status.value for e in outcomes],
+        [e.reason for e in outcomes],
+        [e.occurred_at for e in outcomes],
+    )
+
+
 async def store_accepted(pool: asyncpg.Pool, message: IntakeMessage, retention_seconds: float) -> None:
     """Store a notification the pipeline accepted (``queued``), and remember its idempotency
     key so that the HTTP API answers a repeat with it. Either may exist already (the API

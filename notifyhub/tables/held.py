@@ -2,13 +2,12 @@
 
 Keyed by ``tenant:recipient`` like the held topic, so a recipient's held notifications
 live in the partition that owns the recipient and move with it on a rebalance; the
-changelog rebuilds the table after a restart. Each value is the recipient's list of
-held entries ``{id, release_at, destination, notification}``.
+changelog rebuilds the table after a restart. Each value is the recipient's
+``{"waiting": [{id, release_at, destination, notification}], "released": {hold: when}}``.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +36,47 @@ class Released:
     notification: Notification
 
 
-def hold(recipient_key: bytes, notification: Notification, release_at: float, destination: str) -> None:
-    """Keep a notification until ``release_at`` (call while processing the recipient's event)."""
-    entries = [e for e in (held_table.get(recipient_key) or []) if e["id"] != str(notification.id)]
-    entries.append(
+# A released hold is remembered this long, so that replaying its hold request (Kafka is
+# at-least-once: after a rebalance the new owner re-reads uncommitted messages, while the
+# table already shows the release) cannot hold and release the notification again.
+RELEASED_MEMORY_SECONDS = 24 * 3600
+
+
+def _hold_id(entry_or_id: dict[str, Any] | str, release_at: float | None = None) -> str:
+    """One hold of one notification: a notification may be held again later (scheduled,
+    then deferred by quiet hours), but each hold has its own release time."""
+    if isinstance(entry_or_id, dict):
+        return f"{entry_or_id['id']}@{entry_or_id['release_at']}"
+    return f"{entry_or_id}@{release_at}"
+
+
+def _state(recipient_key: bytes) -> dict[str, Any]:
+    """The recipient's ``{"waiting": [entries], "released": {hold id: when}}``."""
+    stored = held_table.get(recipient_key) or {}
+    return {"waiting": list(stored.get("waiting", [])), "released": dict(stored.get("released", {}))}
+
+
+def _store(recipient_key: bytes, state: dict[str, Any], now: float) -> None:
+    released = {hold: at for hold, at in state["released"].items() if at > now - RELEASED_MEMORY_SECONDS}
+    if state["waiting"] or released:
+        held_table[recipient_key] = {"waiting": state["waiting"], "released": released}
+    elif recipient_key in held_table:
+        del held_table[recipient_key]
+
+
+def hold(
+    recipient_key: bytes, notification: Notification, release_at: float, destination: str, now: float
+) -> None:
+    """Keep a notification until ``release_at`` (call while processing the recipient's event).
+
+    A request for a hold that was already released is a replay, and is ignored.
+    """
+    state = _state(recipient_key)
+    hold_id = _hold_id(str(notification.id), release_at)
+    if hold_id in state["released"]:
+        return
+    waiting = [e for e in state["waiting"] if e["id"] != str(notification.id)]
+    waiting.append(
         {
             "id": str(notification.id),
             "release_at": release_at,
@@ -48,7 +84,8 @@ def hold(recipient_key: bytes, notification: Notification, release_at: float, de
             "notification": notification.model_dump(mode="json", exclude_none=True),
         }
     )
-    held_table[recipient_key] = sorted(entries, key=lambda e: e["release_at"])
+    state["waiting"] = sorted(waiting, key=lambda e: e["release_at"])
+    _store(recipient_key, state, now)
     partition = partition_of(recipient_key, settings.topic_partitions)
     if partition in _next_due:
         _next_due[partition] = min(_next_due[partition], release_at)
@@ -60,22 +97,20 @@ def release_due(partition: int, now: float) -> list[Released]:
         return []
     released: list[Released] = []
     next_due = float("inf")
-    for key, entries in list(held_table.items()):
+    for key in [k for k, _ in held_table.items()]:
         if partition_of(key, settings.topic_partitions) != partition:
             continue
-        due = [e for e in entries if e["release_at"] <= now]
+        state = _state(key)
+        due = [e for e in state["waiting"] if e["release_at"] <= now]
         if due:
-            waiting = [e for e in entries if e["release_at"] > now]
-            if waiting:
-                held_table[key] = waiting
-            else:
-                del held_table[key]
+            state["waiting"] = [e for e in state["waiting"] if e["release_at"] > now]
+            state["released"].update({_hold_id(e): now for e in due})
+            _store(key, state, now)
             released.extend(
                 Released(e["destination"], Notification.model_validate(e["notification"])) for e in due
             )
-            entries = waiting
-        if entries:
-            next_due = min(next_due, entries[0]["release_at"])
+        if state["waiting"]:
+            next_due = min(next_due, state["waiting"][0]["release_at"])
     _next_due[partition] = next_due
     return released
 
@@ -87,8 +122,4 @@ def forget_partitions() -> None:
 
 def held_for(recipient_key: bytes) -> list[dict[str, Any]]:
     """The recipient's held entries (for table inspection)."""
-    return list(held_table.get(recipient_key) or [])
-
-
-def entry_id(entry: dict[str, Any]) -> uuid.UUID:
-    return uuid.UUID(entry["id"])
+    return _state(recipient_key)["waiting"]

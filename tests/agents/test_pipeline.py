@@ -89,10 +89,17 @@ async def test_notification_produced_to_kafka_is_delivered(
     [record] = await sunk(redis_client, worker, recipient_id=recipient)
     assert record["notification_id"] == str(row["id"])
     assert record["body"] == "Your code is 123456"
-    log = await database.fetch(
-        "SELECT status FROM delivery_log WHERE notification_id = $1 ORDER BY occurred_at", row["id"]
-    )
-    assert [entry["status"] for entry in log] == ["queued", "delivered"]
+
+    async def logged() -> list[str] | None:
+        # The delivery log is written from the delivery events, a moment after the status.
+        rows = await database.fetch(
+            "SELECT status FROM delivery_log WHERE notification_id = $1 ORDER BY occurred_at",
+            row["id"],
+        )
+        return [entry["status"] for entry in rows] if len(rows) >= 2 else None
+
+    log = await eventually(logged, "the delivery log to show the delivery")
+    assert log == ["queued", "delivered"]
 
 
 async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_pipeline_keeps_going(

@@ -377,3 +377,39 @@ async def test_table_inspection_answers_from_any_worker(
     assert owners == {first.base_url, second.base_url}
     first.stop()
     second.stop()
+
+
+async def test_held_notifications_follow_their_partitions_to_another_worker(
+    worker_factory: Callable[..., Worker],
+    clock: Clock,
+    http: aiohttp.ClientSession,
+    tenant: Tenant,
+    redis_client: redis.Redis,
+) -> None:
+    """Held on worker A; B joins (a rebalance), then A leaves: B releases all of them, once."""
+    first = worker_factory(NOTIFYHUB_CLOCK_OFFSET_FILE=str(clock.path))
+    at = (clock.now() + timedelta(hours=1)).isoformat()
+    held = [
+        await send_notification(
+            http,
+            first,
+            tenant,
+            channel="inapp",
+            recipient_id=f"moving-{n}",
+            payload={"body": f"moved {n}"},
+            scheduled_at=at,
+        )
+        for n in range(8)  # spread over both partitions
+    ]
+    for notification in held:
+        await wait_for_status(http, first, tenant, notification["id"], "scheduled")
+
+    second = worker_factory(deployment=first.topic_prefix, NOTIFYHUB_CLOCK_OFFSET_FILE=str(clock.path))
+    first.stop()
+    clock.advance(timedelta(hours=1, minutes=1))
+    for notification in held:
+        await wait_for_status(http, second, tenant, notification["id"], "delivered")
+    await asyncio.sleep(1.0)
+    for notification in held:
+        assert len(await sunk(redis_client, second, notification_id=notification["id"])) == 1
+    second.stop()
