@@ -8,7 +8,6 @@ file is added, so a test can jump a worker hours ahead without waiting.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 from notifyhub.settings import get_settings
 
@@ -36,7 +35,3 @@ def _current_offset() -> float:
 def now() -> float:
     """Seconds since the epoch."""
     return time.time() + _current_offset()
-
-
-def utcnow() -> datetime:
-    return datetime.fromtimestamp(now(), UTC)

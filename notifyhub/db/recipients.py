@@ -92,15 +92,6 @@ async def deactivate_device_token(pool: asyncpg.Pool, tenant_id: uuid.UUID, toke
     return status.endswith(" 1")
 
 
-async def active_device_tokens(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str) -> list[str]:
-    rows = await pool.fetch(
-        "SELECT token FROM device_tokens WHERE tenant_id = $1 AND user_id = $2 AND is_active",
-        tenant_id,
-        user_id,
-    )
-    return [row["token"] for row in rows]
-
-
 async def profile(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str) -> asyncpg.Record | None:
     return await pool.fetchrow(
         f"SELECT {PROFILE_COLUMNS} FROM recipient_profiles WHERE tenant_id = $1 AND user_id = $2",
