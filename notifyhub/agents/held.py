@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from notifyhub import clock
 from notifyhub.agents.reliability import guarded
 from notifyhub.app import app, enqueue, enrich_topics, held_topic, send_topics
-from notifyhub.messages import HeldMessage, HoldRequest, Notification
+from notifyhub.messages import HeldMessage, HoldRequest, Notification, Tick
 from notifyhub.tables.held import forget_partitions, hold, release_due
 
 logger = logging.getLogger(__name__)
@@ -41,8 +41,7 @@ async def request_hold(notification: Notification, release_at: float, destinatio
     await enqueue(held_topic, notification.recipient_key, request.to_bytes())
 
 
-async def _handle(event: faust.EventT) -> None:
-    message = HeldMessage.validate_json(event.value)
+async def _handle(event: faust.EventT, message: HoldRequest | Tick) -> None:
     if isinstance(message, HoldRequest):
         hold(event.key, message.notification, message.release_at, message.destination, clock.now())
         return
@@ -66,11 +65,11 @@ async def _handle(event: faust.EventT) -> None:
 async def held(stream: faust.StreamT) -> None:
     async for event in stream.events():
         try:
-            HeldMessage.validate_json(event.value)
+            message = HeldMessage.validate_json(event.value)
         except ValidationError as exc:
             logger.error("skipping a malformed held message: %s", exc)
             continue
-        await guarded(event, lambda e=event: _handle(e), "held")
+        await guarded(event, lambda e=event, m=message: _handle(e, m), "held")
 
 
 @app.timer(TICK_SECONDS)

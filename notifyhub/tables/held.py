@@ -52,7 +52,12 @@ def _hold_id(entry_or_id: dict[str, Any] | str, release_at: float | None = None)
 
 def _state(recipient_key: bytes) -> dict[str, Any]:
     """The recipient's ``{"waiting": [entries], "released": {hold id: when}}``."""
-    stored = held_table.get(recipient_key) or {}
+    return _copy(held_table.get(recipient_key))
+
+
+def _copy(stored: dict[str, Any] | None) -> dict[str, Any]:
+    # A copy: Faust writes the changelog only when a value is assigned back.
+    stored = stored or {}
     return {"waiting": list(stored.get("waiting", [])), "released": dict(stored.get("released", {}))}
 
 
@@ -97,10 +102,11 @@ def release_due(partition: int, now: float) -> list[Released]:
         return []
     released: list[Released] = []
     next_due = float("inf")
-    for key in [k for k, _ in held_table.items()]:
+    # Listed first: entries are rewritten while we go.
+    for key, stored in list(held_table.items()):
         if partition_of(key, settings.topic_partitions) != partition:
             continue
-        state = _state(key)
+        state = _copy(stored)
         due = [e for e in state["waiting"] if e["release_at"] <= now]
         if due:
             state["waiting"] = [e for e in state["waiting"] if e["release_at"] > now]
