@@ -100,6 +100,8 @@ class Notification(Message):
     # Filled in by enrich: what the provider is asked to send.
     subject: str | None = None
     body: str | None = None
+    # Which send attempt this message is (a temporary failure comes back with one more).
+    attempt: int = Field(default=1, ge=1)
 
     @property
     def recipient_key(self) -> bytes:
@@ -148,6 +150,24 @@ class DeadLetter(Message):
     message_key: bytes | None = None
     message: bytes
     failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # For a send that failed for good: its notification (a replay reopens it), and how
+    # many attempts were made. ``message`` then holds the notification as a replay sends it.
+    notification_id: uuid.UUID | None = None
+    attempts: int | None = None
+
+
+class DeviceTokenEvent(Message):
+    """A push device token's state changed (device token events topic, version 1)."""
+
+    v: Literal[1] = 1
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    event: Literal["device_token.deactivated"] = "device_token.deactivated"
+    tenant_id: uuid.UUID
+    user_id: str
+    token: str
+    reason: str
+    notification_id: uuid.UUID | None = None
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from notifyhub.channels import Channel
@@ -81,6 +81,122 @@ class Settings(BaseSettings):
     send_concurrency: Annotated[dict[Channel, int], NoDecode] = Field(
         default=DEFAULT_SEND_CONCURRENCY, validation_alias="NOTIFYHUB_SEND_CONCURRENCY"
     )
+
+    # Channel providers, in failover order (comma-separated names from
+    # notifyhub.providers.PROVIDERS). A channel named in NOTIFYHUB_SINK_CHANNELS uses the
+    # sink instead, and naming providers for it too is a start-up error.
+    email_providers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="NOTIFYHUB_EMAIL_PROVIDERS"
+    )
+    sms_providers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="NOTIFYHUB_SMS_PROVIDERS"
+    )
+    push_providers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="NOTIFYHUB_PUSH_PROVIDERS"
+    )
+    inapp_providers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("inapp",), validation_alias="NOTIFYHUB_INAPP_PROVIDERS"
+    )
+    # Every provider call is bounded; a call that takes longer is a temporary failure.
+    provider_timeout_seconds: float = Field(
+        default=10.0, gt=0, validation_alias="NOTIFYHUB_PROVIDER_TIMEOUT_SECONDS"
+    )
+    # Requests per second per provider, shared by every worker ("ses=14,twilio=100");
+    # a provider not named is not limited.
+    provider_rate_limits: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict, validation_alias="NOTIFYHUB_PROVIDER_RATE_LIMITS"
+    )
+    # Attempts per notification (NotifyHub: 3); temporary failures are retried after
+    # base * 2**(attempt - 1) seconds (capped, with jitter), then dead-lettered.
+    send_max_attempts: int = Field(
+        default=3, ge=1, le=100, validation_alias="NOTIFYHUB_SEND_MAX_ATTEMPTS"
+    )
+    retry_base_seconds: float = Field(default=1.0, gt=0, validation_alias="NOTIFYHUB_RETRY_BASE_SECONDS")
+    retry_max_seconds: float = Field(default=600.0, gt=0, validation_alias="NOTIFYHUB_RETRY_MAX_SECONDS")
+    # Circuit breakers: this many temporary failures in a row open a provider's breaker;
+    # after the reset time one probe is let through (half-open).
+    breaker_failure_threshold: int = Field(
+        default=5, ge=1, validation_alias="NOTIFYHUB_BREAKER_FAILURE_THRESHOLD"
+    )
+    breaker_reset_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="NOTIFYHUB_BREAKER_RESET_SECONDS"
+    )
+
+    # Email (SES and SMTP): the From address.
+    email_from: str | None = Field(default=None, validation_alias="NOTIFYHUB_EMAIL_FROM")
+    # SES v2 through aioboto3; credentials come from the standard AWS chain
+    # (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, instance roles).
+    ses_region: str | None = Field(default=None, validation_alias="NOTIFYHUB_SES_REGION")
+    ses_endpoint_url: str | None = Field(default=None, validation_alias="NOTIFYHUB_SES_ENDPOINT_URL")
+    ses_configuration_set: str | None = Field(
+        default=None, validation_alias="NOTIFYHUB_SES_CONFIGURATION_SET"
+    )
+    # SMTP, for self-hosters. security: "starttls", "tls" (implicit) or "none".
+    smtp_host: str | None = Field(default=None, validation_alias="NOTIFYHUB_SMTP_HOST")
+    smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias="NOTIFYHUB_SMTP_PORT")
+    smtp_username: str | None = Field(default=None, validation_alias="NOTIFYHUB_SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, validation_alias="NOTIFYHUB_SMTP_PASSWORD")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", validation_alias="NOTIFYHUB_SMTP_SECURITY"
+    )
+    # Twilio Messages API; the unprefixed names are Twilio's own conventions.
+    twilio_account_sid: str | None = Field(default=None, validation_alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(default=None, validation_alias="TWILIO_AUTH_TOKEN")
+    twilio_from: str | None = Field(default=None, validation_alias="NOTIFYHUB_TWILIO_FROM")
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, validation_alias="NOTIFYHUB_TWILIO_MESSAGING_SERVICE_SID"
+    )
+    twilio_api_url: str = Field(
+        default="https://api.twilio.com", validation_alias="NOTIFYHUB_TWILIO_API_URL"
+    )
+    # FCM HTTP v1 through firebase-admin: a service account JSON file.
+    fcm_credentials_file: Path | None = Field(
+        default=None, validation_alias="NOTIFYHUB_FCM_CREDENTIALS_FILE"
+    )
+    fcm_project_id: str | None = Field(default=None, validation_alias="NOTIFYHUB_FCM_PROJECT_ID")
+    fcm_api_url: str = Field(
+        default="https://fcm.googleapis.com", validation_alias="NOTIFYHUB_FCM_API_URL"
+    )
+
+    @field_validator(
+        "email_providers", "sms_providers", "push_providers", "inapp_providers", mode="before"
+    )
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("provider_rate_limits", mode="before")
+    @classmethod
+    def _parse_rates(cls, value: object) -> object:
+        """``ses=14,twilio=100``: requests per second per provider."""
+        if not isinstance(value, str):
+            return value
+        rates: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, _, rate = part.partition("=")
+            rates[name.strip().lower()] = float(rate)
+        if any(rate <= 0 for rate in rates.values()):
+            raise ValueError("a rate must be above 0")
+        return rates
+
+    def providers_for(self, channel: Channel) -> tuple[str, ...]:
+        """The channel's provider names in failover order ("sink" when the sink was asked for)."""
+        if channel in self.sink_channels:
+            return ("sink",)
+        return getattr(self, f"{channel.value}_providers")
+
+    @model_validator(mode="after")
+    def _sink_or_providers(self) -> Settings:
+        for channel in self.sink_channels:
+            field = f"{channel.value}_providers"
+            if field in self.model_fields_set and getattr(self, field):
+                raise ValueError(
+                    f"the {channel} channel is in NOTIFYHUB_SINK_CHANNELS and has providers "
+                    f"in NOTIFYHUB_{channel.value.upper()}_PROVIDERS: choose one"
+                )
+        return self
 
     @field_validator("send_concurrency", mode="before")
     @classmethod

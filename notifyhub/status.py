@@ -5,10 +5,15 @@ A status only moves forward (the ranks below, mirrored by the SQL function
 later status. Final statuses never change.
 
     pending ──> queued ──> [scheduled | deferred] ──> processing ──> delivered | failed
-       │           └──────────────┴───────────────────> dropped | cancelled
+       │           └──────────────┴──────────────────────┴ ⇅ ──> dropped | cancelled
+                                                           retrying
 
 ``scheduled`` and ``deferred`` are held states (waiting for ``scheduled_at`` or for the
 end of the recipient's quiet hours); a notification may move between them.
+``retrying`` is held too: a send failed temporarily (or every provider's circuit breaker
+was open) and the next attempt waits for its backoff; ``processing`` and ``retrying``
+alternate until a final status. One exception to "forward only": replaying a send's
+dead letter (admin DLQ API) reopens its ``failed`` notification as ``queued``.
 """
 
 from enum import StrEnum
@@ -20,6 +25,7 @@ class Status(StrEnum):
     SCHEDULED = "scheduled"  # held until its scheduled_at
     DEFERRED = "deferred"  # held until the recipient's quiet hours end
     PROCESSING = "processing"  # handed to a channel provider
+    RETRYING = "retrying"  # a send failed temporarily; the next attempt is waiting its turn
     DELIVERED = "delivered"  # the provider accepted it
     FAILED = "failed"  # the provider refused it, or every attempt failed
     DROPPED = "dropped"  # the pipeline decided not to send it (reason recorded)
@@ -28,5 +34,7 @@ class Status(StrEnum):
 
 FINAL_STATUSES = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED, Status.CANCELLED})
 # Statuses a tenant may still cancel: nothing has been handed to a provider yet.
-CANCELLABLE_STATUSES = frozenset({Status.PENDING, Status.QUEUED, Status.SCHEDULED, Status.DEFERRED})
+CANCELLABLE_STATUSES = frozenset(
+    {Status.PENDING, Status.QUEUED, Status.SCHEDULED, Status.DEFERRED, Status.RETRYING}
+)
 HELD_STATUSES = frozenset({Status.SCHEDULED, Status.DEFERRED})

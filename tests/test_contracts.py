@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from notifyhub.messages import DeliveryEvent, IntakeMessage
+from notifyhub.messages import DeadLetter, DeliveryEvent, DeviceTokenEvent, IntakeMessage
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CONTRACTS = {
     "intake-message.schema.json": IntakeMessage,
     "delivery-event.schema.json": DeliveryEvent,
+    "dead-letter.schema.json": DeadLetter,
+    "device-token-event.schema.json": DeviceTokenEvent,
 }
 
 

@@ -55,3 +55,30 @@ def test_bad_send_concurrency_is_an_error(monkeypatch: pytest.MonkeyPatch, given
     monkeypatch.setenv("NOTIFYHUB_SEND_CONCURRENCY", given)
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_providers_are_a_failover_list_per_channel_and_the_sink_replaces_them_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOTIFYHUB_EMAIL_PROVIDERS", " SES, smtp ")
+    monkeypatch.setenv("NOTIFYHUB_SINK_CHANNELS", "sms")
+    settings = Settings()
+    assert settings.providers_for(Channel.EMAIL) == ("ses", "smtp")
+    assert settings.providers_for(Channel.SMS) == ("sink",)
+    assert settings.providers_for(Channel.PUSH) == ()
+    assert settings.providers_for(Channel.INAPP) == ("inapp",)
+
+
+def test_naming_providers_for_a_sunk_channel_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFYHUB_SINK_CHANNELS", "all")
+    monkeypatch.setenv("NOTIFYHUB_SMS_PROVIDERS", "twilio")
+    with pytest.raises(ValueError, match="NOTIFYHUB_SMS_PROVIDERS"):
+        Settings()
+
+
+def test_provider_rate_limits_are_per_second_per_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFYHUB_PROVIDER_RATE_LIMITS", "ses=14, twilio=0.5")
+    assert Settings().provider_rate_limits == {"ses": 14.0, "twilio": 0.5}
+    monkeypatch.setenv("NOTIFYHUB_PROVIDER_RATE_LIMITS", "ses=0")
+    with pytest.raises(ValueError, match="above 0"):
+        Settings()

@@ -94,9 +94,10 @@ async def apply_events(pool: asyncpg.Pool, events: Sequence[DeliveryEvent]) -> N
                   SET status = $3, status_reason = $4, updated_at = $5
                 WHERE id = $1 AND tenant_id = $2
                   AND (notification_status_rank(status) < notification_status_rank($3)
-                       -- between the held states, the later event wins
-                       OR (notification_status_rank(status) = 2
-                           AND notification_status_rank($3) = 2 AND updated_at <= $5))""",
+                       -- between the held states (scheduled, deferred) and between
+                       -- processing and retrying, the later event wins
+                       OR (notification_status_rank(status) = notification_status_rank($3)
+                           AND notification_status_rank($3) IN (2, 3) AND updated_at <= $5))""",
             [(e.notification_id, e.tenant_id, e.status.value, e.reason, e.occurred_at) for e in events],
         )
         await conn.executemany(
@@ -185,7 +186,7 @@ async def claim_many_for_sending(
 
 
 async def record_outcomes(pool: asyncpg.Pool, outcomes: Sequence[DeliveryEvent]) -> None:
-    """Write the send stage's outcomes (delivered, failed) to the notifications at once.
+    """Write the send stage's outcomes (delivered, failed, retrying) to the notifications at once.
 
     The delivery events writer records them too (with the delivery log), later and in
     batches; this write is what stops a replayed message from being claimed again.
@@ -198,7 +199,8 @@ async def record_outcomes(pool: asyncpg.Pool, outcomes: Sequence[DeliveryEvent])
              FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
                   AS o (id, tenant_id, status, reason, occurred_at)
             WHERE n.id = o.id AND n.tenant_id = o.tenant_id
-              AND notification_status_rank(n.status) < notification_status_rank(o.status)""",
+              AND (notification_status_rank(n.status) < notification_status_rank(o.status)
+                   OR (n.status = 'processing' AND o.status = 'retrying'))""",
         [e.notification_id for e in outcomes],
         [e.tenant_id for e in outcomes],
         [e.status.value for e in outcomes],

@@ -82,6 +82,17 @@ async def register_device_token(
     )
 
 
+async def active_device_tokens(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str) -> list[str]:
+    """The recipient's active push tokens, oldest registration first."""
+    rows = await pool.fetch(
+        "SELECT token FROM device_tokens WHERE tenant_id = $1 AND user_id = $2 AND is_active "
+        "ORDER BY created_at, token",
+        tenant_id,
+        user_id,
+    )
+    return [row["token"] for row in rows]
+
+
 async def deactivate_device_token(pool: asyncpg.Pool, tenant_id: uuid.UUID, token: str) -> bool:
     status = await pool.execute(
         "UPDATE device_tokens SET is_active = false, updated_at = now() "

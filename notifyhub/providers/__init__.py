@@ -1,19 +1,72 @@
-"""Channel providers, and the registry that picks one per channel from the settings."""
+"""Channel providers, and the one registry that names them.
+
+Adding a provider: one module implementing ``Provider`` (``base.py``) with a
+``create(channel, settings, resources)`` factory, one line in ``PROVIDERS`` below,
+one test against a local server speaking the provider's protocol. The settings pick,
+per channel, which providers send and in which failover order.
+"""
 
 from __future__ import annotations
 
-import redis.asyncio as redis
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from notifyhub.channels import Channel
-from notifyhub.providers.base import Provider, ProviderError, SendResult
-from notifyhub.providers.sink import SinkProvider
+from notifyhub.providers.base import Provider, ProviderConfigError, ProviderError, SendResult
+from notifyhub.resources import Resources
 from notifyhub.settings import Settings
 
-__all__ = ["Provider", "ProviderError", "SendResult", "provider_for"]
+__all__ = [
+    "PROVIDERS",
+    "Provider",
+    "ProviderConfigError",
+    "ProviderError",
+    "Registration",
+    "SendResult",
+    "providers_for",
+]
+
+ProviderFactory = Callable[[Channel, Settings, Resources], Provider]
 
 
-def provider_for(channel: Channel, settings: Settings, redis_client: redis.Redis) -> Provider | None:
-    """The provider configured for a channel, or None when the channel has none."""
-    if channel in settings.sink_channels:
-        return SinkProvider(channel, redis_client, settings.topic_prefix)
-    return None
+@dataclass(frozen=True)
+class Registration:
+    channels: frozenset[Channel]
+    # The module defining ``create``, imported only when the provider is configured: the
+    # SDKs (boto, firebase-admin, twilio) cost start-up time and memory a worker that
+    # does not use them need not pay.
+    module: str
+
+    @property
+    def create(self) -> ProviderFactory:
+        return importlib.import_module(self.module).create
+
+
+PROVIDERS: dict[str, Registration] = {
+    "ses": Registration(frozenset({Channel.EMAIL}), "notifyhub.providers.ses"),
+    "smtp": Registration(frozenset({Channel.EMAIL}), "notifyhub.providers.smtp"),
+    "twilio": Registration(frozenset({Channel.SMS}), "notifyhub.providers.twilio"),
+    "fcm": Registration(frozenset({Channel.PUSH}), "notifyhub.providers.fcm"),
+    "inapp": Registration(frozenset({Channel.INAPP}), "notifyhub.providers.inapp"),
+    "sink": Registration(frozenset(Channel), "notifyhub.providers.sink"),
+}
+
+
+def providers_for(channel: Channel, settings: Settings, resources: Resources) -> list[Provider]:
+    """The channel's providers in failover order (empty when none is configured).
+
+    Raises ProviderConfigError when a name is unknown, serves another channel, or its
+    provider's settings are missing: a worker never starts half-configured.
+    """
+    providers: list[Provider] = []
+    for name in settings.providers_for(channel):
+        registration = PROVIDERS.get(name)
+        if registration is None:
+            raise ProviderConfigError(
+                f"unknown provider {name!r} for the {channel} channel; known: {', '.join(PROVIDERS)}"
+            )
+        if channel not in registration.channels:
+            raise ProviderConfigError(f"provider {name!r} cannot send on the {channel} channel")
+        providers.append(registration.create(channel, settings, resources))
+    return providers

@@ -2,7 +2,8 @@
 
 For development, tests and benchmarks. Each send is appended to a Redis list
 (``{topic_prefix}:sink``) so that any process can see what the pipeline sent.
-It is used for a channel only when ``NOTIFYHUB_SINK_CHANNELS`` names that channel.
+It is used for a channel only when ``NOTIFYHUB_SINK_CHANNELS`` names that channel
+(or a channel's provider list names ``sink``), never in place of a configured provider.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from redis.exceptions import RedisError
 from notifyhub.channels import Channel
 from notifyhub.messages import Notification
 from notifyhub.providers.base import ProviderError, SendResult
+from notifyhub.resources import Resources
+from notifyhub.settings import Settings
 
 
 def sink_key(topic_prefix: str) -> str:
@@ -43,11 +46,21 @@ class SinkProvider:
             "recipient_address": notification.recipient_address,
             "subject": notification.subject,
             "body": notification.body,
+            "attempt": notification.attempt,
             # Wall-clock time of the send, for latency measurements (seconds since the epoch).
             "recorded_at": time.time(),
         }
-        try:
-            await self._client.rpush(self._key, json.dumps(record))
-        except RedisError as exc:
-            raise ProviderError(f"sink could not record the message: {exc}", temporary=True) from exc
+        await self._client.rpush(self._key, json.dumps(record))
         return SendResult(provider_message_id)
+
+    def classify(self, error: Exception) -> ProviderError | None:
+        if isinstance(error, RedisError):
+            return ProviderError(f"sink could not record the message: {error}", temporary=True)
+        return None
+
+    async def close(self) -> None:
+        """The Redis client is the worker's, shared; it closes it."""
+
+
+def create(channel: Channel, settings: Settings, resources: Resources) -> SinkProvider:
+    return SinkProvider(channel, resources.redis(), settings.topic_prefix)
