@@ -13,6 +13,9 @@ priority lane, which its own agent consumes, so they never wait behind a normal 
                                       the ticks that release them; keyed tenant:recipient
     {prefix}.delivery-events          every status transition (DeliveryEvent), keyed by notification id
     {prefix}.dead-letters             messages a stage could not process, with the reason (DeadLetter)
+    {prefix}.send.{channel}.dlq       a channel's sends that failed for good or ran out of attempts
+                                      (DeadLetter); like dead-letters, persisted for the admin DLQ API
+    {prefix}.device-token-events      push tokens deactivated because the provider called them dead
     {prefix}.preference-updates       preference changes from the API, keyed tenant:recipient
 
 Every topic with the same partition count is co-partitioned: Faust gives partition N of
@@ -71,11 +74,11 @@ app = faust.App(
 resources = Resources(settings)
 
 
-def _topic(name: str) -> faust.TopicT:
+def _topic(*names: str) -> faust.TopicT:
     # internal=True makes Faust create the topic with our partition count; Kafka's
     # auto-creation would give it the broker's default (often 1).
     return app.topic(
-        settings.topic(name),
+        *(settings.topic(name) for name in names),
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -120,6 +123,13 @@ send_topics = {channel: _lanes(f"send.{channel}") for channel in Channel}
 held_topic = _topic("held")
 delivery_events_topic = _topic("delivery-events")
 dead_letter_topic = _topic("dead-letters")
+send_dead_letter_topics = {channel: _topic(f"send.{channel}.dlq") for channel in Channel}
+# Every dead-letter topic, as one channel for the agent that persists them all.
+all_dead_letter_topics = _topic("dead-letters", *(f"send.{channel}.dlq" for channel in Channel))
+device_token_events_topic = _topic("device-token-events")
+# Topics only produced to here (consumers are elsewhere): Faust declares a topic when an
+# agent subscribes to it, so these are declared at start-up instead.
+PRODUCED_ONLY_TOPICS = (device_token_events_topic,)
 preference_updates_topic = _topic("preference-updates")
 
 
@@ -150,7 +160,11 @@ async def publish(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
 
 @app.service
 class SharedConnections(Service):
-    """Closes the shared connections when the worker stops."""
+    """Declares the produce-only topics at start, closes the shared connections at stop."""
+
+    async def on_started(self) -> None:
+        for topic in PRODUCED_ONLY_TOPICS:
+            await topic.maybe_declare()
 
     async def on_stop(self) -> None:
         await resources.close()

@@ -24,6 +24,14 @@ def _worker(args: argparse.Namespace) -> int:
 
     app = load_app()
     settings = get_settings()
+    from notifyhub.agents.send import dispatchers
+    from notifyhub.providers import ProviderConfigError
+
+    try:
+        dispatchers.build()
+    except ProviderConfigError as exc:
+        print(f"notifyhub worker: {exc}", file=sys.stderr)
+        return 2
     Worker(app, loglevel=settings.log_level.upper()).execute_from_commandline()
     return 0
 

@@ -1,4 +1,5 @@
-"""Dead letters: persist every message a stage gave up on, for the admin DLQ API."""
+"""Dead letters: persist every message a stage gave up on (the pipeline's dead-letter topic
+and each channel's send DLQ), for the admin DLQ API."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import faust
 from pydantic import ValidationError
 
 from notifyhub.agents.reliability import through_outages
-from notifyhub.app import app, dead_letter_topic, resources
+from notifyhub.app import all_dead_letter_topics, app, resources
 from notifyhub.db import dead_letters
 from notifyhub.messages import DeadLetter
 
@@ -30,7 +31,7 @@ async def _persist(letters: list[DeadLetter]) -> None:
     await dead_letters.insert_many(await resources.db(), letters)
 
 
-@app.agent(dead_letter_topic, name="dead-letters")
+@app.agent(all_dead_letter_topics, name="dead-letters")
 async def persist_dead_letters(stream: faust.StreamT) -> None:
     async for batch in stream.take(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
         letters = [letter for raw in batch if (letter := _parse(raw)) is not None]

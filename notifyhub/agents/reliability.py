@@ -11,52 +11,38 @@ So every stage catches per message and decides:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 
 from notifyhub.app import dead_letter_topic, publish
 from notifyhub.messages import DeadLetter
-from notifyhub.outages import OUTAGES
+from notifyhub.metrics import DLQ_MESSAGES
+from notifyhub.outages import through_outages
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-# Backoff while a dependency is down: quick at first, then at most every 5 s so a
-# returning service is noticed soon without hammering it.
-FIRST_RETRY_DELAY_SECONDS = 0.2
-MAX_RETRY_DELAY_SECONDS = 5.0
 
 
 class Rejected(Exception):
     """This message can never be processed as it is; the reason says why."""
 
 
-async def through_outages(step: Callable[[], Awaitable[T]], what: str) -> T:
-    """Run ``step``, retrying for as long as a dependency is unavailable."""
-    delay = FIRST_RETRY_DELAY_SECONDS
-    while True:
-        try:
-            return await step()
-        except OUTAGES as exc:
-            logger.warning("%s: dependency unavailable (%r); retrying in %.1fs", what, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RETRY_DELAY_SECONDS)
-
-
-async def dead_letter(letter: DeadLetter) -> None:
-    """Send a message to the dead-letter topic (retrying through outages: it must not be lost)."""
+async def dead_letter(letter: DeadLetter, topic: faust.TopicT = dead_letter_topic) -> None:
+    """Send a message to a dead-letter topic (retrying through outages: it must not be lost)."""
     logger.warning(
-        "dead letter from %s (tenant %s): %s", letter.source_topic, letter.tenant_id, letter.reason
+        "dead letter from %s (tenant %s, notification %s): %s",
+        letter.source_topic,
+        letter.tenant_id,
+        letter.notification_id,
+        letter.reason,
     )
     await through_outages(
-        lambda: publish(dead_letter_topic, letter.message_key, letter.to_bytes()),
+        lambda: publish(topic, letter.message_key, letter.to_bytes()),
         f"dead letter {letter.id}",
     )
+    DLQ_MESSAGES.labels(channel=letter.channel.value if letter.channel else "").inc()
 
 
 def letter_for(event: faust.EventT, reason: str, **details: Any) -> DeadLetter:

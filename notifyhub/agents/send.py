@@ -1,17 +1,26 @@
-"""Send: one agent per channel and lane hands notifications to the channel's provider and
-reports each outcome as a delivery event.
+"""Send: one agent per channel and lane hands notifications to the channel's providers and
+turns each outcome into status events, a retry or a dead letter.
 
 Messages are taken in batches. The batch is claimed in one statement (only notifications
 that are not final are claimed: a cancelled one, or a redelivered one that was sent, is
-not sent), then sent with up to the channel's concurrency in flight (NotifyHub's worker
-pools: email 5, push 3, sms 2, in-app 5), one recipient's notifications one after the
-other and in order. The outcomes are written to PostgreSQL in one statement before the
-delivery events are produced, and the batch's offsets are acknowledged only after every
-send in it has finished, so concurrency never commits past a send still in flight (faust-streaming
+not sent), then delivered with up to the channel's concurrency in flight (NotifyHub's
+worker pools: email 5, push 3, sms 2, in-app 5), one recipient's notifications one after
+the other and in order. The batch's offsets are acknowledged only after every send in it
+has finished, so concurrency never commits past a send still in flight (faust-streaming
 issue 606 is why agents themselves run with concurrency 1).
 
-Retries, failover and circuit breakers are the providers issue's; here a provider
-error is final and reported as ``failed`` with its reason.
+The order of side effects, and why:
+1. provider calls (``notifyhub.delivery``: failover, breakers, rate limits);
+2. the outcomes written to PostgreSQL in one statement, so a message replayed after a
+   crash or a rebalance finds its notification final and is not sent again;
+3. delivery events, retry holds and dead letters produced;
+4. offsets committed by Faust after it has flushed the producer.
+
+A temporary failure does not block the partition: the notification goes to the held
+stage with a release time (exponential backoff with jitter) and comes back to this
+stage for its next attempt; after ``NOTIFYHUB_SEND_MAX_ATTEMPTS``, or at once for a
+permanent failure, it is ``failed`` and goes to the channel's dead-letter topic, from
+which the admin DLQ API can replay it.
 """
 
 from __future__ import annotations
@@ -21,17 +30,33 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from mode import Service
 from pydantic import ValidationError
 
+from notifyhub import clock
+from notifyhub.agents.held import request_hold
 from notifyhub.agents.reliability import dead_letter, letter_for, through_outages
-from notifyhub.app import delivery_events_topic, enqueue, lane_agents, resources, send_topics, settings
+from notifyhub.app import (
+    app,
+    delivery_events_topic,
+    enqueue,
+    lane_agents,
+    resources,
+    send_dead_letter_topics,
+    send_topics,
+    settings,
+)
 from notifyhub.channels import Channel
 from notifyhub.db import notifications
+from notifyhub.delivery.backoff import retry_delay
+from notifyhub.delivery.dispatch import Outcome, Result
+from notifyhub.delivery.dispatchers import Dispatchers
 from notifyhub.messages import DeadLetter, DeliveryEvent, Notification
-from notifyhub.providers import Provider, ProviderError, provider_for
+from notifyhub.metrics import SEND_RETRIES
 from notifyhub.status import Status
 
 logger = logging.getLogger(__name__)
@@ -40,26 +65,78 @@ logger = logging.getLogger(__name__)
 # lone notification pays for it.
 BATCH_SIZE = 200
 BATCH_WAIT_SECONDS = 0.02
+# A notification waiting for a breaker to half-open looks again at least this late, so a
+# breaker that is about to probe does not spin the held stage.
+MIN_BREAKER_WAIT_SECONDS = 1.0
+
+dispatchers = Dispatchers(settings, resources)
 
 
-async def deliver(provider: Provider | None, notification: Notification) -> DeliveryEvent:
-    """Ask the provider to send; the event says what happened."""
-    if provider is None:
-        return DeliveryEvent.about(
-            notification,
-            Status.FAILED,
-            reason=f"no provider is configured for the {notification.channel} channel",
-        )
-    try:
-        result = await provider.send(notification)
-    except ProviderError as exc:
-        return DeliveryEvent.about(notification, Status.FAILED, provider=provider.name, reason=str(exc))
-    return DeliveryEvent.about(
-        notification,
-        Status.DELIVERED,
-        provider=provider.name,
-        provider_message_id=result.provider_message_id,
-    )
+@dataclass
+class Consequences:
+    """What a batch's outcomes lead to, produced after the outcomes are recorded."""
+
+    events: list[DeliveryEvent] = field(default_factory=list)
+    retries: list[tuple[Notification, float]] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+
+    def add(self, notification: Notification, outcome: Outcome) -> None:
+        attempt = notification.attempt
+        details = {
+            "provider": outcome.provider,
+            "provider_message_id": outcome.provider_message_id,
+            "attempt": attempt,
+        }
+        if outcome.result is Result.DELIVERED:
+            self.events.append(
+                DeliveryEvent.about(notification, Status.DELIVERED, reason=outcome.reason, **details)
+            )
+        elif outcome.result is Result.UNAVAILABLE:
+            # Nothing was tried, so no attempt is spent: wait for a breaker to probe.
+            wait = max(MIN_BREAKER_WAIT_SECONDS, outcome.retry_after)
+            self._retry(
+                notification, notification, wait, f"{outcome.reason}; next try in {wait:.0f}s", details
+            )
+        elif outcome.result is Result.TEMPORARY and attempt < settings.send_max_attempts:
+            wait = retry_delay(attempt, settings.retry_base_seconds, settings.retry_max_seconds)
+            reason = f"attempt {attempt} of {settings.send_max_attempts} failed: {outcome.reason}"
+            following = notification.model_copy(update={"attempt": attempt + 1})
+            self._retry(notification, following, wait, f"{reason}; retrying in {wait:.1f}s", details)
+        else:
+            if outcome.result is Result.TEMPORARY:
+                reason = f"gave up after {attempt} attempts: {outcome.reason}"
+            else:
+                reason = outcome.reason or "refused"
+            self.events.append(
+                DeliveryEvent.about(notification, Status.FAILED, reason=reason, **details)
+            )
+            self.letters.append(
+                DeadLetter(
+                    source_topic=send_topics[notification.channel]
+                    .for_priority(notification.priority)
+                    .get_topic_name(),
+                    reason=reason,
+                    tenant_id=notification.tenant_id,
+                    channel=notification.channel,
+                    notification_id=notification.id,
+                    attempts=attempt,
+                    message_key=notification.recipient_key,
+                    # As a replay should send it: from the first attempt again.
+                    message=notification.model_copy(update={"attempt": 1}).to_bytes(),
+                )
+            )
+
+    def _retry(
+        self,
+        notification: Notification,
+        following: Notification,
+        wait: float,
+        reason: str,
+        details: dict[str, Any],
+    ) -> None:
+        self.events.append(DeliveryEvent.about(notification, Status.RETRYING, reason=reason, **details))
+        self.retries.append((following, clock.now() + wait))
+        SEND_RETRIES.labels(channel=notification.channel.value).inc()
 
 
 async def _claimed(batch: Sequence[Notification]) -> list[Notification]:
@@ -83,33 +160,36 @@ async def _claimed(batch: Sequence[Notification]) -> list[Notification]:
     return [n for n in unique.values() if n.id in ids]
 
 
-async def _send_in_order(
-    provider: Provider | None, queue: Sequence[Notification], slots: asyncio.Semaphore
-) -> list[DeliveryEvent]:
+async def _deliver_in_order(
+    channel: Channel, queue: Sequence[Notification], slots: asyncio.Semaphore
+) -> list[tuple[Notification, Outcome]]:
     """One recipient's notifications, one after the other; the outcome of each."""
-    outcomes: list[DeliveryEvent] = []
+    dispatcher = dispatchers[channel]
+    outcomes: list[tuple[Notification, Outcome]] = []
     for notification in queue:
         async with slots:
             try:
-                outcomes.append(await deliver(provider, notification))
+                outcomes.append((notification, await dispatcher.deliver(notification)))
             except Exception as exc:
                 # A bug, not a provider's answer: keep the message for the admin DLQ API.
-                logger.exception("send of %s failed", notification.id)
+                logger.exception(
+                    "send of notification %s (tenant %s) failed", notification.id, notification.tenant_id
+                )
                 await dead_letter(
                     DeadLetter(
-                        source_topic=send_topics[notification.channel].normal.get_topic_name(),
+                        source_topic=send_topics[channel]
+                        .for_priority(notification.priority)
+                        .get_topic_name(),
                         reason=f"internal error in send: {exc!r}",
                         tenant_id=notification.tenant_id,
-                        channel=notification.channel,
+                        channel=channel,
+                        notification_id=notification.id,
+                        attempts=notification.attempt,
                         message_key=notification.recipient_key,
                         message=notification.to_bytes(),
                     )
                 )
     return outcomes
-
-
-async def _record(outcomes: Sequence[DeliveryEvent]) -> None:
-    await notifications.record_outcomes(await resources.db(), outcomes)
 
 
 def _parsed(
@@ -125,15 +205,17 @@ def _parsed(
     return good, bad
 
 
+async def _produce(channel: Channel, consequences: Consequences) -> None:
+    for event in consequences.events:
+        await enqueue(delivery_events_topic, str(event.notification_id).encode(), event.to_bytes())
+    for notification, release_at in consequences.retries:
+        await request_hold(notification, release_at, "send")
+    for letter in consequences.letters:
+        await dead_letter(letter, send_dead_letter_topics[channel])
+
+
 def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, None]]:
     async def send(stream: faust.StreamT) -> None:
-        provider = provider_for(channel, settings, resources.redis())
-        if provider is None:
-            logger.warning(
-                "no provider for the %s channel: its notifications will fail "
-                "(configure one, or name the channel in NOTIFYHUB_SINK_CHANNELS)",
-                channel,
-            )
         slots = asyncio.Semaphore(settings.send_concurrency[channel])
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
             batch, letters = _parsed(channel, events)
@@ -145,24 +227,34 @@ def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, N
             per_recipient: dict[bytes, list[Notification]] = defaultdict(list)
             for notification in claimed:
                 per_recipient[notification.recipient_key].append(notification)
-            sent = await asyncio.gather(
-                *(_send_in_order(provider, queue, slots) for queue in per_recipient.values())
+            delivered = await asyncio.gather(
+                *(_deliver_in_order(channel, queue, slots) for queue in per_recipient.values())
             )
-            outcomes = [outcome for per_queue in sent for outcome in per_queue]
-            # The outcome is written before the batch is acknowledged: a message replayed
-            # after a rebalance or a crash (Kafka is at-least-once) then finds its
-            # notification final and cannot be claimed, and sent, again.
+            consequences = Consequences()
+            for per_queue in delivered:
+                for notification, outcome in per_queue:
+                    consequences.add(notification, outcome)
+            outcomes = consequences.events
             await through_outages(lambda o=outcomes: _record(o), f"record {len(outcomes)} outcomes")
-            for outcome in outcomes:
-                await enqueue(
-                    delivery_events_topic, str(outcome.notification_id).encode(), outcome.to_bytes()
-                )
+            await _produce(channel, consequences)
 
     send.__name__ = f"send_{channel}"
     return send
+
+
+async def _record(outcomes: Sequence[DeliveryEvent]) -> None:
+    await notifications.record_outcomes(await resources.db(), outcomes)
 
 
 senders = {
     channel: lane_agents(send_topics[channel], f"send-{channel}")(_sender(channel))
     for channel in Channel
 }
+
+
+@app.service
+class ProviderConnections(Service):
+    """Closes the providers' clients when the worker stops."""
+
+    async def on_stop(self) -> None:
+        await dispatchers.close()

@@ -176,7 +176,13 @@ async def test_a_disabled_channel_drops_the_notification_within_a_second_of_the_
 
     await asyncio.sleep(1.0)  # the contract: a change reaches the pipeline within a second
     accepted = await send_notification(
-        http, worker, tenant, channel="push", recipient_id=user, payload={"body": "muted?"}
+        http,
+        worker,
+        tenant,
+        channel="push",
+        recipient_id=user,
+        recipient_address="device-1",
+        payload={"body": "muted?"},
     )
     final = await wait_for_status(http, worker, tenant, accepted["id"])
     assert final["status"] == "dropped"
@@ -189,7 +195,13 @@ async def test_a_disabled_channel_drops_the_notification_within_a_second_of_the_
 
     async def delivered_again() -> bool:
         accepted = await send_notification(
-            http, worker, tenant, channel="push", recipient_id=user, payload={"body": "back"}
+            http,
+            worker,
+            tenant,
+            channel="push",
+            recipient_id=user,
+            recipient_address="device-1",
+            payload={"body": "back"},
         )
         return (await wait_for_status(http, worker, tenant, accepted["id"]))["status"] == "delivered"
 

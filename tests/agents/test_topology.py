@@ -167,7 +167,13 @@ async def test_the_frequency_cap_drops_what_is_over_it(
     await asyncio.sleep(1.0)  # the preference reaches the pipeline within a second
     sent = [
         await send_notification(
-            http, worker, tenant, channel="push", recipient_id=user, payload={"body": str(n)}
+            http,
+            worker,
+            tenant,
+            channel="push",
+            recipient_id=user,
+            recipient_address="device-1",
+            payload={"body": str(n)},
         )
         for n in range(3)
     ]
@@ -266,6 +272,7 @@ async def test_a_scheduled_notification_is_delivered_once_after_a_worker_restart
         tenant,
         channel="push",
         recipient_id="later",
+        recipient_address="device-1",
         payload={"body": "it is time"},
         scheduled_at=at,
     )
@@ -275,6 +282,7 @@ async def test_a_scheduled_notification_is_delivered_once_after_a_worker_restart
         tenant,
         channel="push",
         recipient_id="later",
+        recipient_address="device-1",
         payload={"body": "cancel me"},
         scheduled_at=at,
     )

@@ -115,6 +115,7 @@ async def test_twenty_concurrent_requests_with_one_key_make_one_notification_and
     request = {
         "channel": "push",
         "recipient_id": "racer",
+        "recipient_address": "device-1",
         "payload": {"body": "once"},
         "idempotency_key": key,
     }

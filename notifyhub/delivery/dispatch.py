@@ -1,0 +1,199 @@
+"""One notification's delivery: through the channel's providers in failover order, or, for
+push, to each of the recipient's device tokens.
+
+For each provider in turn: skip it while its circuit breaker is open, wait for its rate
+limit, call it with a timeout. Delivered: done. A permanent refusal: done (failing over
+would only be refused again: the message, not the provider, is the problem). A temporary
+failure: the next provider tries. The ``Outcome`` says what happened; the send agent
+turns it into status events, a retry or a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from notifyhub.channels import Channel
+from notifyhub.delivery.breakers import CircuitBreaker
+from notifyhub.delivery.rate_limits import ProviderRateLimiter
+from notifyhub.messages import Notification
+from notifyhub.metrics import PROVIDER_SEND_SECONDS, PROVIDER_SENDS
+from notifyhub.providers.base import Provider, ProviderError
+
+
+class Result(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"  # refused for good: retrying cannot help
+    TEMPORARY = "temporary"  # every provider tried failed temporarily
+    UNAVAILABLE = "unavailable"  # nothing was tried: every provider's breaker is open
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    provider: str | None = None
+    provider_message_id: str | None = None
+    reason: str | None = None
+    # For UNAVAILABLE: seconds until a breaker lets a probe through.
+    retry_after: float = 0.0
+    # For FAILED: the provider says the address itself is dead (a push token).
+    address_invalid: bool = False
+
+
+class DeviceTokens(Protocol):
+    """Where push fan-out finds a recipient's tokens, and reports dead ones."""
+
+    async def active(self, tenant_id: uuid.UUID, recipient_id: str) -> list[str]: ...
+
+    async def deactivate(self, notification: Notification, token: str, reason: str) -> None: ...
+
+
+def _classified(provider: Provider, error: Exception) -> ProviderError | None:
+    if isinstance(error, TimeoutError):
+        return ProviderError(f"no answer within the timeout ({error!r})", temporary=True)
+    return provider.classify(error)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        channel: Channel,
+        providers: Sequence[Provider],
+        breakers: dict[str, CircuitBreaker],
+        rate_limiter: ProviderRateLimiter,
+        timeout_seconds: float,
+        device_tokens: DeviceTokens,
+    ) -> None:
+        self.channel = channel
+        self.providers = list(providers)
+        self._breakers = breakers
+        self._rate_limiter = rate_limiter
+        self._timeout = timeout_seconds
+        self._device_tokens = device_tokens
+
+    async def deliver(self, notification: Notification) -> Outcome:
+        if self.channel is Channel.PUSH:
+            return await self._fan_out(notification)
+        return await self._through_providers(notification)
+
+    async def _through_providers(self, notification: Notification) -> Outcome:
+        if not self.providers:
+            return Outcome(
+                Result.FAILED, reason=f"no provider is configured for the {self.channel} channel"
+            )
+        failures: list[str] = []
+        attempted = False
+        for provider in self.providers:
+            breaker = self._breakers[provider.name]
+            if not breaker.allow():
+                failures.append(f"{provider.name}: circuit breaker open")
+                continue
+            attempted = True
+            outcome = await self._call(provider, breaker, notification)
+            if outcome.result is not Result.TEMPORARY:
+                return outcome
+            failures.append(outcome.reason or provider.name)
+        if not attempted:
+            return Outcome(
+                Result.UNAVAILABLE,
+                reason="; ".join(failures),
+                retry_after=min(self._breakers[p.name].seconds_until_probe() for p in self.providers),
+            )
+        return Outcome(Result.TEMPORARY, reason="; ".join(failures))
+
+    async def _call(
+        self, provider: Provider, breaker: CircuitBreaker, notification: Notification
+    ) -> Outcome:
+        """One provider call; the breaker hears how it went whatever happens."""
+        answered = False
+        try:
+            await self._rate_limiter.acquire(provider.name)
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    result = await provider.send(notification)
+            except Exception as exc:
+                error = _classified(provider, exc)
+                if error is None:
+                    raise
+                answered = True
+                kind = "temporary_failure" if error.temporary else "permanent_failure"
+                self._observe(provider, kind, started)
+                if error.temporary:
+                    breaker.record_failure()
+                    return Outcome(
+                        Result.TEMPORARY, provider=provider.name, reason=f"{provider.name}: {error}"
+                    )
+                # A refusal is an answer: the provider is up.
+                breaker.record_success()
+                code = f" ({error.code})" if error.code else ""
+                return Outcome(
+                    Result.FAILED,
+                    provider=provider.name,
+                    reason=f"{provider.name}{code}: {error}",
+                    address_invalid=error.address_invalid,
+                )
+            answered = True
+            self._observe(provider, "delivered", started)
+            breaker.record_success()
+            return Outcome(
+                Result.DELIVERED, provider=provider.name, provider_message_id=result.provider_message_id
+            )
+        finally:
+            if not answered:
+                # Cancelled or a bug: say nothing about the provider's health, but free
+                # the half-open probe slot so a later call can probe.
+                breaker.release_probe()
+
+    def _observe(self, provider: Provider, outcome: str, started: float) -> None:
+        labels = {"channel": self.channel.value, "provider": provider.name, "outcome": outcome}
+        PROVIDER_SENDS.labels(**labels).inc()
+        PROVIDER_SEND_SECONDS.labels(**labels).observe(time.perf_counter() - started)
+
+    async def _fan_out(self, notification: Notification) -> Outcome:
+        """Push: one send per device token (the request's, or each active registered one).
+
+        Delivered when any device got it; a token the provider calls dead is deactivated.
+        When none got it and some failed temporarily, the whole notification is retried
+        (the tokens deactivated meanwhile are left out next time).
+        """
+        if notification.recipient_address:
+            tokens = [notification.recipient_address]
+        else:
+            tokens = await self._device_tokens.active(notification.tenant_id, notification.recipient_id)
+        if not tokens:
+            return Outcome(Result.FAILED, reason="the recipient has no active device tokens")
+        outcomes = await asyncio.gather(
+            *(
+                self._through_providers(notification.model_copy(update={"recipient_address": token}))
+                for token in tokens
+            )
+        )
+        for token, outcome in zip(tokens, outcomes, strict=True):
+            if outcome.address_invalid:
+                await self._device_tokens.deactivate(notification, token, outcome.reason or "")
+        delivered = [o for o in outcomes if o.result is Result.DELIVERED]
+        failures = [o.reason for o in outcomes if o.result is not Result.DELIVERED and o.reason]
+        summary = f"{len(delivered)} of {len(tokens)} devices" + (
+            f"; {'; '.join(failures)}" if failures else ""
+        )
+        if delivered:
+            return Outcome(
+                Result.DELIVERED,
+                provider=delivered[0].provider,
+                provider_message_id=",".join(o.provider_message_id or "" for o in delivered),
+                reason=summary if failures else None,
+            )
+        waiting = [o for o in outcomes if o.result in (Result.TEMPORARY, Result.UNAVAILABLE)]
+        if not waiting:
+            return Outcome(Result.FAILED, provider=outcomes[0].provider, reason=summary)
+        if all(o.result is Result.UNAVAILABLE for o in waiting):
+            return Outcome(
+                Result.UNAVAILABLE, reason=summary, retry_after=min(o.retry_after for o in waiting)
+            )
+        return Outcome(Result.TEMPORARY, reason=summary)
