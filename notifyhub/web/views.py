@@ -2,6 +2,7 @@
 
 from notifyhub.web import (
     admin,
+    dead_letters,
     health,
     inspection,
     notifications,
@@ -12,6 +13,7 @@ from notifyhub.web import (
 
 __all__ = [
     "admin",
+    "dead_letters",
     "health",
     "inspection",
     "notifications",
