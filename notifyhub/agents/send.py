@@ -171,24 +171,14 @@ async def _deliver_in_order(
             try:
                 outcomes.append((notification, await dispatcher.deliver(notification)))
             except Exception as exc:
-                # A bug, not a provider's answer: keep the message for the admin DLQ API.
+                # A bug, not a provider's answer: the notification fails with the reason and
+                # its message goes to the channel's dead-letter topic, from which it can be
+                # replayed once the bug is fixed.
                 logger.exception(
                     "send of notification %s (tenant %s) failed", notification.id, notification.tenant_id
                 )
-                await dead_letter(
-                    DeadLetter(
-                        source_topic=send_topics[channel]
-                        .for_priority(notification.priority)
-                        .get_topic_name(),
-                        reason=f"internal error in send: {exc!r}",
-                        tenant_id=notification.tenant_id,
-                        channel=channel,
-                        notification_id=notification.id,
-                        attempts=notification.attempt,
-                        message_key=notification.recipient_key,
-                        message=notification.to_bytes(),
-                    )
-                )
+                outcome = Outcome(Result.FAILED, reason=f"internal error in send: {exc!r}")
+                outcomes.append((notification, outcome))
     return outcomes
 
 

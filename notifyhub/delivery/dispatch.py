@@ -87,24 +87,24 @@ class Dispatcher:
                 Result.FAILED, reason=f"no provider is configured for the {self.channel} channel"
             )
         failures: list[str] = []
-        attempted = False
+        attempted: str | None = None
         for provider in self.providers:
             breaker = self._breakers[provider.name]
             if not breaker.allow():
                 failures.append(f"{provider.name}: circuit breaker open")
                 continue
-            attempted = True
+            attempted = provider.name
             outcome = await self._call(provider, breaker, notification)
             if outcome.result is not Result.TEMPORARY:
                 return outcome
             failures.append(outcome.reason or provider.name)
-        if not attempted:
+        if attempted is None:
             return Outcome(
                 Result.UNAVAILABLE,
                 reason="; ".join(failures),
                 retry_after=min(self._breakers[p.name].seconds_until_probe() for p in self.providers),
             )
-        return Outcome(Result.TEMPORARY, reason="; ".join(failures))
+        return Outcome(Result.TEMPORARY, provider=attempted, reason="; ".join(failures))
 
     async def _call(
         self, provider: Provider, breaker: CircuitBreaker, notification: Notification
