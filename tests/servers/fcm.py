@@ -1,0 +1,179 @@
+"""A local server speaking FCM HTTP v1, and the OAuth2 token endpoint in front of it.
+
+- ``POST /token``: Google's service-account grant (``grant_type`` JWT bearer with a
+  signed ``assertion``); the assertion's signature is checked with the service account's
+  public key, and an access token is issued.
+- ``POST /v1/projects/{project}/messages:send`` with ``Authorization: Bearer <token>``:
+  200 ``{"name": "projects/{project}/messages/<id>"}``, or FCM's error shape
+  ``{"error": {"code", "message", "status", "details": [{"@type": …FcmError, "errorCode"}]}}``.
+  Tokens starting ``unregistered-`` are 404 UNREGISTERED, ``invalid-`` 400
+  INVALID_ARGUMENT, ``mismatch-`` 403 SENDER_ID_MISMATCH; ``fail_next`` and ``set_down``
+  script 5xx/429 answers.
+
+It writes the service account file (a fresh RSA key, ``token_uri`` pointing here).
+Standalone: ``python -m tests.servers.fcm [--port N]`` prints the worker environment,
+one ``NAME=value`` per line, then serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+# Token prefix → (HTTP status, RPC status, FCM error code)
+TOKEN_ERRORS = {
+    "unregistered-": (404, "NOT_FOUND", "UNREGISTERED"),
+    "invalid-": (400, "INVALID_ARGUMENT", "INVALID_ARGUMENT"),
+    "mismatch-": (403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH"),
+}
+SCRIPTED = {
+    429: ("RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED"),
+    500: ("INTERNAL", "INTERNAL"),
+    503: ("UNAVAILABLE", "UNAVAILABLE"),
+}
+
+
+def _error(status: int, rpc_status: str, fcm_code: str | None, message: str) -> web.Response:
+    error: dict[str, Any] = {"code": status, "message": message, "status": rpc_status}
+    if fcm_code is not None:
+        error["details"] = [{"@type": FCM_ERROR_TYPE, "errorCode": fcm_code}]
+    return web.json_response({"error": error}, status=status)
+
+
+class FakeFcm:
+    def __init__(self, credentials_file: Path | None = None, port: int = 0) -> None:
+        self.project_id = f"notifyhub-test-{secrets.token_hex(4)}"
+        self.credentials_file = credentials_file or Path(tempfile.mkdtemp()) / "service-account.json"
+        self.messages: list[dict[str, Any]] = []
+        self.requests = 0
+        self.tokens_issued = 0
+        self.url = ""
+        self._port = port
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._access_tokens: set[str] = set()
+        self._failures: list[int] = []
+        self._down = False
+        self._runner: web.AppRunner | None = None
+
+    def fail_next(self, count: int, status: int = 503) -> None:
+        self._failures.extend([status] * count)
+
+    def set_down(self, down: bool) -> None:
+        self._down = down
+
+    def env(self) -> dict[str, str]:
+        return {
+            "NOTIFYHUB_FCM_CREDENTIALS_FILE": str(self.credentials_file),
+            "NOTIFYHUB_FCM_PROJECT_ID": self.project_id,
+            "NOTIFYHUB_FCM_API_URL": self.url,
+        }
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/token", self._token)
+        app.router.add_post("/v1/projects/{project}/messages:send", self._send)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self._port).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._write_service_account()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _write_service_account(self) -> None:
+        pem = self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        account = {
+            "type": "service_account",
+            "project_id": self.project_id,
+            "private_key_id": secrets.token_hex(20),
+            "private_key": pem,
+            "client_email": f"notifyhub@{self.project_id}.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": f"{self.url}/token",
+        }
+        self.credentials_file.write_text(json.dumps(account))
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        try:
+            jwt.decode(
+                str(form.get("assertion", "")),
+                self._key.public_key(),
+                algorithms=["RS256"],
+                # google-auth addresses the assertion to Google's token endpoint whatever
+                # the token_uri; the signature is what proves the caller holds the key.
+                options={"verify_aud": False},
+            )
+        except jwt.PyJWTError as exc:
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": str(exc)}, status=400
+            )
+        token = f"ya29.{secrets.token_urlsafe(24)}"
+        self._access_tokens.add(token)
+        self.tokens_issued += 1
+        return web.json_response({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+    async def _send(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        if self._down:
+            return _error(503, "UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable.")
+        if self._failures:
+            status = self._failures.pop(0)
+            rpc_status, fcm_code = SCRIPTED.get(status, ("INTERNAL", "INTERNAL"))
+            return _error(status, rpc_status, fcm_code, "Scripted failure")
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if bearer not in self._access_tokens:
+            return _error(
+                401, "UNAUTHENTICATED", None, "Request had invalid authentication credentials."
+            )
+        if request.match_info["project"] != self.project_id:
+            return _error(403, "PERMISSION_DENIED", None, "Permission denied on the project.")
+        body = await request.json()
+        message = body.get("message") or {}
+        token = str(message.get("token", ""))
+        if not token:
+            return _error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "The message has no target.")
+        for prefix, (status, rpc_status, fcm_code) in TOKEN_ERRORS.items():
+            if token.startswith(prefix):
+                return _error(
+                    status, rpc_status, fcm_code, f"The registration token is not valid ({fcm_code})."
+                )
+        name = f"projects/{self.project_id}/messages/{secrets.token_hex(8)}"
+        self.messages.append({**message, "name": name, "received_at": time.time()})
+        return web.json_response({"name": name})
+
+
+async def _serve(port: int) -> None:
+    server = FakeFcm(port=port)
+    await server.start()
+    for name, value in server.env().items():
+        print(f"{name}={value}", flush=True)
+    print(flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=0)
+    asyncio.run(_serve(parser.parse_args().port))
