@@ -122,7 +122,7 @@ async def replay(
             await conn.execute(
                 """UPDATE notifications
                       SET status = 'queued', status_reason = 'replayed from the dead-letter queue',
-                          updated_at = now()
+                          updated_at = now(), reopened_at = now()
                     WHERE id = $1 AND tenant_id = $2 AND status = 'failed'""",
                 letter["notification_id"],
                 letter["tenant_id"],

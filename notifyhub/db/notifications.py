@@ -93,6 +93,8 @@ async def apply_events(pool: asyncpg.Pool, events: Sequence[DeliveryEvent]) -> N
             """UPDATE notifications
                   SET status = $3, status_reason = $4, updated_at = $5
                 WHERE id = $1 AND tenant_id = $2
+                  -- an event from before a replay reopened the notification is history
+                  AND (reopened_at IS NULL OR reopened_at <= $5)
                   AND (notification_status_rank(status) < notification_status_rank($3)
                        -- between the held states (scheduled, deferred) and between
                        -- processing and retrying, the later event wins

@@ -20,6 +20,11 @@ CREATE OR REPLACE FUNCTION notification_status_rank(status text) RETURNS int
     END
 $$;
 
+-- When an admin replays a failed send's dead letter, the notification is reopened; the
+-- status events from before that moment (its old "failed" among them, which the events
+-- writer may apply late) must not close it again.
+ALTER TABLE notifications ADD COLUMN reopened_at timestamptz;
+
 -- A dead letter from a send names its notification, so a replay can reopen it;
 -- attempts says how many sends were tried before giving up.
 ALTER TABLE dead_letters ADD COLUMN notification_id uuid;
