@@ -20,6 +20,11 @@ acks=all, each hop's offsets committed only after what it produced is acknowledg
 and the ratios NotifyHub/relay. The relay's tasks share this process with the load
 producer; NotifyHub's delivery events and PostgreSQL writes have no counterpart in it.
 
+With ``--provider ses|smtp|twilio`` the workers send through that provider's real client
+to its local protocol server (``tests/servers/``, in a process of its own) and arrivals
+are read from the delivery log (``delivered`` rows, stamped when the provider answered;
+a second row for one notification counts as a duplicate).
+
 Every message is produced in one burst, so latency here is mostly time spent waiting
 in the backlog (about count / throughput / 2 at the median), not the latency of one
 notification through an idle pipeline.
@@ -259,8 +264,55 @@ async def create_tenant(database_url: str, name: str) -> uuid.UUID:
         await pool.close()
 
 
+# --provider: the local server speaking the provider's protocol (run as a module of the
+# test suite, in its own process) and the channel it sends.
+PROVIDER_SERVERS = {
+    "ses": ("tests.servers.ses", "email"),
+    "smtp": ("tests.servers.smtp", "email"),
+    "twilio": ("tests.servers.twilio", "sms"),
+}
+
+
+async def start_provider_server(module: str) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+    """Start a local provider server; it prints ``NAME=value`` lines, then a blank line."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        cwd=REPO,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    env: dict[str, str] = {}
+    async with asyncio.timeout(WORKER_READY_TIMEOUT_SECONDS):
+        while line := (await process.stdout.readline()).decode().strip():
+            name, _, value = line.partition("=")
+            env[name] = value
+    if not env:
+        raise DeploymentFailed(f"{module} printed no settings (exit code {process.returncode})")
+    return process, env
+
+
+def provider_settings(provider: str, channel: str, server_env: dict[str, str]) -> dict[str, str]:
+    """What points the workers' channel at the provider (the sink records every channel)."""
+    if provider == "sink":
+        return {"NOTIFYHUB_SINK_CHANNELS": "all"}
+    return {
+        **server_env,
+        "NOTIFYHUB_SINK_CHANNELS": "",
+        f"NOTIFYHUB_{channel.upper()}_PROVIDERS": provider,
+    }
+
+
 async def start_workers(
-    services: Services, name: str, workdir: Path, count: int, partitions: int
+    services: Services,
+    name: str,
+    workdir: Path,
+    count: int,
+    partitions: int,
+    delivery: dict[str, str],
 ) -> list[WorkerProcess]:
     """Start the deployment's workers, each with its own port, data directory and log."""
     workers = []
@@ -276,7 +328,7 @@ async def start_workers(
             "NOTIFYHUB_WEB_HOST": "127.0.0.1",
             "NOTIFYHUB_WEB_PORT": str(port),
             "NOTIFYHUB_DATA_DIR": str(home / "data"),
-            "NOTIFYHUB_SINK_CHANNELS": "all",
+            **delivery,
             "NOTIFYHUB_TOPIC_PARTITIONS": str(partitions),
             "NOTIFYHUB_TABLE_STANDBY_REPLICAS": "0",
             "NOTIFYHUB_LOG_LEVEL": "warning",
@@ -444,6 +496,31 @@ async def read_sink(client: redis.Redis, key: str, arrivals: Arrivals) -> None:
         await asyncio.sleep(POLL_SECONDS)
 
 
+async def read_delivery_log(database_url: str, tenant_id: uuid.UUID, arrivals: Arrivals) -> None:
+    """Follow the tenant's ``delivered`` rows in the delivery log into ``arrivals`` (for real
+    providers, which record nothing we can read): ``occurred_at`` is the worker's clock
+    when the provider answered, and a second row for a notification is a second send."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        after = 0
+        while True:
+            rows = await connection.fetch(
+                "SELECT id, notification_id::text AS nid, extract(epoch FROM occurred_at) AS at "
+                "FROM delivery_log WHERE tenant_id = $1 AND status = 'delivered' AND id > $2 "
+                "ORDER BY id LIMIT $3",
+                tenant_id,
+                after,
+                SINK_READ_CHUNK,
+            )
+            for row in rows:
+                arrivals.record(row["nid"], float(row["at"]))
+                after = row["id"]
+            if len(rows) < SINK_READ_CHUNK:
+                await asyncio.sleep(POLL_SECONDS)
+    finally:
+        await connection.close()
+
+
 def stage_figures(arrivals: Arrivals, burst: Burst) -> dict[str, Any]:
     """Throughput, latency percentiles (ms), duplicates and missing ids of one run."""
     latencies = sorted(at - burst.sent_at[message_id] for message_id, at in arrivals.first.items())
@@ -482,8 +559,10 @@ async def run_notifyhub(
     name: str,
     workers: list[WorkerProcess],
     messages: list[OutgoingMessage],
+    tenant_id: uuid.UUID,
 ) -> dict[str, Any]:
-    """Produce the burst to intake and follow the sink until all arrived or time ran out."""
+    """Produce the burst to intake and follow the sink (or, for a real provider, the
+    delivery log) until all arrived or time ran out."""
     loop = asyncio.get_running_loop()
     client = redis.Redis.from_url(
         services.redis_url,
@@ -497,9 +576,12 @@ async def run_notifyhub(
         deadline = loop.time() + args.timeout
         log(f"producing {len(messages)} messages to {name}.intake")
         burst = await produce_burst(producer, f"{name}.intake", messages)
-        log(f"produced at {burst.rate:.0f}/s; waiting for the sink")
+        log(f"produced at {burst.rate:.0f}/s; waiting for the {args.provider} provider")
         arrivals = Arrivals(frozenset(burst.sent_at))
-        reader = asyncio.create_task(read_sink(client, sink_key(name), arrivals))
+        if args.provider == "sink":
+            reader = asyncio.create_task(read_sink(client, sink_key(name), arrivals))
+        else:
+            reader = asyncio.create_task(read_delivery_log(services.database_url, tenant_id, arrivals))
 
         def still_running() -> bool:
             if reader.done():
@@ -689,8 +771,13 @@ async def run(args: argparse.Namespace, services: Services) -> dict[str, Any]:
     log(f"deployment {name}; worker logs under {workdir}")
     workers: list[WorkerProcess] = []
     sampler: asyncio.Task[None] | None = None
+    provider_server: asyncio.subprocess.Process | None = None
     succeeded = False
     try:
+        server_env: dict[str, str] = {}
+        if args.provider != "sink":
+            provider_server, server_env = await start_provider_server(PROVIDER_SERVERS[args.provider][0])
+            log(f"local {args.provider} server: {server_env}")
         await migrate(services)
         if not args.skip_relay:
             # Now rather than just before the relay runs: for a while after a topic is
@@ -700,11 +787,12 @@ async def run(args: argparse.Namespace, services: Services) -> dict[str, Any]:
             await create_topics(services.kafka_bootstrap_servers, topics, args.partitions)
         tenant_id = await create_tenant(services.database_url, name)
         messages = intake_messages(tenant_id, args.channel, args.count, args.recipients)
-        workers = await start_workers(services, name, workdir, args.workers, args.partitions)
+        delivery = provider_settings(args.provider, args.channel, server_env)
+        workers = await start_workers(services, name, workdir, args.workers, args.partitions, delivery)
         sampler = asyncio.create_task(sample_rss(workers))
         log(f"waiting for {args.workers} worker(s) to be ready")
         await wait_until_ready(workers)
-        notifyhub = await run_notifyhub(args, services, name, workers, messages)
+        notifyhub = await run_notifyhub(args, services, name, workers, messages, tenant_id)
         await asyncio.gather(*(worker.stop() for worker in workers))
         relay = None if args.skip_relay else await run_relay(args, services, name, messages)
         succeeded = True
@@ -712,6 +800,9 @@ async def run(args: argparse.Namespace, services: Services) -> dict[str, Any]:
         if sampler is not None:
             sampler.cancel()
         await asyncio.gather(*(worker.stop() for worker in workers))
+        if provider_server is not None and provider_server.returncode is None:
+            provider_server.terminate()
+            await provider_server.wait()
         await clean_up(services, name)
         if succeeded:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -747,6 +838,7 @@ def report(
         "workers": args.workers,
         "partitions": args.partitions,
         "channel": args.channel,
+        "provider": args.provider,
         "recipients": args.recipients,
         "notifyhub": notifyhub,
         "worker_peak_rss_mib": peaks,
@@ -779,7 +871,8 @@ def format_table(summary: dict[str, Any]) -> str:
         ("deployment", summary["deployment"]),
         (
             "notifications",
-            f"{summary['count']} on {summary['channel']}, {summary['recipients']} recipients",
+            f"{summary['count']} on {summary['channel']} via {summary['provider']}, "
+            f"{summary['recipients']} recipients",
         ),
         ("workers", f"{summary['workers']}, {summary['partitions']} partitions per topic"),
         ("produce rate", number(ours["produce_rate_per_s"], "/s")),
@@ -828,6 +921,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count", type=positive_int, default=50_000, help="notifications to send")
     parser.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     parser.add_argument("--partitions", type=positive_int, default=8, help="partitions per topic")
+    parser.add_argument(
+        "--provider",
+        default="sink",
+        choices=("sink", *PROVIDER_SERVERS),
+        help="where sends go: the sink, or a real provider client talking to its local server "
+        "(which picks the channel)",
+    )
     parser.add_argument("--channel", default="inapp", choices=("email", "sms", "push", "inapp"))
     parser.add_argument(
         "--recipients", type=positive_int, default=1000, help="distinct recipient ids to cycle over"
@@ -847,6 +947,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-relay", action="store_true", help="do not run the relay baseline")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
+    if args.provider != "sink":
+        args.channel = PROVIDER_SERVERS[args.provider][1]
     if args.channel == "sms" and args.recipients > 10**4:
         parser.error("--recipients may be at most 10000 for sms (the phone number's last digits)")
     return args

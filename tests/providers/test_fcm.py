@@ -11,12 +11,13 @@ import pytest
 
 from notifyhub.channels import Channel
 from notifyhub.messages import Notification
-from notifyhub.providers.base import ProviderConfigError, ProviderError
+from notifyhub.providers.base import ProviderConfigError
 from notifyhub.providers.fcm import FcmProvider, create
 from notifyhub.resources import Resources
 from notifyhub.settings import Settings
+from tests.providers.support import refusal
 from tests.servers.fcm import FakeFcm
-from tests.servers.smtp import _free_port
+from tests.stack import free_port
 
 
 @pytest.fixture
@@ -51,14 +52,6 @@ def push(token: str) -> Notification:
     )
 
 
-async def failure(provider: FcmProvider, notification: Notification) -> ProviderError:
-    with pytest.raises(Exception) as raised:
-        await provider.send(notification)
-    error = provider.classify(raised.value)
-    assert error is not None, repr(raised.value)
-    return error
-
-
 async def test_a_push_is_sent_with_a_token_from_the_service_account_grant(
     provider: FcmProvider, fcm: FakeFcm
 ) -> None:
@@ -84,7 +77,7 @@ async def test_a_push_is_sent_with_a_token_from_the_service_account_grant(
 async def test_fcm_refusals_are_permanent_and_dead_tokens_say_so(
     provider: FcmProvider, token: str, code: str, dead: bool
 ) -> None:
-    error = await failure(provider, push(token))
+    error = await refusal(provider, push(token))
     assert (error.temporary, error.code, error.address_invalid) == (False, code, dead)
 
 
@@ -93,16 +86,16 @@ async def test_quota_and_server_errors_are_temporary_and_not_retried_inside(
     provider: FcmProvider, fcm: FakeFcm, status: int
 ) -> None:
     fcm.fail_next(1, status=status)
-    error = await failure(provider, push("device-1"))
+    error = await refusal(provider, push("device-1"))
     assert error.temporary and not error.address_invalid
     assert fcm.requests == 1, "firebase-admin's own retries are off: the pipeline retries"
     await provider.send(push("device-1"))
 
 
 async def test_an_unreachable_fcm_is_temporary(fcm: FakeFcm) -> None:
-    provider = provider_for({**fcm.env(), "NOTIFYHUB_FCM_API_URL": f"http://127.0.0.1:{_free_port()}"})
+    provider = provider_for({**fcm.env(), "NOTIFYHUB_FCM_API_URL": f"http://127.0.0.1:{free_port()}"})
     try:
-        assert (await failure(provider, push("device-1"))).temporary
+        assert (await refusal(provider, push("device-1"))).temporary
     finally:
         await provider.close()
 

@@ -15,7 +15,7 @@ from notifyhub.providers.ses import SesProvider, create
 from notifyhub.resources import Resources
 from notifyhub.settings import Settings
 from tests.servers.ses import FakeSes
-from tests.servers.smtp import _free_port
+from tests.stack import free_port
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ async def test_an_unverified_sender_is_rejected_for_good(
 async def test_an_unreachable_endpoint_is_temporary(
     ses: FakeSes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = {**ses.env(), "NOTIFYHUB_SES_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}"}
+    env = {**ses.env(), "NOTIFYHUB_SES_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
     provider = provider_for(env, monkeypatch)
     try:
         with pytest.raises(Exception) as raised:

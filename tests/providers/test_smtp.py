@@ -9,11 +9,13 @@ import pytest
 
 from notifyhub.channels import Channel
 from notifyhub.messages import Notification
-from notifyhub.providers.base import ProviderConfigError, ProviderError
+from notifyhub.providers.base import ProviderConfigError
 from notifyhub.providers.smtp import SmtpProvider, create
 from notifyhub.resources import Resources
 from notifyhub.settings import Settings
-from tests.servers.smtp import SENDER, FakeSmtp, _free_port
+from tests.providers.support import refusal
+from tests.servers.smtp import SENDER, FakeSmtp
+from tests.stack import free_port
 
 
 @pytest.fixture
@@ -43,14 +45,6 @@ def email(
     )
 
 
-async def failure(provider: SmtpProvider, notification: Notification) -> ProviderError:
-    with pytest.raises(Exception) as raised:
-        await provider.send(notification)
-    error = provider.classify(raised.value)
-    assert error is not None, raised.value
-    return error
-
-
 async def test_a_plain_body_is_sent_as_text_with_a_message_id_of_the_notification(
     smtp: FakeSmtp,
 ) -> None:
@@ -75,9 +69,9 @@ async def test_an_html_body_is_sent_with_a_text_alternative(smtp: FakeSmtp) -> N
 async def test_a_4xx_is_temporary_and_a_refused_recipient_permanent(smtp: FakeSmtp) -> None:
     provider = provider_for(smtp.env())
     smtp.fail_next(1, code=451)
-    error = await failure(provider, email())
+    error = await refusal(provider, email())
     assert (error.temporary, error.code) == (True, "451")
-    error = await failure(provider, email(to="nobody@rejected.test"))
+    error = await refusal(provider, email(to="nobody@rejected.test"))
     assert (error.temporary, error.code) == (False, "550")
     await provider.send(email())
     assert len(smtp.messages) == 1
@@ -85,9 +79,9 @@ async def test_a_4xx_is_temporary_and_a_refused_recipient_permanent(smtp: FakeSm
 
 async def test_a_server_that_is_down_or_unreachable_is_temporary(smtp: FakeSmtp) -> None:
     smtp.set_down(True)
-    assert (await failure(provider_for(smtp.env()), email())).temporary
-    unreachable = provider_for({**smtp.env(), "NOTIFYHUB_SMTP_PORT": str(_free_port())})
-    assert (await failure(unreachable, email())).temporary
+    assert (await refusal(provider_for(smtp.env()), email())).temporary
+    unreachable = provider_for({**smtp.env(), "NOTIFYHUB_SMTP_PORT": str(free_port())})
+    assert (await refusal(unreachable, email())).temporary
 
 
 def test_without_a_host_the_provider_is_not_built() -> None:

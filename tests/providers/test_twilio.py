@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,11 +9,13 @@ import pytest
 
 from notifyhub.channels import Channel
 from notifyhub.messages import Notification
-from notifyhub.providers.base import ProviderConfigError, ProviderError
+from notifyhub.providers.base import ProviderConfigError
 from notifyhub.providers.twilio import TwilioProvider, create
 from notifyhub.resources import Resources
 from notifyhub.settings import Settings
+from tests.providers.support import refusal
 from tests.servers.twilio import FROM_NUMBER, FakeTwilio
+from tests.stack import free_port
 
 
 @pytest.fixture
@@ -48,14 +49,6 @@ def sms(to: str, body: str = "Your code is 123456") -> Notification:
     )
 
 
-async def failure(provider: TwilioProvider, notification: Notification) -> ProviderError:
-    with pytest.raises(Exception) as raised:
-        await provider.send(notification)
-    error = provider.classify(raised.value)
-    assert error is not None, raised.value
-    return error
-
-
 async def test_a_message_is_sent_and_its_sid_returned(
     provider: TwilioProvider, twilio: FakeTwilio
 ) -> None:
@@ -78,7 +71,7 @@ async def test_a_message_is_sent_and_its_sid_returned(
 async def test_twilio_refusals_are_permanent_with_their_code(
     provider: TwilioProvider, to: str, code: str
 ) -> None:
-    error = await failure(provider, sms(to))
+    error = await refusal(provider, sms(to))
     assert not error.temporary
     assert error.code == code
 
@@ -88,7 +81,7 @@ async def test_throttling_and_server_errors_are_temporary(
     provider: TwilioProvider, twilio: FakeTwilio, status: int
 ) -> None:
     twilio.fail_next(1, status=status)
-    error = await failure(provider, sms("+15551234567"))
+    error = await refusal(provider, sms("+15551234567"))
     assert error.temporary
     assert f"HTTP {status}" in str(error)
     await provider.send(sms("+15551234567"))
@@ -97,21 +90,19 @@ async def test_throttling_and_server_errors_are_temporary(
 async def test_wrong_credentials_are_permanent(twilio: FakeTwilio) -> None:
     provider = provider_for({**twilio.env(), "TWILIO_AUTH_TOKEN": "wrong"})
     try:
-        error = await failure(provider, sms("+15551234567"))
+        error = await refusal(provider, sms("+15551234567"))
     finally:
         await provider.close()
     assert (error.temporary, error.code) == (False, "20003")
 
 
 async def test_an_unreachable_twilio_is_temporary(twilio: FakeTwilio) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()
     provider = provider_for(
         {**twilio.env(), "NOTIFYHUB_TWILIO_API_URL": f"http://127.0.0.1:{closed_port}"}
     )
     try:
-        error = await failure(provider, sms("+15551234567"))
+        error = await refusal(provider, sms("+15551234567"))
     finally:
         await provider.close()
     assert error.temporary

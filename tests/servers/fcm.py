@@ -31,6 +31,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.servers import announce
+
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 # Token prefix → (HTTP status, RPC status, FCM error code)
 TOKEN_ERRORS = {
@@ -167,9 +169,7 @@ class FakeFcm:
 async def _serve(port: int) -> None:
     server = FakeFcm(port=port)
     await server.start()
-    for name, value in server.env().items():
-        print(f"{name}={value}", flush=True)
-    print(flush=True)
+    announce(server.env())
     await asyncio.Event().wait()
 
 

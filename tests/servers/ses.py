@@ -20,6 +20,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 from moto.ses.models import ses_backends
 
+from tests.servers import announce
+
 REGION = "us-east-1"
 SENDER = "notifications@notifyhub.test"
 # moto accepts any credentials; these only have to be present.
@@ -75,7 +77,5 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0)
     server = FakeSes(parser.parse_args().port)
     server.start()
-    for name, value in server.env().items():
-        print(f"{name}={value}", flush=True)
-    print(flush=True)
+    announce(server.env())
     threading.Event().wait()

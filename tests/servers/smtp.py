@@ -22,6 +22,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from tests.servers import announce
+
 REJECTED_DOMAIN = "@rejected.test"
 SENDER = "notifications@notifyhub.test"
 
@@ -121,7 +123,5 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0)
     server = FakeSmtp(parser.parse_args().port)
     server.start()
-    for name, value in server.env().items():
-        print(f"{name}={value}", flush=True)
-    print(flush=True)
+    announce(server.env())
     threading.Event().wait()

@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.servers import announce
+
 MESSAGES_PATH = "/2010-04-01/Accounts/{account_sid}/Messages.json"
 FROM_NUMBER = "+15005550006"
 
@@ -155,9 +157,7 @@ class FakeTwilio:
 async def _serve(port: int) -> None:
     server = FakeTwilio(port)
     await server.start()
-    for name, value in server.env().items():
-        print(f"{name}={value}", flush=True)
-    print(flush=True)
+    announce(server.env())
     await asyncio.Event().wait()
 
 
