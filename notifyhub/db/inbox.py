@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -36,3 +37,148 @@ async def store_message(pool: asyncpg.Pool, notification: Notification) -> uuid.
         json.dumps(notification.payload),
     )
     return row["id"]
+
+
+def payload_of(message: asyncpg.Record) -> dict:
+    """The message's payload (stored as jsonb, which asyncpg returns as text)."""
+    return json.loads(message["payload"])
+
+
+INBOX_COLUMNS = (
+    "id, tenant_id, notification_id, recipient_id, title, body, payload, read_at, seen_at, "
+    "archived_at, created_at"
+)
+
+# The states a message can be marked with, each with its timestamp column.
+STATE_COLUMNS = {"read": "read_at", "seen": "seen_at", "archived": "archived_at"}
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """Which of a recipient's messages a listing shows (None: either way)."""
+
+    unread: bool | None = None
+    unseen: bool | None = None
+    archived: bool | None = False
+
+
+def _where(filters: InboxFilter) -> str:
+    clauses = ["tenant_id = $1", "recipient_id = $2"]
+    for wanted, column in (
+        (filters.unread, "read_at"),
+        (filters.unseen, "seen_at"),
+    ):
+        if wanted is not None:
+            clauses.append(f"{column} IS {'NULL' if wanted else 'NOT NULL'}")
+    if filters.archived is not None:
+        clauses.append(f"archived_at IS {'NOT NULL' if filters.archived else 'NULL'}")
+    return " AND ".join(clauses)
+
+
+async def _cursor(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, recipient_id: str, message_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """Where a message sits in the recipient's inbox order (None: not the recipient's)."""
+    return await pool.fetchrow(
+        "SELECT created_at, id FROM inbox_messages "
+        "WHERE tenant_id = $1 AND recipient_id = $2 AND id = $3",
+        tenant_id,
+        recipient_id,
+        message_id,
+    )
+
+
+async def page(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    recipient_id: str,
+    filters: InboxFilter,
+    *,
+    limit: int,
+    after_id: uuid.UUID | None = None,
+    offset: int = 0,
+) -> list[asyncpg.Record] | None:
+    """The recipient's messages, newest first. ``after_id`` is a keyset cursor: the messages
+    older than that one (None when the cursor is not one of the recipient's messages)."""
+    where = _where(filters)
+    args: list[object] = [tenant_id, recipient_id, limit]
+    if after_id is not None:
+        cursor = await _cursor(pool, tenant_id, recipient_id, after_id)
+        if cursor is None:
+            return None
+        where += " AND (created_at, id) < ($4, $5)"
+        args += [cursor["created_at"], cursor["id"]]
+        offset = 0
+    rows = await pool.fetch(
+        f"SELECT {INBOX_COLUMNS} FROM inbox_messages WHERE {where} "
+        f"ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET {int(offset)}",
+        *args,
+    )
+    return list(rows)
+
+
+async def since(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, recipient_id: str, message_id: uuid.UUID, limit: int
+) -> list[asyncpg.Record] | None:
+    """The messages after ``message_id``, oldest first (None when it is not the recipient's)."""
+    cursor = await _cursor(pool, tenant_id, recipient_id, message_id)
+    if cursor is None:
+        return None
+    rows = await pool.fetch(
+        f"SELECT {INBOX_COLUMNS} FROM inbox_messages "
+        "WHERE tenant_id = $1 AND recipient_id = $2 AND (created_at, id) > ($3, $4) "
+        "ORDER BY created_at, id LIMIT $5",
+        tenant_id,
+        recipient_id,
+        cursor["created_at"],
+        cursor["id"],
+        limit,
+    )
+    return list(rows)
+
+
+async def counts(pool: asyncpg.Pool, tenant_id: uuid.UUID, recipient_id: str) -> dict[str, int]:
+    """Unread, unseen (both among messages not archived), archived and total."""
+    row = await pool.fetchrow(
+        """SELECT count(*) FILTER (WHERE read_at IS NULL AND archived_at IS NULL) AS unread,
+                  count(*) FILTER (WHERE seen_at IS NULL AND archived_at IS NULL) AS unseen,
+                  count(*) FILTER (WHERE archived_at IS NOT NULL) AS archived,
+                  count(*) AS total
+             FROM inbox_messages WHERE tenant_id = $1 AND recipient_id = $2""",
+        tenant_id,
+        recipient_id,
+    )
+    return dict(row)
+
+
+async def mark(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    recipient_id: str,
+    state: str,
+    message_id: uuid.UUID | None,
+    *,
+    on: bool = True,
+) -> int:
+    """Set (or clear) a state on one message, or on all the recipient's messages without it.
+
+    The first time counts: marking a read message read keeps its ``read_at``. Returns how
+    many messages matched (0 for an unknown id)."""
+    column = STATE_COLUMNS[state]
+    value = f"COALESCE({column}, now())" if on else "NULL"
+    if message_id is None:
+        status = await pool.execute(
+            f"UPDATE inbox_messages SET {column} = now() "
+            f"WHERE tenant_id = $1 AND recipient_id = $2 AND {column} IS NULL AND archived_at IS NULL",
+            tenant_id,
+            recipient_id,
+        )
+    else:
+        status = await pool.execute(
+            f"UPDATE inbox_messages SET {column} = {value} "
+            "WHERE tenant_id = $1 AND recipient_id = $2 AND id = $3",
+            tenant_id,
+            recipient_id,
+            message_id,
+        )
+    return int(status.split()[-1])

@@ -1,0 +1,126 @@
+"""The inbox REST API: listing with filters and a keyset cursor, counts, and the read,
+seen and archived states, per tenant and recipient."""
+
+from __future__ import annotations
+
+import uuid
+
+import aiohttp
+import asyncpg
+import pytest
+
+from notifyhub.channels import Channel
+from notifyhub.db import inbox
+from notifyhub.messages import Notification
+from tests.conftest import Tenant, Worker, call
+
+pytestmark = pytest.mark.stack
+
+
+async def delivered(database: asyncpg.Pool, tenant: Tenant, recipient: str, count: int) -> list[str]:
+    """Store ``count`` inbox messages as the in-app provider does; their ids, oldest first."""
+    ids = []
+    for n in range(count):
+        notification = Notification(
+            id=uuid.uuid4(),
+            tenant_id=tenant.id,
+            channel=Channel.INAPP,
+            recipient_id=recipient,
+            subject=f"title {n}",
+            body=f"body {n}",
+            payload={"n": n},
+        )
+        ids.append(str(await inbox.store_message(database, notification)))
+    return ids
+
+
+def headers(tenant: Tenant, recipient: str) -> dict[str, str]:
+    return {**tenant.headers, "X-Recipient-ID": recipient}
+
+
+async def test_the_inbox_lists_newest_first_and_pages_with_a_cursor(
+    worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, database: asyncpg.Pool
+) -> None:
+    ids = await delivered(database, tenant, "reader", 5)
+    url = f"{worker.base_url}/api/v1/inbox"
+    status, body = await call(http, "GET", url, params={"limit": "2"}, headers=headers(tenant, "reader"))
+    assert status == 200
+    assert [m["id"] for m in body["data"]] == [ids[4], ids[3]]
+    first = body["data"][0]
+    assert (first["title"], first["body"], first["payload"]) == ("title 4", "body 4", {"n": 4})
+    assert first["read_at"] is None and first["recipient_id"] == "reader"
+    _, body = await call(
+        http, "GET", url, params={"limit": "2", "after_id": ids[3]}, headers=headers(tenant, "reader")
+    )
+    assert [m["id"] for m in body["data"]] == [ids[2], ids[1]]
+    _, body = await call(http, "GET", url, params={"offset": "4"}, headers=headers(tenant, "reader"))
+    assert [m["id"] for m in body["data"]] == [ids[0]]
+    # Another recipient of the tenant, and the same recipient in another tenant, see nothing.
+    _, body = await call(http, "GET", url, headers=headers(tenant, "someone-else"))
+    assert body["data"] == []
+
+
+async def test_read_seen_and_archived_states_and_their_counts(
+    worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, database: asyncpg.Pool
+) -> None:
+    ids = await delivered(database, tenant, "marker", 4)
+    base = f"{worker.base_url}/api/v1/inbox"
+    mine = headers(tenant, "marker")
+
+    async def counts() -> dict:
+        _, body = await call(http, "GET", f"{base}/counts", headers=mine)
+        return body["data"]
+
+    assert await counts() == {"unread": 4, "unseen": 4, "archived": 0, "total": 4}
+    assert (await call(http, "POST", f"{base}/{ids[0]}/read", headers=mine))[0] == 204
+    assert (await call(http, "POST", f"{base}/{ids[1]}/seen", headers=mine))[0] == 204
+    assert (await call(http, "POST", f"{base}/{ids[2]}/archive", headers=mine))[0] == 204
+    assert await counts() == {"unread": 2, "unseen": 2, "archived": 1, "total": 4}
+    _, body = await call(http, "GET", f"{base}/unread-count", headers=mine)
+    assert body["data"] == {"unread": 2}
+
+    _, body = await call(http, "GET", base, params={"unread": "true"}, headers=mine)
+    assert sorted(m["id"] for m in body["data"]) == sorted([ids[1], ids[3]])
+    _, body = await call(http, "GET", base, params={"archived": "true"}, headers=mine)
+    assert [m["id"] for m in body["data"]] == [ids[2]]
+    _, body = await call(http, "GET", base, params={"archived": "all"}, headers=mine)
+    assert len(body["data"]) == 4
+
+    assert (await call(http, "POST", f"{base}/{ids[0]}/unread", headers=mine))[0] == 204
+    assert (await call(http, "POST", f"{base}/{ids[2]}/unarchive", headers=mine))[0] == 204
+    assert (await call(http, "POST", f"{base}/read-all", headers=mine))[0] == 204
+    assert (await call(http, "POST", f"{base}/seen-all", headers=mine))[0] == 204
+    assert await counts() == {"unread": 0, "unseen": 0, "archived": 0, "total": 4}
+
+
+async def test_marking_a_message_of_someone_else_is_a_404(
+    worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, database: asyncpg.Pool
+) -> None:
+    [message] = await delivered(database, tenant, "owner", 1)
+    base = f"{worker.base_url}/api/v1/inbox"
+    status, _ = await call(http, "POST", f"{base}/{message}/read", headers=headers(tenant, "intruder"))
+    assert status == 404
+    status, _ = await call(http, "POST", f"{base}/{uuid.uuid4()}/read", headers=headers(tenant, "owner"))
+    assert status == 404
+    status, _ = await call(http, "POST", f"{base}/{message}/explode", headers=headers(tenant, "owner"))
+    assert status == 404
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "201"}, "limit"),
+        ({"limit": "0"}, "limit"),
+        ({"unread": "maybe"}, "unread"),
+        ({"after_id": "nope"}, "after_id"),
+        ({"after_id": str(uuid.uuid4())}, "after_id"),
+    ],
+)
+async def test_bad_queries_and_a_missing_recipient_are_a_422_naming_the_field(
+    worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, params: dict, field: str
+) -> None:
+    url = f"{worker.base_url}/api/v1/inbox"
+    status, body = await call(http, "GET", url, params=params, headers=headers(tenant, "r"))
+    assert status == 422 and field in body["error"]["details"]
+    status, body = await call(http, "GET", url, headers=tenant.headers)
+    assert status == 422 and "X-Recipient-ID" in body["error"]["details"]
