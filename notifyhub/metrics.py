@@ -43,3 +43,7 @@ DLQ_REPLAYS = Counter(
     "Dead letters replayed through the admin API.",
     ["channel"],
 )
+INAPP_WS_CONNECTIONS = Gauge(
+    "notifyhub_inapp_ws_connections",
+    "Inbox WebSockets open on this worker.",
+)

@@ -82,6 +82,17 @@ class Settings(BaseSettings):
         default=DEFAULT_SEND_CONCURRENCY, validation_alias="NOTIFYHUB_SEND_CONCURRENCY"
     )
 
+    # In-app inbox WebSocket: tokens from POST /api/v1/ws-token are HS256 JWTs signed with
+    # this secret (every worker of a deployment needs the same one) and live this long.
+    ws_token_secret: SecretStr = Field(
+        default=SecretStr("dev-ws-token-secret-change-me"), validation_alias="NOTIFYHUB_WS_TOKEN_SECRET"
+    )
+    ws_token_ttl_seconds: int = Field(
+        default=900, ge=10, le=86400, validation_alias="NOTIFYHUB_WS_TOKEN_TTL_SECONDS"
+    )
+    # NotifyHub's keep-alive: a {"type":"ping"} frame this often on every inbox socket.
+    ws_ping_seconds: float = Field(default=25.0, gt=0, validation_alias="NOTIFYHUB_WS_PING_SECONDS")
+
     # Channel providers, in failover order (comma-separated names from
     # notifyhub.providers.PROVIDERS). A channel named in NOTIFYHUB_SINK_CHANNELS uses the
     # sink instead, and naming providers for it too is a start-up error.

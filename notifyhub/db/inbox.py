@@ -5,28 +5,35 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from notifyhub.messages import Notification
 
+INBOX_COLUMNS = (
+    "id, tenant_id, notification_id, recipient_id, title, body, payload, read_at, seen_at, "
+    "archived_at, created_at"
+)
 
-async def store_message(pool: asyncpg.Pool, notification: Notification) -> uuid.UUID:
-    """Store the notification's inbox message; the id of the one message per notification.
+
+async def store_message(pool: asyncpg.Pool, notification: Notification) -> tuple[dict[str, Any], bool]:
+    """Store the notification's inbox message: the message, and whether it is new.
 
     A notification sent twice (a redelivery after a crash) finds its message stored and
     stores nothing more.
     """
     row = await pool.fetchrow(
-        """WITH inserted AS (
+        f"""WITH inserted AS (
                INSERT INTO inbox_messages (id, tenant_id, notification_id, recipient_id, title, body,
                    payload)
                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
                ON CONFLICT (tenant_id, notification_id) DO NOTHING
-               RETURNING id)
-           SELECT id FROM inserted
+               RETURNING {INBOX_COLUMNS}, true AS new)
+           SELECT * FROM inserted
            UNION ALL
-           SELECT id FROM inbox_messages WHERE tenant_id = $2 AND notification_id = $3
+           SELECT {INBOX_COLUMNS}, false AS new FROM inbox_messages
+            WHERE tenant_id = $2 AND notification_id = $3
            LIMIT 1""",
         uuid.uuid4(),
         notification.tenant_id,
@@ -36,18 +43,17 @@ async def store_message(pool: asyncpg.Pool, notification: Notification) -> uuid.
         notification.body or "",
         json.dumps(notification.payload),
     )
-    return row["id"]
+    message = message_json(row)
+    del message["new"]
+    return message, row["new"]
 
 
-def payload_of(message: asyncpg.Record) -> dict:
-    """The message's payload (stored as jsonb, which asyncpg returns as text)."""
-    return json.loads(message["payload"])
+def message_json(message: asyncpg.Record) -> dict[str, Any]:
+    """An inbox message as the API and the WebSocket send it (payload decoded)."""
+    found = dict(message)
+    found["payload"] = json.loads(message["payload"])
+    return found
 
-
-INBOX_COLUMNS = (
-    "id, tenant_id, notification_id, recipient_id, title, body, payload, read_at, seen_at, "
-    "archived_at, created_at"
-)
 
 # The states a message can be marked with, each with its timestamp column.
 STATE_COLUMNS = {"read": "read_at", "seen": "seen_at", "archived": "archived_at"}

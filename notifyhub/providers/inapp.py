@@ -1,14 +1,17 @@
 """The in-app provider: delivering is storing the message in the recipient's inbox.
 
 The inbox is PostgreSQL's ``inbox_messages``; one message per notification (a unique
-key), so a redelivered send stores nothing twice. The inbox API and its WebSocket read
-from there.
+key), so a redelivered send stores nothing twice. A new message is then published for
+the sockets of its recipient on every worker (``notifyhub.realtime``).
 """
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 
+from notifyhub import realtime
 from notifyhub.channels import Channel
 from notifyhub.db import inbox
 from notifyhub.messages import Notification
@@ -17,17 +20,27 @@ from notifyhub.providers.base import ProviderError, SendResult
 from notifyhub.resources import Resources
 from notifyhub.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 
 class InAppProvider:
     name = "inapp"
     channel = Channel.INAPP
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, prefix: str) -> None:
         self._resources = resources
+        self._prefix = prefix
 
     async def send(self, notification: Notification) -> SendResult:
-        message_id = await inbox.store_message(await self._resources.db(), notification)
-        return SendResult(str(message_id))
+        message, new = await inbox.store_message(await self._resources.db(), notification)
+        if new:
+            try:
+                await realtime.publish(self._resources.redis(), self._prefix, message)
+            except OUTAGES as exc:
+                # Stored is delivered: a socket that missed the live copy catches up
+                # with ``since`` when it reconnects.
+                logger.warning("inbox message %s stored, live fan-out failed: %r", message["id"], exc)
+        return SendResult(str(message["id"]))
 
     def classify(self, error: Exception) -> ProviderError | None:
         if isinstance(error, OUTAGES):
@@ -41,4 +54,4 @@ class InAppProvider:
 
 
 def create(channel: Channel, settings: Settings, resources: Resources) -> InAppProvider:
-    return InAppProvider(resources)
+    return InAppProvider(resources, settings.topic_prefix)

@@ -9,9 +9,7 @@ and ``archived`` (out of the default feed and the unread/unseen counts).
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-import asyncpg
 from aiohttp import web
 from faust.web import View
 
@@ -34,13 +32,6 @@ ACTIONS = {
     "archive": ("archived", True),
     "unarchive": ("archived", False),
 }
-
-
-def as_json(message: asyncpg.Record) -> dict[str, Any]:
-    """An inbox message as the API and the WebSocket send it."""
-    found = dict(message)
-    found["payload"] = inbox.payload_of(message)
-    return found
 
 
 async def _recipient(request: web.Request) -> tuple[uuid.UUID, str]:
@@ -113,7 +104,7 @@ class InboxView(View):
             raise ApiError(
                 "VALIDATION_ERROR", "invalid after_id", {"after_id": "not a message of this inbox"}
             )
-        return ok(request, [as_json(row) for row in rows], limit=limit)
+        return ok(request, [inbox.message_json(row) for row in rows], limit=limit)
 
 
 @app.page("/api/v1/inbox/unread-count")

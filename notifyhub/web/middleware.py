@@ -33,7 +33,9 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     request_id = given if _REQUEST_ID_PATTERN.match(given) else str(uuid.uuid4())
     request[REQUEST_ID_KEY] = request_id
     response = await handler(request)
-    response.headers["X-Request-ID"] = request_id
+    # A WebSocket has sent its headers with the upgrade already.
+    if not response.prepared:
+        response.headers["X-Request-ID"] = request_id
     return response
 
 

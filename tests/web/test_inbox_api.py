@@ -30,7 +30,8 @@ async def delivered(database: asyncpg.Pool, tenant: Tenant, recipient: str, coun
             body=f"body {n}",
             payload={"n": n},
         )
-        ids.append(str(await inbox.store_message(database, notification)))
+        message, _ = await inbox.store_message(database, notification)
+        ids.append(str(message["id"]))
     return ids
 
 
