@@ -16,6 +16,8 @@ priority lane, which its own agent consumes, so they never wait behind a normal 
     {prefix}.send.{channel}.dlq       a channel's sends that failed for good or ran out of attempts
                                       (DeadLetter); like dead-letters, persisted for the admin DLQ API
     {prefix}.device-token-events      push tokens deactivated because the provider called them dead
+    {prefix}.webhooks.outbound        one event for one webhook endpoint (WebhookDelivery), keyed by
+                                      endpoint; {prefix}.webhooks.dlq when every attempt failed
     {prefix}.preference-updates       preference changes from the API, keyed tenant:recipient
 
 Every topic with the same partition count is co-partitioned: Faust gives partition N of
@@ -124,12 +126,13 @@ held_topic = _topic("held")
 delivery_events_topic = _topic("delivery-events")
 dead_letter_topic = _topic("dead-letters")
 send_dead_letter_topics = {channel: _topic(f"send.{channel}.dlq") for channel in Channel}
-# Every dead-letter topic, as one channel for the agent that persists them all.
-all_dead_letter_topics = _topic("dead-letters", *(f"send.{channel}.dlq" for channel in Channel))
 device_token_events_topic = _topic("device-token-events")
-# Topics only produced to here (consumers are elsewhere): Faust declares a topic when an
-# agent subscribes to it, so these are declared at start-up instead.
-PRODUCED_ONLY_TOPICS = (device_token_events_topic,)
+webhooks_outbound_topic = _topic("webhooks.outbound")
+webhook_dead_letter_topic = _topic("webhooks.dlq")
+# Every dead-letter topic, as one channel for the agent that persists them all.
+all_dead_letter_topics = _topic(
+    "dead-letters", "webhooks.dlq", *(f"send.{channel}.dlq" for channel in Channel)
+)
 preference_updates_topic = _topic("preference-updates")
 
 
@@ -160,11 +163,7 @@ async def publish(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
 
 @app.service
 class SharedConnections(Service):
-    """Declares the produce-only topics at start, closes the shared connections at stop."""
-
-    async def on_started(self) -> None:
-        for topic in PRODUCED_ONLY_TOPICS:
-            await topic.maybe_declare()
+    """Closes the shared connections when the worker stops."""
 
     async def on_stop(self) -> None:
         await resources.close()

@@ -11,7 +11,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 
 from notifyhub.channels import Channel
 from notifyhub.status import Status
@@ -204,14 +212,47 @@ class PreferenceUpdate(Message):
         return f"{self.tenant_id}:{self.user_id}".encode()
 
 
+class WebhookDelivery(Message):
+    """One event for one webhook endpoint (webhooks outbound topic, v1), keyed by endpoint.
+
+    ``body`` is fixed when the event is fanned out, so every attempt sends the same bytes.
+    """
+
+    v: Literal[1] = 1
+    delivery_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    tenant_id: uuid.UUID
+    event: str
+    body: str
+    attempt: int = Field(default=1, ge=1)
+
+    @property
+    def endpoint_key(self) -> bytes:
+        return str(self.endpoint_id).encode()
+
+
 class HoldRequest(Message):
-    """Keep a notification until ``release_at``, then send it to ``destination`` (held topic, v1)."""
+    """Keep a notification (or a webhook delivery) until ``release_at``, then send it to
+    ``destination`` (held topic, v1)."""
 
     v: Literal[1] = 1
     kind: Literal["hold"] = "hold"
-    notification: Notification
+    notification: Notification | None = None
+    webhook: WebhookDelivery | None = None
     release_at: float  # seconds since the epoch
-    destination: Literal["enrich", "send"]
+    destination: Literal["enrich", "send", "webhook"]
+
+    @model_validator(mode="after")
+    def _holds_what_its_destination_takes(self) -> HoldRequest:
+        if (self.destination == "webhook") != (self.webhook is not None) or (
+            self.notification is None
+        ) != (self.webhook is not None):
+            raise ValueError("a hold carries a webhook delivery for 'webhook', else a notification")
+        return self
+
+    @property
+    def held_id(self) -> str:
+        return str(self.webhook.delivery_id if self.webhook else self.notification.id)  # type: ignore[union-attr]
 
 
 class Tick(Message):

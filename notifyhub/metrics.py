@@ -47,3 +47,11 @@ INAPP_WS_CONNECTIONS = Gauge(
     "notifyhub_inapp_ws_connections",
     "Inbox WebSockets open on this worker.",
 )
+WEBHOOK_DELIVERED = Counter(
+    "notifyhub_webhook_delivered_total", "Webhook deliveries a receiver accepted (2xx).", ["event"]
+)
+WEBHOOK_FAILED = Counter(
+    "notifyhub_webhook_failed_total",
+    "Webhook delivery attempts that failed, by whether another attempt follows.",
+    ["event", "final"],
+)

@@ -93,6 +93,32 @@ class Settings(BaseSettings):
     # NotifyHub's keep-alive: a {"type":"ping"} frame this often on every inbox socket.
     ws_ping_seconds: float = Field(default=25.0, gt=0, validation_alias="NOTIFYHUB_WS_PING_SECONDS")
 
+    # Outbound webhooks. Endpoint secrets are encrypted with a key derived from this
+    # (the same on every worker; changing it makes stored secrets unreadable).
+    webhook_secret_key: SecretStr = Field(
+        default=SecretStr("dev-webhook-secret-key-change-me"),
+        validation_alias="NOTIFYHUB_WEBHOOK_SECRET_KEY",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, validation_alias="NOTIFYHUB_WEBHOOK_TIMEOUT_SECONDS"
+    )
+    webhook_max_attempts: int = Field(
+        default=5, ge=1, le=100, validation_alias="NOTIFYHUB_WEBHOOK_MAX_ATTEMPTS"
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=2.0, gt=0, validation_alias="NOTIFYHUB_WEBHOOK_RETRY_BASE_SECONDS"
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=3600.0, gt=0, validation_alias="NOTIFYHUB_WEBHOOK_RETRY_MAX_SECONDS"
+    )
+    # Deliveries in flight per worker (one endpoint's deliveries go one at a time, in order).
+    webhook_concurrency: int = Field(default=20, ge=1, validation_alias="NOTIFYHUB_WEBHOOK_CONCURRENCY")
+    # Webhook URLs may not reach private, loopback or link-local addresses (SSRF), except
+    # the hosts and networks named here ("127.0.0.1,10.0.0.0/8,hooks.internal").
+    webhook_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="NOTIFYHUB_WEBHOOK_ALLOWED_HOSTS"
+    )
+
     # Channel providers, in failover order (comma-separated names from
     # notifyhub.providers.PROVIDERS). A channel named in NOTIFYHUB_SINK_CHANNELS uses the
     # sink instead, and naming providers for it too is a start-up error.
@@ -170,7 +196,12 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "email_providers", "sms_providers", "push_providers", "inapp_providers", mode="before"
+        "email_providers",
+        "sms_providers",
+        "push_providers",
+        "inapp_providers",
+        "webhook_allowed_hosts",
+        mode="before",
     )
     @classmethod
     def _split_names(cls, value: object) -> object:

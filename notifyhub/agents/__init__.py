@@ -1,7 +1,7 @@
 """The pipeline's stream processors, one module per stage:
 
 intake (Kafka producers) → accept (HTTP API and intake) → enrich → send (one agent per
-channel) → delivery events; held (scheduled and quiet-hours notifications), dead letters
+channel) → delivery events → webhooks; held (scheduled and quiet-hours notifications), dead letters
 and preference updates (which feed enrich's preferences table) beside. Each stage with
 lanes runs one agent per lane. Importing this package registers every agent.
 """
@@ -15,6 +15,7 @@ from notifyhub.agents import (
     intake,
     preferences,
     send,
+    webhooks,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "intake",
     "preferences",
     "send",
+    "webhooks",
 ]

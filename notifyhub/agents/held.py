@@ -1,5 +1,5 @@
 """Held: keep notifications until their time, then release them; one mechanism for
-``scheduled_at`` and quiet hours (and, later, retry delays).
+``scheduled_at``, quiet hours, send retries and webhook retries.
 
 Requests arrive on the held topic keyed by recipient; a timer on every worker sends a
 tick into each held partition it owns, and the agent consuming that partition releases
@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from notifyhub import clock
 from notifyhub.agents.reliability import guarded
-from notifyhub.app import app, enqueue, enrich_topics, held_topic, send_topics
-from notifyhub.messages import HeldMessage, HoldRequest, Notification, Tick
+from notifyhub.app import app, enqueue, enrich_topics, held_topic, send_topics, webhooks_outbound_topic
+from notifyhub.messages import HeldMessage, HoldRequest, Notification, Tick, WebhookDelivery
 from notifyhub.tables.held import forget_partitions, hold, release_due
 
 logger = logging.getLogger(__name__)
@@ -41,12 +41,23 @@ async def request_hold(notification: Notification, release_at: float, destinatio
     await enqueue(held_topic, notification.recipient_key, request.to_bytes())
 
 
+async def request_webhook_retry(delivery: WebhookDelivery, release_at: float) -> None:
+    """Ask the held stage to keep a webhook delivery until its next attempt."""
+    request = HoldRequest(webhook=delivery, release_at=release_at, destination="webhook")
+    await enqueue(held_topic, delivery.endpoint_key, request.to_bytes())
+
+
 async def _handle(event: faust.EventT, message: HoldRequest | Tick) -> None:
     if isinstance(message, HoldRequest):
-        hold(event.key, message.notification, message.release_at, message.destination, clock.now())
+        hold(event.key, message, clock.now())
         return
     for released in release_due(event.message.partition, clock.now()):
+        if released.webhook is not None:
+            delivery = released.webhook
+            await enqueue(webhooks_outbound_topic, delivery.endpoint_key, delivery.to_bytes())
+            continue
         notification = released.notification
+        assert notification is not None  # a hold carries one or the other
         logger.info(
             "releasing held notification %s to %s (partition %d, offset %d)",
             notification.id,

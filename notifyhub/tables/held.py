@@ -1,9 +1,10 @@
-"""The held table: notifications waiting for a time (``scheduled_at``, the end of quiet hours).
+"""The held table: notifications waiting for a time (``scheduled_at``, the end of quiet
+hours, a retry's backoff), and webhook deliveries waiting for their retry.
 
-Keyed by ``tenant:recipient`` like the held topic, so a recipient's held notifications
-live in the partition that owns the recipient and move with it on a rebalance; the
-changelog rebuilds the table after a restart. Each value is the recipient's
-``{"waiting": [{id, release_at, destination, notification}], "released": {hold: when}}``.
+Keyed like the held topic (``tenant:recipient``; a webhook's endpoint id), so what is
+held lives in the partition that owns the key and moves with it on a rebalance; the
+changelog rebuilds the table after a restart. Each value is the key's
+``{"waiting": [{id, release_at, destination, notification | webhook}], "released": {hold: when}}``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from notifyhub.app import app, settings
-from notifyhub.messages import Notification
+from notifyhub.messages import HoldRequest, Notification, WebhookDelivery
 from notifyhub.tables.partitions import partition_of
 
 held_table = app.Table(
@@ -33,7 +34,17 @@ _next_due: dict[int, float] = {}
 @dataclass(frozen=True)
 class Released:
     destination: str
-    notification: Notification
+    notification: Notification | None
+    webhook: WebhookDelivery | None
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> Released:
+        notification, webhook = entry.get("notification"), entry.get("webhook")
+        return cls(
+            entry["destination"],
+            Notification.model_validate(notification) if notification else None,
+            WebhookDelivery.model_validate(webhook) if webhook else None,
+        )
 
 
 # A released hold is remembered this long, so that replaying its hold request (Kafka is
@@ -69,29 +80,25 @@ def _store(recipient_key: bytes, state: dict[str, Any], now: float) -> None:
         del held_table[recipient_key]
 
 
-def hold(
-    recipient_key: bytes, notification: Notification, release_at: float, destination: str, now: float
-) -> None:
-    """Keep a notification until ``release_at`` (call while processing the recipient's event).
-
-    A request for a hold that was already released is a replay, and is ignored.
+def hold(key: bytes, request: HoldRequest, now: float) -> None:
+    """Keep what the request holds until its ``release_at`` (call while processing the
+    key's event). A request for a hold that was already released is a replay, and is ignored.
     """
-    state = _state(recipient_key)
-    hold_id = _hold_id(str(notification.id), release_at)
-    if hold_id in state["released"]:
+    state = _state(key)
+    held_id, release_at = request.held_id, request.release_at
+    if _hold_id(held_id, release_at) in state["released"]:
         return
-    waiting = [e for e in state["waiting"] if e["id"] != str(notification.id)]
-    waiting.append(
-        {
-            "id": str(notification.id),
-            "release_at": release_at,
-            "destination": destination,
-            "notification": notification.model_dump(mode="json", exclude_none=True),
-        }
-    )
+    waiting = [e for e in state["waiting"] if e["id"] != held_id]
+    entry: dict[str, Any] = {"id": held_id, "release_at": release_at, "destination": request.destination}
+    if request.webhook is not None:
+        entry["webhook"] = request.webhook.model_dump(mode="json")
+    else:
+        assert request.notification is not None  # the request's validator guarantees one
+        entry["notification"] = request.notification.model_dump(mode="json", exclude_none=True)
+    waiting.append(entry)
     state["waiting"] = sorted(waiting, key=lambda e: e["release_at"])
-    _store(recipient_key, state, now)
-    partition = partition_of(recipient_key, settings.topic_partitions)
+    _store(key, state, now)
+    partition = partition_of(key, settings.topic_partitions)
     if partition in _next_due:
         _next_due[partition] = min(_next_due[partition], release_at)
 
@@ -112,9 +119,7 @@ def release_due(partition: int, now: float) -> list[Released]:
             state["waiting"] = [e for e in state["waiting"] if e["release_at"] > now]
             state["released"].update({_hold_id(e): now for e in due})
             _store(key, state, now)
-            released.extend(
-                Released(e["destination"], Notification.model_validate(e["notification"])) for e in due
-            )
+            released.extend(Released.of(e) for e in due)
         if state["waiting"]:
             next_due = min(next_due, state["waiting"][0]["release_at"])
     _next_due[partition] = next_due

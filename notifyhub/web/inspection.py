@@ -77,6 +77,7 @@ class RecipientStateView(View):
                         "channel": e["notification"]["channel"],
                     }
                     for e in held_for(key)
+                    if "notification" in e
                 ],
             },
         )

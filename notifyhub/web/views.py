@@ -11,6 +11,7 @@ from notifyhub.web import (
     openapi,
     recipients,
     templates,
+    webhooks,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "openapi",
     "recipients",
     "templates",
+    "webhooks",
 ]
