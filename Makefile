@@ -70,6 +70,7 @@ stop:
 
 test: install
 	$(STACK) install
+	$(STACK) install-browser
 	$(VENV)/bin/pytest
 
 lint: install

@@ -50,6 +50,11 @@ apt_install() {
   fi
 }
 
+# The browser inbox test drives Debian's Chromium through Playwright (tests only).
+install_browser() {
+  command -v chromium >/dev/null || apt_install Chromium chromium
+}
+
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 install_services() {
@@ -261,9 +266,10 @@ print_env() {
 
 case ${1:-} in
   install) install_services; install_kafka ;;
+  install-browser) install_browser ;;
   up) install_services; install_kafka; mkdir -p "$STACK_DIR"; postgres_up; redis_up; kafka_up ;;
   down) down ;;
   status) status ;;
   env) print_env ;;
-  *) echo "usage: $0 install|up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 install|install-browser|up|down|status|env" >&2; exit 2 ;;
 esac

@@ -1,6 +1,7 @@
 """``/api/v1/inbox``: a recipient's in-app messages, for the tenant's backend or its app.
 
-Every route takes ``X-API-Key`` and ``X-Recipient-ID`` (missing → 422), as NotifyHub's.
+Every route takes ``X-API-Key`` and ``X-Recipient-ID`` (missing → 422), as NotifyHub's,
+or, from a browser, the recipient's inbox token (``Authorization: Bearer``).
 Beyond NotifyHub, as Novu, Knock and Courier users expect, a message has three states,
 each a timestamp set the first time: ``read``, ``seen`` (shown in a feed, not opened)
 and ``archived`` (out of the default feed and the unread/unseen counts).
@@ -13,7 +14,8 @@ import uuid
 from aiohttp import web
 from faust.web import View
 
-from notifyhub.app import app, resources
+from notifyhub import inbox_tokens
+from notifyhub.app import app, resources, settings
 from notifyhub.db import inbox
 from notifyhub.web.auth import authenticate_tenant
 from notifyhub.web.inputs import parse_uuid
@@ -35,6 +37,18 @@ ACTIONS = {
 
 
 async def _recipient(request: web.Request) -> tuple[uuid.UUID, str]:
+    """Whose inbox: the tenant's API key with ``X-Recipient-ID`` (a backend), or the
+    recipient's own inbox token in ``Authorization: Bearer`` (a browser, which must
+    never hold the API key; the token names tenant and recipient)."""
+    authorization = request.headers.get("Authorization", "")
+    if "X-API-Key" not in request.headers and authorization.lower().startswith("bearer "):
+        try:
+            grant = inbox_tokens.verify(
+                settings.ws_token_secret.get_secret_value(), authorization[7:].strip()
+            )
+        except inbox_tokens.InvalidToken as exc:
+            raise ApiError("UNAUTHORIZED", str(exc)) from None
+        return grant.tenant_id, grant.recipient_id
     caller = await authenticate_tenant(request)
     recipient = request.headers.get("X-Recipient-ID", "").strip()
     if not recipient or len(recipient) > MAX_RECIPIENT_ID_LENGTH:

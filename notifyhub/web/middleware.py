@@ -86,6 +86,31 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error(request, ApiError("INTERNAL_ERROR", "internal error; quote the request id"))
 
 
+# The browser inbox may be embedded in a tenant's own site: its routes answer other
+# origins. Safe for any origin because they authenticate with a bearer token, never a
+# cookie (no credentials are allowed).
+CROSS_ORIGIN_PREFIXES = ("/api/v1/inbox",)
+CROSS_ORIGIN_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Request-ID",
+    "Access-Control-Max-Age": "600",
+}
+
+
+@web.middleware
+async def cross_origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(CROSS_ORIGIN_PREFIXES):
+        return await handler(request)
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=CROSS_ORIGIN_HEADERS)
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.update(CROSS_ORIGIN_HEADERS)
+    return response
+
+
 def middlewares() -> list[Callable]:
-    """In order: the request id first, so error envelopes carry it too."""
-    return [request_id_middleware, error_middleware]
+    """In order: the request id first, so error envelopes carry it too; CORS outside the
+    error handling, so error answers carry its headers."""
+    return [request_id_middleware, cross_origin_middleware, error_middleware]

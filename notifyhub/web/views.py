@@ -2,6 +2,7 @@
 
 from notifyhub.web import (
     admin,
+    browser_inbox,
     dead_letters,
     health,
     inbox,
@@ -16,6 +17,7 @@ from notifyhub.web import (
 
 __all__ = [
     "admin",
+    "browser_inbox",
     "dead_letters",
     "health",
     "inbox",

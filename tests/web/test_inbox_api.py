@@ -125,3 +125,28 @@ async def test_bad_queries_and_a_missing_recipient_are_a_422_naming_the_field(
     assert status == 422 and field in body["error"]["details"]
     status, body = await call(http, "GET", url, headers=tenant.headers)
     assert status == 422 and "X-Recipient-ID" in body["error"]["details"]
+
+
+async def test_a_browser_reads_its_own_inbox_with_its_token_from_any_origin(
+    worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, database: asyncpg.Pool
+) -> None:
+    [message] = await delivered(database, tenant, "browser", 1)
+    _, body = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/api/v1/ws-token",
+        json={"recipient_id": "browser"},
+        headers=tenant.headers,
+    )
+    bearer = {"Authorization": f"Bearer {body['data']['token']}", "Origin": "https://tenant.example"}
+    async with http.options(f"{worker.base_url}/api/v1/inbox", headers=bearer) as preflight:
+        assert preflight.status == 204
+        assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    status, body = await call(http, "GET", f"{worker.base_url}/api/v1/inbox", headers=bearer)
+    assert status == 200
+    assert [m["id"] for m in body["data"]] == [message]
+    status, _ = await call(
+        http, "GET", f"{worker.base_url}/api/v1/inbox", headers={"Authorization": "Bearer forged"}
+    )
+    assert status == 401
