@@ -8,6 +8,7 @@ in-app inbox, and a provider rate limit shared by two workers.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.servers.fcm import FakeFcm
 from tests.servers.ses import FakeSes
 from tests.servers.smtp import FakeSmtp
 from tests.servers.twilio import FakeTwilio
+from tests.servers.webhook_receiver import WebhookReceiver
 from tests.stack import Services
 
 pytestmark = pytest.mark.stack
@@ -91,8 +93,18 @@ def delivering(
         "NOTIFYHUB_BREAKER_FAILURE_THRESHOLD": "2",
         "NOTIFYHUB_BREAKER_RESET_SECONDS": str(BREAKER_RESET_SECONDS),
         "NOTIFYHUB_EMAIL_FROM": EMAIL_FROM,
+        # The webhook receiver of the device-token test listens on loopback.
+        "NOTIFYHUB_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
     }
     return worker_factory(**settings)
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    server = WebhookReceiver()
+    await server.start()
+    yield server
+    await server.stop()
 
 
 async def delivery_log(
@@ -301,7 +313,20 @@ async def test_push_fans_out_to_every_device_and_deactivates_dead_tokens(
     fcm: FakeFcm,
     database: asyncpg.Pool,
     services: Services,
+    receiver: WebhookReceiver,
 ) -> None:
+    status, body = await call(
+        http,
+        "POST",
+        f"{delivering.base_url}/api/v1/webhooks",
+        json={
+            "url": f"{receiver.url}/tokens",
+            "secret": "a-secret-of-16-chars",
+            "events": ["device_token.deactivated"],
+        },
+        headers=tenant.headers,
+    )
+    assert status == 201, body
     user = f"user-{uuid.uuid4().hex[:8]}"
     tokens = [f"phone-{uuid.uuid4()}", f"unregistered-{uuid.uuid4()}", f"tablet-{uuid.uuid4()}"]
     for token in tokens:
@@ -358,6 +383,16 @@ async def test_push_fans_out_to_every_device_and_deactivates_dead_tokens(
     assert event.token == tokens[1]
     assert event.user_id == user
     assert "UNREGISTERED" in event.reason
+
+    async def announced() -> list[dict]:
+        return [json.loads(r["body"]) for r in receiver.requests if r["path"] == "/tokens"]
+
+    [webhook] = await eventually(announced, "the device_token.deactivated webhook")
+    assert (webhook["event"], webhook["token"], webhook["user_id"]) == (
+        "device_token.deactivated",
+        tokens[1],
+        user,
+    )
 
 
 async def test_inapp_delivery_stores_the_inbox_message(
