@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from notifyhub.db import tenants
 from notifyhub.db.migrate import migrate
+from tests.servers.webhook_receiver import WebhookReceiver
 from tests.stack import Services, ServicesUnavailable, free_port, real_services
 
 T = TypeVar("T")
@@ -175,6 +176,15 @@ def _wait_until_ready(worker: Worker) -> None:
 def worker(worker_factory: Callable[..., Worker]) -> Worker:
     """The session's shared worker; tests keep apart by using their own tenant."""
     return worker_factory()
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A local webhook receiver (loopback: workers need NOTIFYHUB_WEBHOOK_ALLOWED_HOSTS)."""
+    server = WebhookReceiver()
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @dataclass(frozen=True)

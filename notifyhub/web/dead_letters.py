@@ -21,7 +21,7 @@ from notifyhub.channels import Channel
 from notifyhub.db import dead_letters
 from notifyhub.metrics import DLQ_REPLAYS
 from notifyhub.web.auth import authenticate_admin
-from notifyhub.web.inputs import parse_uuid
+from notifyhub.web.inputs import bounded_int, parse_uuid
 from notifyhub.web.responses import ApiError, ok
 
 NIL_TENANT = uuid.UUID(int=0)
@@ -39,21 +39,6 @@ def _tenant(request: web.Request) -> uuid.UUID | None:
         )
     tenant = parse_uuid(raw, "X-Tenant-ID")
     return None if tenant == NIL_TENANT else tenant
-
-
-def _bounded_int(request: web.Request, name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = request.query.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if not minimum <= value <= maximum:
-        raise ApiError(
-            "VALIDATION_ERROR", f"invalid {name}", {name: f"an integer from {minimum} to {maximum}"}
-        )
-    return value
 
 
 def _as_json(letter: asyncpg.Record) -> dict[str, Any]:
@@ -103,8 +88,8 @@ class DeadLettersView(View):
                 "VALIDATION_ERROR", "invalid channel", {"channel": f"one of {', '.join(Channel)}"}
             )
         unreplayed = request.query.get("unreplayed", "").lower() in ("true", "1")
-        limit = _bounded_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = _bounded_int(request, "offset", 0, 0, MAX_OFFSET)
+        limit = bounded_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = bounded_int(request, "offset", 0, 0, MAX_OFFSET)
         rows, total = await dead_letters.page(
             await resources.db(),
             tenant,

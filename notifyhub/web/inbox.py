@@ -18,7 +18,7 @@ from notifyhub import inbox_tokens
 from notifyhub.app import app, resources, settings
 from notifyhub.db import inbox
 from notifyhub.web.auth import authenticate_tenant
-from notifyhub.web.inputs import parse_uuid
+from notifyhub.web.inputs import bounded_int, parse_uuid
 from notifyhub.web.responses import ApiError, ok
 
 DEFAULT_LIMIT = 50
@@ -71,19 +71,6 @@ def _flag(request: web.Request, name: str) -> bool | None:
     raise ApiError("VALIDATION_ERROR", f"invalid {name}", {name: "true or false"})
 
 
-def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise ApiError("VALIDATION_ERROR", f"invalid {name}", {name: f"an integer from {low} to {high}"})
-    return value
-
-
 @app.page("/api/v1/inbox")
 class InboxView(View):
     async def get(self, request: web.Request) -> web.Response:
@@ -95,8 +82,8 @@ class InboxView(View):
             # "all" lists archived messages too; by default they are out of the feed.
             archived=None if archived == "all" else bool(_flag(request, "archived")),
         )
-        limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = _int(request, "offset", 0, 0, MAX_OFFSET)
+        limit = bounded_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = bounded_int(request, "offset", 0, 0, MAX_OFFSET)
         raw_after = request.query.get("after_id")
         after_id = parse_uuid(raw_after, "after_id") if raw_after else None
         if after_id is not None and offset:

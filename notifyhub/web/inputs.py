@@ -67,6 +67,20 @@ def _positive_int(request: web.Request, name: str, default: int, maximum: int | 
     return value
 
 
+def bounded_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter from ``low`` to ``high`` (``default`` when absent), or a 422."""
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ApiError("VALIDATION_ERROR", f"invalid {name}", {name: f"an integer from {low} to {high}"})
+    return value
+
+
 def page_of(request: web.Request) -> Page:
     """``page`` (from 1) and ``per_page`` (capped at 100) from the query string."""
     return Page(

@@ -99,14 +99,6 @@ def delivering(
     return worker_factory(**settings)
 
 
-@pytest.fixture(scope="module")
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 async def delivery_log(
     database: asyncpg.Pool, notification_id: str
 ) -> list[tuple[str, int, str | None]]:

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import aiohttp
 import asyncpg
@@ -22,14 +22,6 @@ pytestmark = pytest.mark.stack
 
 SECRET = "whsec-test-0123456789abcdef"
 MAX_ATTEMPTS = 3
-
-
-@pytest.fixture(scope="module")
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture(scope="module")
