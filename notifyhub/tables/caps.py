@@ -26,6 +26,14 @@ caps_table = app.Table(
 )
 
 
+def _entries(stored: list) -> list[tuple[float, str | None]]:
+    """A channel's counts as (time, notification id). Tables written before counts named
+    their notification hold bare times; those still count, without an id."""
+    return [
+        (entry, None) if isinstance(entry, int | float) else (entry[0], entry[1]) for entry in stored
+    ]
+
+
 def admit(
     recipient_key: bytes,
     channel: Channel,
@@ -42,7 +50,7 @@ def admit(
     """
     cap, window_minutes = cap_for(channel, preference)
     by_channel = dict(caps_table.get(recipient_key) or {})
-    counted = [tuple(entry) for entry in by_channel.get(channel.value, [])]
+    counted = _entries(by_channel.get(channel.value, []))
     times = [at for at, _ in counted]
     if any(nid == str(notification_id) for _, nid in counted):
         return CapDecision(True, len(counted), cap, window_minutes, tuple(times))
@@ -57,6 +65,6 @@ def admit(
 def counters_for(recipient_key: bytes) -> dict[str, list[float]]:
     """When the recipient's counted sends happened, per channel (for table inspection)."""
     return {
-        channel: [at for at, _ in entries]
+        channel: [at for at, _ in _entries(entries)]
         for channel, entries in (caps_table.get(recipient_key) or {}).items()
     }
