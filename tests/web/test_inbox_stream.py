@@ -13,7 +13,7 @@ import aiohttp
 import jwt
 import pytest
 
-from tests.conftest import Tenant, Worker, call, eventually, send_notification
+from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
 
 pytestmark = pytest.mark.stack
 
@@ -96,21 +96,22 @@ async def test_reconnecting_with_since_replays_what_was_missed_then_streams(
     seen = (await next_frame(socket, "message"))["data"]
     await socket.close()
 
-    for n in (2, 3):
-        await send_notification(
-            http, worker, tenant, channel="inapp", recipient_id="away", payload={"body": str(n)}
-        )
-
-    async def unread() -> bool:
+    async def stored(count: int) -> bool:
         _, body = await call(
             http,
             "GET",
             f"{worker.base_url}/api/v1/inbox/unread-count",
             headers={**tenant.headers, "X-Recipient-ID": "away"},
         )
-        return body["data"]["unread"] == 3
+        return body["data"]["unread"] == count
 
-    await eventually(unread, "both missed messages to be stored")
+    # One after the other: two requests in flight may reach the inbox in either order
+    # (they cross the accept stage on partitions of their own).
+    for n in (2, 3):
+        await send_notification(
+            http, worker, tenant, channel="inapp", recipient_id="away", payload={"body": str(n)}
+        )
+        await eventually(lambda n=n: stored(n), f"missed message {n} to be stored")
     socket = await http.ws_connect(f"{url}?token={token}&since={seen['id']}")
     try:
         missed = [await next_frame(socket, "history") for _ in range(2)]
@@ -136,14 +137,14 @@ async def test_a_socket_never_sees_another_tenants_messages(
     token = await ws_token(http, worker, tenant, "same-name")
     socket = await http.ws_connect(f"{worker.base_url}/api/v1/inbox/stream?token={token}")
     try:
-        await send_notification(
+        theirs = await send_notification(
             http, worker, other, channel="inapp", recipient_id="same-name", payload={"body": "not yours"}
         )
+        # Stored in the other tenant's inbox (and so published) before ours is even sent.
+        await wait_for_status(http, worker, other, theirs["id"], "delivered")
         await send_notification(
             http, worker, tenant, channel="inapp", recipient_id="same-name", payload={"body": "yours"}
         )
-        # Messages to one recipient arrive in order: the other tenant's was earlier, so
-        # receiving ours first, and only ours, shows it was never sent here.
         assert (await next_frame(socket, "message"))["data"]["body"] == "yours"
     finally:
         await socket.close()
