@@ -5,8 +5,9 @@ have two lanes: notifications with ``priority >= NOTIFYHUB_PRIORITY_THRESHOLD`` 
 priority lane, which its own agent consumes, so they never wait behind a normal backlog.
 
     {prefix}.intake[.priority]        requests from any Kafka producer (public contract: IntakeMessage)
-    {prefix}.accepted[.priority]      validated requests, keyed tenant:idempotency-key (or tenant:id),
-                                      so the idempotency table is local to the stage that checks it
+    {prefix}.accepted[.priority]      validated requests, keyed tenant:idempotency-key (without one,
+                                      tenant:recipient), so the idempotency table is local to the
+                                      stage that checks it
     {prefix}.enrich[.priority]        accepted notifications, keyed tenant:recipient
     {prefix}.send.{channel}[.priority]  rendered notifications for one channel, keyed tenant:recipient
     {prefix}.held                     notifications held until a time (scheduled, quiet hours), and

@@ -40,8 +40,15 @@ _last_sweep: dict[int, float] = {}
 
 
 def accepted_key(message: IntakeMessage) -> bytes:
-    """One tenant's idempotency key always lands in one partition of the accepted topic."""
-    return f"{message.tenant_id}:{message.idempotency_key or message.id}".encode()
+    """One tenant's idempotency key always lands in one partition of the accepted topic.
+
+    A notification without a key is keyed by its recipient instead, like every later
+    stage, so one recipient's notifications keep their order through this stage too.
+    (Those with keys are ordered per key: the key, not the recipient, decides duplicates.)
+    """
+    if message.idempotency_key:
+        return f"{message.tenant_id}:{message.idempotency_key}".encode()
+    return f"{message.tenant_id}:{message.recipient_id}".encode()
 
 
 async def _accept(event: faust.EventT, message: IntakeMessage) -> None:
