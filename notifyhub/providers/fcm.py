@@ -3,35 +3,43 @@
 One call sends to one device token; fan-out to a recipient's tokens, and deactivating
 the tokens FCM calls dead, are the delivery machinery's (``delivery/dispatch.py``).
 
-Three things firebase-admin does not offer, done here:
+firebase-admin's messaging service is rewired in one place (``FcmProvider.__init__``),
+for three things it does not offer:
 
-- **No blocking.** Its async HTTP client (httpx) refreshes the OAuth2 token through
-  google-auth's synchronous ``requests`` transport when the token has expired. The token
-  is refreshed here first, in a thread, so the event loop never waits on Google's token
-  endpoint (about once an hour).
-- **No retries of its own.** Its default transport retries 500/503 up to four times with
-  backoff inside one call; the pipeline retries, fails over and trips breakers itself,
-  so the client is rebuilt with retries off.
-- **Another endpoint.** The FCM URL is fixed in the SDK; ``NOTIFYHUB_FCM_API_URL`` (a
-  local server in tests and benchmarks) replaces it.
+- **No blocking, and no call to Google but FCM's.** Its async HTTP client (httpx)
+  authenticates through google-auth's ``before_request``, which refreshes an expired
+  OAuth2 token with the synchronous ``requests`` transport on the event loop, and which
+  (google-auth 2.62) also starts a background "regional access boundary" lookup at
+  iamcredentials.googleapis.com, whatever endpoint FCM was pointed at. ``OffLoopAuth``
+  replaces it: tokens are refreshed in a thread, and only the token endpoint of the
+  service account (its ``token_uri``) is ever called.
+- **No retries of its own.** Its transport retries 500/503 up to four times with backoff
+  inside one call; the pipeline retries, fails over and trips breakers itself.
+- **Another endpoint.** The FCM URL is fixed in the SDK; ``NOTIFYHUB_FCM_API_URL``
+  (a local server in tests and benchmarks) replaces it.
 
-The last two set private attributes of firebase-admin's messaging service
-(``_async_client``, ``_fcm_url``), which is why the dependency is pinned below 8.
+There is no option for any of them, so the service's private ``_fcm_url`` and
+``_async_client`` are set, with the SDK's own client class (``_http_client``): this is
+why the dependency is pinned below firebase-admin 8.
 
-FCM has no idempotency key; ``data.notification_id`` lets the app drop a duplicate.
+FCM HTTP v1 has no idempotency key (a send request is ``message`` and ``validate_only``);
+``data.notification_id`` lets the app drop a duplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 import warnings
+from collections.abc import AsyncGenerator
 
 import firebase_admin
 import google.auth.exceptions
 import google.auth.transport.requests
 import httpx
 from firebase_admin import _http_client, _retry, credentials, exceptions, messaging
+from google.auth.credentials import Credentials
 
 from notifyhub.channels import Channel
 from notifyhub.messages import Notification
@@ -39,60 +47,88 @@ from notifyhub.providers.base import ProviderConfigError, ProviderError, SendRes
 from notifyhub.resources import Resources
 from notifyhub.settings import Settings
 
-# firebase-admin 7 steers new code to Firebase installation ids (``fid``); the device-token
-# API stores FCM registration tokens, which ``token`` still addresses.
-warnings.filterwarnings("ignore", message="Message.token is deprecated", category=DeprecationWarning)
-
-# FCM answers that mean the token is dead: the app was uninstalled, or the token
-# belongs to another sender. Firebase's guidance is to stop sending to it.
+# FCM answers that mean the token is dead: the app was uninstalled, or the token belongs
+# to another sender. Firebase's guidance is to stop sending to it.
 DEAD_TOKEN_ERRORS = (messaging.UnregisteredError, messaging.SenderIdMismatchError)
-# The request itself is wrong (or, for INVALID_ARGUMENT, possibly the token): not retryable.
-PERMANENT_ERRORS = (
-    exceptions.InvalidArgumentError,
-    messaging.ThirdPartyAuthError,
-    exceptions.PermissionDeniedError,
-    exceptions.NotFoundError,
-    exceptions.UnauthenticatedError,
-    exceptions.FailedPreconditionError,
-)
+# firebase-admin's FCM-specific errors carry the RPC status as ``code`` (NOT_FOUND for an
+# unregistered token); the provider reports FCM's own error code, as the FCM docs name it.
+FCM_ERROR_CODES: dict[type[exceptions.FirebaseError], str] = {
+    messaging.UnregisteredError: "UNREGISTERED",
+    messaging.SenderIdMismatchError: "SENDER_ID_MISMATCH",
+    messaging.QuotaExceededError: "QUOTA_EXCEEDED",
+    messaging.ThirdPartyAuthError: "THIRD_PARTY_AUTH_ERROR",
+}
+
+
+class OffLoopAuth(httpx.Auth):
+    """Google OAuth2 bearer tokens for an httpx client, refreshed in a worker thread.
+
+    google-auth can only refresh synchronously; a refresh (about once an hour, or when
+    FCM answers 401) runs in a thread, one at a time, so concurrent sends share it.
+    """
+
+    def __init__(self, credential: Credentials, timeout: float) -> None:
+        self._credential = credential
+        self._transport = google.auth.transport.requests.Request()
+        # google-auth waits 120 s for the token endpoint unless told otherwise.
+        self._bounded_transport = functools.partial(self._transport, timeout=timeout)
+        self._lock = asyncio.Lock()
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if not self._credential.valid:
+            await self._refresh(stale_token=None)
+        token = self._credential.token
+        self._credential.apply(request.headers)
+        response = yield request
+        if response.status_code == httpx.codes.UNAUTHORIZED:
+            # The token was revoked or the server forgot it: one new token, one more try.
+            await self._refresh(stale_token=token)
+            self._credential.apply(request.headers)
+            yield request
+
+    async def _refresh(self, stale_token: str | None) -> None:
+        async with self._lock:
+            # Another send may have refreshed while this one waited for the lock.
+            if self._credential.valid and self._credential.token != stale_token:
+                return
+            await asyncio.to_thread(self._credential.refresh, self._bounded_transport)
+
+    def close(self) -> None:
+        self._transport.session.close()
 
 
 class FcmProvider:
+    """Sends one push to one FCM registration token, through its own firebase app."""
+
     name = "fcm"
     channel = Channel.PUSH
 
     def __init__(self, app: firebase_admin.App, api_url: str, timeout: float) -> None:
         self._app = app
-        self._api_url = api_url.rstrip("/")
-        self._timeout = timeout
-        self._credential = app.credential.get_credential()
-        self._ready = False
-        self._lock = asyncio.Lock()
-
-    async def _prepare(self) -> None:
-        """Point the messaging service at our endpoint, without retries, and keep a fresh token."""
-        async with self._lock:
-            if not self._ready:
-                service = messaging._get_messaging_service(self._app)
-                service._fcm_url = f"{self._api_url}/v1/projects/{service._project_id}/messages:send"
-                service._async_client = _http_client.HttpxAsyncClient(
-                    credential=self._credential,
-                    timeout=self._timeout,
-                    retry_config=_retry.HttpxRetry(max_retries=0),
-                )
-                self._ready = True
-            if not self._credential.valid:
-                await asyncio.to_thread(
-                    self._credential.refresh, google.auth.transport.requests.Request()
-                )
+        self._auth = OffLoopAuth(app.credential.get_credential(), timeout)
+        # Without a credential the SDK's client adds no auth flow of its own; ours is set
+        # on its httpx client (a public httpx attribute).
+        self._client = _http_client.HttpxAsyncClient(
+            retry_config=_retry.HttpxRetry(max_retries=0), timeout=timeout
+        )
+        self._client.async_client.auth = self._auth
+        service = messaging._get_messaging_service(app)
+        service._fcm_url = f"{api_url.rstrip('/')}/v1/projects/{app.project_id}/messages:send"
+        service._async_client = self._client
+        self._closed = False
 
     async def send(self, notification: Notification) -> SendResult:
-        await self._prepare()
-        message = messaging.Message(
-            token=notification.recipient_address,
-            notification=messaging.Notification(title=notification.subject, body=notification.body),
-            data={"notification_id": str(notification.id)},
-        )
+        # firebase-admin 7 steers new code to Firebase installation ids (``fid``); the
+        # device-token API stores FCM registration tokens, which ``token`` still addresses.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Message.token is deprecated", DeprecationWarning)
+            message = messaging.Message(
+                token=notification.recipient_address,
+                notification=messaging.Notification(title=notification.subject, body=notification.body),
+                data={"notification_id": str(notification.id)},
+            )
         batch = await messaging.send_each_async([message], app=self._app)
         [response] = batch.responses
         if not response.success:
@@ -100,36 +136,47 @@ class FcmProvider:
         return SendResult(provider_message_id=response.message_id)
 
     def classify(self, error: Exception) -> ProviderError | None:
-        if isinstance(error, DEAD_TOKEN_ERRORS):
-            code = (
-                "UNREGISTERED"
-                if isinstance(error, messaging.UnregisteredError)
-                else "SENDER_ID_MISMATCH"
-            )
-            return ProviderError(f"FCM: {error}", temporary=False, code=code, address_invalid=True)
-        if isinstance(error, PERMANENT_ERRORS):
-            return ProviderError(f"FCM: {error}", temporary=False, code=error.code)
+        if isinstance(error, exceptions.UnknownError) and error.http_response is None:
+            # firebase-admin wraps what is not an HTTP answer (a transport error, a token
+            # refresh that failed, or a bug of ours): the cause decides.
+            return self.classify(error.cause) if isinstance(error.cause, Exception) else None
         if isinstance(error, exceptions.FirebaseError):
-            # QUOTA_EXCEEDED, UNAVAILABLE, INTERNAL, and transport failures firebase-admin
-            # reports as its own errors (UnknownError, DeadlineExceeded): later may work.
-            return ProviderError(f"FCM: {error}", temporary=True, code=error.code)
+            code = FCM_ERROR_CODES.get(type(error), error.code)
+            if isinstance(error, DEAD_TOKEN_ERRORS):
+                return ProviderError(f"FCM: {error}", temporary=False, code=code, address_invalid=True)
+            # No response: firebase-admin's name for a timeout or a refused connection.
+            status = error.http_response.status_code if error.http_response is not None else None
+            temporary = status is None or status == httpx.codes.TOO_MANY_REQUESTS or status >= 500
+            return ProviderError(f"FCM: {error}", temporary=temporary, code=code)
+        if isinstance(error, google.auth.exceptions.RefreshError):
+            return ProviderError(
+                f"FCM's token endpoint refused the service account: {error}",
+                temporary=error.retryable,
+            )
         if isinstance(
-            error, google.auth.exceptions.TransportError | httpx.HTTPError | TimeoutError | OSError
+            error,
+            httpx.HTTPError
+            | google.auth.exceptions.TransportError
+            | google.auth.exceptions.TimeoutError
+            | TimeoutError
+            | ConnectionError,
         ):
             return ProviderError(f"FCM unreachable: {error!r}", temporary=True)
-        if isinstance(error, google.auth.exceptions.RefreshError):
-            return ProviderError(f"FCM token refused: {error}", temporary=True)
         return None
 
     async def close(self) -> None:
-        # Not firebase_admin.delete_app: it closes the messaging service with asyncio.run(),
-        # which cannot run inside the worker's event loop. The app itself holds no connection.
-        if self._ready:
-            await messaging._get_messaging_service(self._app)._async_client.aclose()
-            self._ready = False
+        if self._closed:
+            return
+        self._closed = True
+        await self._client.aclose()
+        self._auth.close()
+        # delete_app closes the messaging service with asyncio.run(), which cannot run in
+        # the worker's event loop; in a thread it finds the client already closed.
+        await asyncio.to_thread(firebase_admin.delete_app, self._app)
 
 
 def create(channel: Channel, settings: Settings, resources: Resources) -> FcmProvider:
+    """An FCM provider from the service account file (ProviderConfigError when unusable)."""
     path = settings.fcm_credentials_file
     if path is None:
         raise ProviderConfigError(
@@ -144,11 +191,11 @@ def create(channel: Channel, settings: Settings, resources: Resources) -> FcmPro
     project_id = settings.fcm_project_id or certificate.project_id
     if not project_id:
         raise ProviderConfigError(
-            "the fcm provider needs NOTIFYHUB_FCM_PROJECT_ID (the credentials name none)"
+            f"the fcm provider needs NOTIFYHUB_FCM_PROJECT_ID ({path} names no project_id)"
         )
     app = firebase_admin.initialize_app(
         certificate,
         {"projectId": project_id, "httpTimeout": settings.provider_timeout_seconds},
-        name=f"notifyhub-{uuid.uuid4()}",
+        name=f"notifyhub-fcm-{uuid.uuid4()}",
     )
     return FcmProvider(app, settings.fcm_api_url, settings.provider_timeout_seconds)

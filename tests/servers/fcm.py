@@ -8,7 +8,8 @@
   ``{"error": {"code", "message", "status", "details": [{"@type": …FcmError, "errorCode"}]}}``.
   Tokens starting ``unregistered-`` are 404 UNREGISTERED, ``invalid-`` 400
   INVALID_ARGUMENT, ``mismatch-`` 403 SENDER_ID_MISMATCH; ``fail_next`` and ``set_down``
-  script 5xx/429 answers.
+  script 5xx/429 answers, ``revoke_tokens`` makes the access tokens issued so far 401.
+  A ``validate_only`` request is checked and answered but not recorded as sent.
 
 It writes the service account file (a fresh RSA key, ``token_uri`` pointing here).
 Standalone: ``python -m tests.servers.fcm [--port N]`` prints the worker environment,
@@ -21,6 +22,8 @@ import argparse
 import asyncio
 import json
 import secrets
+import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +37,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.servers import announce
 
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# google-auth addresses every service-account assertion to Google's token endpoint, whatever
+# the file's token_uri, and Google checks it: so does this server (nothing is sent there).
+ASSERTION_AUDIENCE = "https://oauth2.googleapis.com/token"
+FCM_SCOPES = {
+    "https://www.googleapis.com/auth/firebase.messaging",
+    "https://www.googleapis.com/auth/cloud-platform",
+}
 # Token prefix → (HTTP status, RPC status, FCM error code)
 TOKEN_ERRORS = {
     "unregistered-": (404, "NOT_FOUND", "UNREGISTERED"),
@@ -55,9 +66,17 @@ def _error(status: int, rpc_status: str, fcm_code: str | None, message: str) -> 
 
 
 class FakeFcm:
+    """The server; its service account file is written to ``credentials_file`` (by default
+    in a temporary directory, removed by ``stop``) when it starts."""
+
     def __init__(self, credentials_file: Path | None = None, port: int = 0) -> None:
         self.project_id = f"notifyhub-test-{secrets.token_hex(4)}"
-        self.credentials_file = credentials_file or Path(tempfile.mkdtemp()) / "service-account.json"
+        self._temporary_dir: Path | None = None
+        if credentials_file is None:
+            self._temporary_dir = Path(tempfile.mkdtemp(prefix="fake-fcm-"))
+            credentials_file = self._temporary_dir / "service-account.json"
+        self.credentials_file = credentials_file
+        self.client_email = f"notifyhub@{self.project_id}.iam.gserviceaccount.com"
         self.messages: list[dict[str, Any]] = []
         self.requests = 0
         self.tokens_issued = 0
@@ -70,12 +89,19 @@ class FakeFcm:
         self._runner: web.AppRunner | None = None
 
     def fail_next(self, count: int, status: int = 503) -> None:
+        """Answer the next ``count`` authenticated sends with ``status`` (503, 429 or 500)."""
         self._failures.extend([status] * count)
 
     def set_down(self, down: bool) -> None:
+        """While down, every send is 503 UNAVAILABLE."""
         self._down = down
 
+    def revoke_tokens(self) -> None:
+        """Make every access token issued so far unknown, as a revoked key would."""
+        self._access_tokens.clear()
+
     def env(self) -> dict[str, str]:
+        """The settings that point the fcm provider here."""
         return {
             "NOTIFYHUB_FCM_CREDENTIALS_FILE": str(self.credentials_file),
             "NOTIFYHUB_FCM_PROJECT_ID": self.project_id,
@@ -83,6 +109,7 @@ class FakeFcm:
         }
 
     async def start(self) -> None:
+        """Listen on 127.0.0.1 (a free port unless one was given), then write the account file."""
         app = web.Application()
         app.router.add_post("/token", self._token)
         app.router.add_post("/v1/projects/{project}/messages:send", self._send)
@@ -96,6 +123,8 @@ class FakeFcm:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._temporary_dir is not None:
+            shutil.rmtree(self._temporary_dir, ignore_errors=True)
 
     def _write_service_account(self) -> None:
         pem = self._key.private_bytes(
@@ -108,7 +137,7 @@ class FakeFcm:
             "project_id": self.project_id,
             "private_key_id": secrets.token_hex(20),
             "private_key": pem,
-            "client_email": f"notifyhub@{self.project_id}.iam.gserviceaccount.com",
+            "client_email": self.client_email,
             "client_id": "1",
             "token_uri": f"{self.url}/token",
         }
@@ -116,20 +145,24 @@ class FakeFcm:
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
-        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+        if form.get("grant_type") != JWT_BEARER:
             return web.json_response({"error": "unsupported_grant_type"}, status=400)
         try:
-            jwt.decode(
+            claims = jwt.decode(
                 str(form.get("assertion", "")),
                 self._key.public_key(),
                 algorithms=["RS256"],
-                # google-auth addresses the assertion to Google's token endpoint whatever
-                # the token_uri; the signature is what proves the caller holds the key.
-                options={"verify_aud": False},
+                audience=ASSERTION_AUDIENCE,
+                issuer=self.client_email,
+                options={"require": ["exp", "iat"]},
             )
         except jwt.PyJWTError as exc:
             return web.json_response(
                 {"error": "invalid_grant", "error_description": str(exc)}, status=400
+            )
+        if not FCM_SCOPES & set(str(claims.get("scope", "")).split()):
+            return web.json_response(
+                {"error": "invalid_scope", "error_description": "no FCM scope"}, status=400
             )
         token = f"ya29.{secrets.token_urlsafe(24)}"
         self._access_tokens.add(token)
@@ -140,10 +173,6 @@ class FakeFcm:
         self.requests += 1
         if self._down:
             return _error(503, "UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable.")
-        if self._failures:
-            status = self._failures.pop(0)
-            rpc_status, fcm_code = SCRIPTED.get(status, ("INTERNAL", "INTERNAL"))
-            return _error(status, rpc_status, fcm_code, "Scripted failure")
         bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if bearer not in self._access_tokens:
             return _error(
@@ -151,6 +180,10 @@ class FakeFcm:
             )
         if request.match_info["project"] != self.project_id:
             return _error(403, "PERMISSION_DENIED", None, "Permission denied on the project.")
+        if self._failures:
+            status = self._failures.pop(0)
+            rpc_status, fcm_code = SCRIPTED.get(status, ("INTERNAL", "INTERNAL"))
+            return _error(status, rpc_status, fcm_code, "Scripted failure")
         body = await request.json()
         message = body.get("message") or {}
         token = str(message.get("token", ""))
@@ -161,6 +194,8 @@ class FakeFcm:
                 return _error(
                     status, rpc_status, fcm_code, f"The registration token is not valid ({fcm_code})."
                 )
+        if body.get("validate_only"):
+            return web.json_response({"name": f"projects/{self.project_id}/messages/fake_message_id"})
         name = f"projects/{self.project_id}/messages/{secrets.token_hex(8)}"
         self.messages.append({**message, "name": name, "received_at": time.time()})
         return web.json_response({"name": name})
@@ -170,7 +205,12 @@ async def _serve(port: int) -> None:
     server = FakeFcm(port=port)
     await server.start()
     announce(server.env())
-    await asyncio.Event().wait()
+    # The benchmark stops it with SIGTERM: stop cleanly, so the key file goes too.
+    stopping = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    await server.stop()
 
 
 if __name__ == "__main__":
