@@ -37,6 +37,7 @@ from typing import Any
 import faust
 from mode import Service
 
+from notifyhub import tracing
 from notifyhub.channels import Channel
 from notifyhub.resources import Resources
 from notifyhub.settings import get_settings
@@ -64,7 +65,7 @@ app = faust.App(
     table_standby_replicas=settings.table_standby_replicas,
     broker_session_timeout=settings.broker_session_timeout,
     web_host=settings.web_host,
-    web_bind=settings.web_host,
+    web_bind=settings.web_bind or settings.web_host,
     web_port=settings.web_port,
     # Faust's built-in /table views would serve table data without authentication.
     web_tables_enabled=False,
@@ -152,19 +153,25 @@ async def enqueue(topic: faust.TopicT, key: bytes | None, value: bytes, **kwargs
     Safe because Faust flushes the producer before it commits the offsets of the events
     being processed: an event is never committed before what it produced is in Kafka.
     Waiting for each acknowledgement instead would cost a broker round trip per message.
+    The record carries the current trace context (or the ``headers`` given).
     """
+    kwargs.setdefault("headers", tracing.kafka_headers())
     await topic.send(key=key, value=value, **kwargs)
 
 
 async def publish(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
-    """Produce one message and wait until the broker has it (acks=all)."""
-    pending = await topic.send(key=key, value=value)
+    """Produce one message and wait until the broker has it (acks=all).
+
+    Like ``enqueue``, it carries the current trace context in the record's headers.
+    """
+    pending = await topic.send(key=key, value=value, headers=tracing.kafka_headers())
     await pending
 
 
 @app.service
 class SharedConnections(Service):
-    """Closes the shared connections when the worker stops."""
+    """Closes the shared connections, and flushes batched spans, when the worker stops."""
 
     async def on_stop(self) -> None:
         await resources.close()
+        tracing.shutdown()

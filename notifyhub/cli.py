@@ -1,4 +1,5 @@
-"""The ``notifyhub`` command: ``worker``, ``migrate`` and ``seed``."""
+"""The ``notifyhub`` command: ``worker``, ``migrate`` and ``seed``; and for operators
+``events tail``, ``dlq list|replay`` and ``lag`` (``operator_commands.py``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def _worker(args: argparse.Namespace) -> int:
     get_settings.cache_clear()
     from faust.worker import Worker
 
+    from notifyhub import logs, tracing
     from notifyhub.worker import load_app
 
     app = load_app()
@@ -32,7 +34,12 @@ def _worker(args: argparse.Namespace) -> int:
     except ProviderConfigError as exc:
         print(f"notifyhub worker: {exc}", file=sys.stderr)
         return 2
-    Worker(app, loglevel=settings.log_level.upper()).execute_from_commandline()
+    tracing.configure(settings.trace_exporter, instance=str(settings.web_port))
+    Worker(
+        app,
+        loglevel=settings.log_level.upper(),
+        logging_config=logs.logging_config(settings.log_level, settings.log_format),
+    ).execute_from_commandline()
     return 0
 
 
@@ -84,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--tenant", default="demo", help="tenant name (default: demo)")
     seed.add_argument("--quiet", action="store_true", help="print only the API key")
     seed.set_defaults(run=_seed_command)
+
+    from notifyhub.operator_commands import register
+
+    register(commands)
 
     args = parser.parse_args(argv)
     return args.run(args)

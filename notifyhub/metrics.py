@@ -55,3 +55,57 @@ WEBHOOK_FAILED = Counter(
     "Webhook delivery attempts that failed, by whether another attempt follows.",
     ["event", "final"],
 )
+
+# --- HTTP API -------------------------------------------------------------------------
+# Routes are labelled by their pattern (/api/v1/notifications/{id}), never the raw path,
+# so one label value stands for one route whatever ids clients send.
+HTTP_REQUESTS = Counter(
+    "notifyhub_http_requests_total",
+    "HTTP requests answered, by method, route pattern and status code.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "notifyhub_http_request_duration_seconds",
+    "How long HTTP requests took to answer, by method and route pattern.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+RATE_LIMIT_DECISIONS = Counter(
+    "notifyhub_ratelimit_decisions_total",
+    "Rate-limit decisions by scope (api-key, recipient frequency cap, provider) and outcome "
+    "(allowed, limited, delayed, failed_open, failed_closed).",
+    ["scope", "decision"],
+)
+
+# --- Pipeline -------------------------------------------------------------------------
+NOTIFICATIONS_ENQUEUED = Counter(
+    "notifyhub_notifications_enqueued_total",
+    "Notifications accepted into the pipeline (stored as queued or scheduled), by channel.",
+    ["channel"],
+)
+NOTIFICATIONS_PROCESSED = Counter(
+    "notifyhub_notifications_processed_total",
+    "Status transitions recorded by the delivery-events stage, by channel and status.",
+    ["channel", "status"],
+)
+CONSUME_LAG_SECONDS = Histogram(
+    "notifyhub_queue_consume_lag_seconds",
+    "Time from a record's production to its consumption, by stage.",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+CONSUMER_LAG_MESSAGES = Gauge(
+    "notifyhub_consumer_lag_messages",
+    "Records not yet consumed in the partitions this worker owns, by topic.",
+    ["topic"],
+)
+TEMPLATE_RENDER_SECONDS = Histogram(
+    "notifyhub_template_render_duration_seconds",
+    "How long rendering a notification's templates took, by channel.",
+    ["channel"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
+HELD_MESSAGES = Gauge(
+    "notifyhub_held_messages",
+    "Messages waiting in the held stage (scheduled, quiet hours, retries) on this worker.",
+)

@@ -13,6 +13,7 @@ import asyncpg
 import redis.asyncio as redis
 from aiokafka import AIOKafkaClient
 
+from notifyhub.consumer_lag import LagMeter
 from notifyhub.db import create_pool
 from notifyhub.settings import Settings
 
@@ -22,13 +23,15 @@ REDIS_TIMEOUT_SECONDS = 2.0
 
 
 class Resources:
-    """Lazily opened PostgreSQL pool, Redis client and Kafka metadata client for one process."""
+    """Lazily opened PostgreSQL pool, Redis client, Kafka metadata client and lag meter for
+    one process."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._pool: asyncpg.Pool | None = None
         self._redis: redis.Redis | None = None
         self._kafka: AIOKafkaClient | None = None
+        self._lag_meter: LagMeter | None = None
         self._lock = asyncio.Lock()
 
     async def db(self) -> asyncpg.Pool:
@@ -55,7 +58,16 @@ class Resources:
             self._kafka = client
         return bool(await self._kafka.force_metadata_update())
 
+    def lag_meter(self) -> LagMeter:
+        """Measures the consumer group's lag (connects on its first measurement)."""
+        if self._lag_meter is None:
+            self._lag_meter = LagMeter(self.settings.kafka_bootstrap_servers, self.settings.app_id)
+        return self._lag_meter
+
     async def close(self) -> None:
+        if self._lag_meter is not None:
+            await self._lag_meter.close()
+            self._lag_meter = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -40,10 +40,28 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(
         default=1, ge=1, validation_alias="NOTIFYHUB_TOPIC_REPLICATION_FACTOR"
     )
+    # The address other workers reach this one at (table inspection is forwarded to the
+    # partition's owner), and by default the address the server binds.
     web_host: str = Field(default="127.0.0.1", validation_alias="NOTIFYHUB_WEB_HOST")
+    # Where the server listens when that differs (0.0.0.0 in a container, whose advertised
+    # address is its pod IP or service name).
+    web_bind: str | None = Field(default=None, validation_alias="NOTIFYHUB_WEB_BIND")
     web_port: int = Field(default=8080, ge=1, le=65535, validation_alias="NOTIFYHUB_WEB_PORT")
     data_dir: Path = Field(default=Path(".data/worker"), validation_alias="NOTIFYHUB_DATA_DIR")
     log_level: str = Field(default="info", validation_alias="NOTIFYHUB_LOG_LEVEL")
+    # json: one JSON object per line, with trace id, tenant, notification and stage (for a
+    # log pipeline); text: the same fields on one readable line (for a terminal).
+    log_format: Literal["json", "text"] = Field(default="json", validation_alias="NOTIFYHUB_LOG_FORMAT")
+    # Where spans go: none keeps them in the worker (trace ids still reach the logs and
+    # Kafka headers), otlp sends them to OTEL_EXPORTER_OTLP_ENDPOINT (OTLP over HTTP),
+    # console prints them. OTEL_SDK_DISABLED=true turns tracing off altogether.
+    trace_exporter: Literal["none", "otlp", "console"] = Field(
+        default="none", validation_alias="NOTIFYHUB_TRACE_EXPORTER"
+    )
+    # How often each worker measures its consumer lag (notifyhub_consumer_lag_messages).
+    lag_interval_seconds: float = Field(
+        default=10.0, gt=0, validation_alias="NOTIFYHUB_LAG_INTERVAL_SECONDS"
+    )
     # Channels whose sends go to the recording sink instead of a real provider.
     # The sink is never used silently: a channel is sunk only when named here.
     sink_channels: Annotated[frozenset[Channel], NoDecode] = Field(

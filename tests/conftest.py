@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from notifyhub.db import tenants
 from notifyhub.db.migrate import migrate
@@ -272,3 +273,14 @@ async def wait_for_status(
         return found if found["status"] in statuses else None
 
     return await eventually(reached, f"notification {notification_id} to be {'/'.join(statuses)}")
+
+
+async def metric(http: aiohttp.ClientSession, worker: Worker, name: str, **labels: str) -> float | None:
+    """A sample of the worker's ``/metrics``, or None when it has none with these labels."""
+    async with http.get(f"{worker.base_url}/metrics") as response:
+        text = await response.text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None

@@ -14,7 +14,7 @@ import logging
 import faust
 from pydantic import ValidationError
 
-from notifyhub import clock
+from notifyhub import clock, tracing
 from notifyhub.agents.held import request_hold
 from notifyhub.agents.reliability import guarded, through_outages
 from notifyhub.app import (
@@ -28,6 +28,7 @@ from notifyhub.app import (
 )
 from notifyhub.db import notifications
 from notifyhub.messages import DeliveryEvent, IntakeMessage, Notification
+from notifyhub.metrics import NOTIFICATIONS_ENQUEUED
 from notifyhub.status import Status
 from notifyhub.tables import idempotency
 
@@ -70,6 +71,7 @@ async def _accept(event: faust.EventT, message: IntakeMessage) -> None:
         f"store {message.id}",
     )
     notification = Notification(**message.model_dump(exclude={"v"}))
+    NOTIFICATIONS_ENQUEUED.labels(channel=notification.channel.value).inc()
     key = str(notification.id).encode()
     scheduled = message.scheduled_at.timestamp() if message.scheduled_at else None
     if scheduled is not None and scheduled > now:
@@ -108,7 +110,8 @@ async def accept(stream: faust.StreamT) -> None:
         except ValidationError as exc:
             logger.error("skipping a malformed accepted message: %s", exc)
             continue
-        await guarded(event, lambda e=event, m=message: _accept(e, m), f"accept of {message.id}")
+        with tracing.consuming(event, "accept", tenant_id=message.tenant_id, notification_id=message.id):
+            await guarded(event, lambda e=event, m=message: _accept(e, m), f"accept of {message.id}")
 
 
 @app.timer(SWEEP_EVERY_SECONDS / 10)

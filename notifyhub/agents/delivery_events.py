@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 
 import faust
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
+from notifyhub import tracing
 from notifyhub.agents.reliability import through_outages
 from notifyhub.app import app, delivery_events_topic, resources
 from notifyhub.db import notifications
 from notifyhub.messages import DeliveryEvent
+from notifyhub.metrics import NOTIFICATIONS_PROCESSED
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +43,33 @@ async def _persist(events: list[DeliveryEvent]) -> None:
 
 @app.agent(delivery_events_topic, name="delivery-events")
 async def persist_delivery_events(stream: faust.StreamT) -> None:
-    async for batch in stream.take(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-        events = [event for raw in batch if (event := _parse(raw)) is not None]
-        if events:
+    async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
+        events: list[DeliveryEvent] = []
+        spans = []
+        for record in batch:
+            tracing.observe_consumed(record, "delivery-events")
+            if (event := _parse(record.value)) is None:
+                continue
+            events.append(event)
+            # One span per event, in its notification's trace, spanning the batch's write.
+            spans.append(
+                tracing.stage_span(
+                    "delivery-events process",
+                    tracing.context_of(record.headers),
+                    kind=SpanKind.CONSUMER,
+                    **{
+                        "notifyhub.stage": "delivery-events",
+                        "notifyhub.notification_id": event.notification_id,
+                        "notifyhub.status": event.status.value,
+                    },
+                )
+            )
+        if not events:
+            continue
+        try:
             await through_outages(lambda e=events: _persist(e), "persist delivery events")
+        finally:
+            for span in spans:
+                span.end()
+        for event in events:
+            NOTIFICATIONS_PROCESSED.labels(channel=event.channel.value, status=event.status.value).inc()

@@ -22,7 +22,7 @@ import asyncpg
 import faust
 from pydantic import ValidationError
 
-from notifyhub import clock
+from notifyhub import clock, tracing
 from notifyhub.agents.held import request_hold
 from notifyhub.agents.reliability import dead_letter, guarded, letter_for, through_outages
 from notifyhub.app import (
@@ -36,6 +36,7 @@ from notifyhub.app import (
 from notifyhub.db import templates
 from notifyhub.frequency_caps import reason as cap_reason
 from notifyhub.messages import DeliveryEvent, Notification
+from notifyhub.metrics import RATE_LIMIT_DECISIONS, TEMPLATE_RENDER_SECONDS
 from notifyhub.quiet_hours import quiet_until
 from notifyhub.rendering import RenderError, render
 from notifyhub.status import Status
@@ -97,6 +98,7 @@ def decide(notification: Notification, now: float) -> None:
     decision = caps.admit(
         notification.recipient_key, notification.channel, preference, now, notification.id
     )
+    RATE_LIMIT_DECISIONS.labels("recipient", "allowed" if decision.allowed else "limited").inc()
     if not decision.allowed:
         raise Undeliverable(Status.DROPPED, cap_reason(decision, notification.channel))
 
@@ -117,12 +119,13 @@ async def render_content(notification: Notification) -> Notification:
             Status.FAILED, f"template {notification.template_id} was deleted or deactivated"
         )
     try:
-        rendered = render(
-            notification.channel,
-            template["subject_template"],
-            template["body_template"],
-            notification.payload,
-        )
+        with TEMPLATE_RENDER_SECONDS.labels(channel=notification.channel.value).time():
+            rendered = render(
+                notification.channel,
+                template["subject_template"],
+                template["body_template"],
+                notification.payload,
+            )
     except RenderError as exc:
         raise Undeliverable(Status.FAILED, f"template did not render: {exc}") from None
     return notification.model_copy(update={"subject": rendered.subject, "body": rendered.body})
@@ -159,8 +162,11 @@ async def enrich(stream: faust.StreamT) -> None:
         except ValidationError as exc:
             await dead_letter(letter_for(event, f"invalid enrich message: {exc}"))
             continue
-        await guarded(
-            event,
-            lambda n=notification: through_outages(lambda: _route(n), f"enrich {n.id}"),
-            f"enrich of {notification.id}",
-        )
+        with tracing.consuming(
+            event, "enrich", tenant_id=notification.tenant_id, notification_id=notification.id
+        ):
+            await guarded(
+                event,
+                lambda n=notification: through_outages(lambda: _route(n), f"enrich {n.id}"),
+                f"enrich of {notification.id}",
+            )

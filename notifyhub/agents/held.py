@@ -17,7 +17,7 @@ import logging
 import faust
 from pydantic import ValidationError
 
-from notifyhub import clock
+from notifyhub import clock, tracing
 from notifyhub.agents.reliability import guarded
 from notifyhub.app import app, enqueue, enrich_topics, held_topic, send_topics, webhooks_outbound_topic
 from notifyhub.messages import HeldMessage, HoldRequest, Notification, Tick, WebhookDelivery
@@ -49,12 +49,19 @@ async def request_webhook_retry(delivery: WebhookDelivery, release_at: float) ->
 
 async def _handle(event: faust.EventT, message: HoldRequest | Tick) -> None:
     if isinstance(message, HoldRequest):
-        hold(event.key, message, clock.now())
+        notification = message.notification
+        with tracing.consuming(event, "held", notification_id=notification and notification.id):
+            # The request's trace is kept with it, for what is released later.
+            trace = {k: v.decode("latin-1") for k, v in tracing.kafka_headers().items()}
+            hold(event.key, message, clock.now(), trace)
         return
     for released in release_due(event.message.partition, clock.now()):
+        headers = {k: v.encode("latin-1") for k, v in released.trace.items()}
         if released.webhook is not None:
             delivery = released.webhook
-            await enqueue(webhooks_outbound_topic, delivery.endpoint_key, delivery.to_bytes())
+            await enqueue(
+                webhooks_outbound_topic, delivery.endpoint_key, delivery.to_bytes(), headers=headers
+            )
             continue
         notification = released.notification
         assert notification is not None  # a hold carries one or the other
@@ -69,6 +76,7 @@ async def _handle(event: faust.EventT, message: HoldRequest | Tick) -> None:
             destination_topic(released.destination, notification),
             notification.recipient_key,
             notification.to_bytes(),
+            headers=headers,
         )
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import faust
 from pydantic import ValidationError
 
+from notifyhub import tracing
 from notifyhub.agents.accept import accepted_key
 from notifyhub.agents.reliability import Rejected, dead_letter, letter_for, through_outages
 from notifyhub.app import (
@@ -92,14 +93,15 @@ async def check(message: IntakeMessage) -> None:
 async def intake(stream: faust.StreamT) -> None:
     async for event in stream.events():
         origin = f"{event.message.topic}:{event.message.partition}:{event.message.offset}"
-        try:
-            message = parse(event.value, origin)
-            await through_outages(lambda message=message: check(message), f"intake {origin}")
-        except Rejected as exc:
-            await dead_letter(_letter(event, str(exc)))
-        except Exception as exc:
-            logger.exception("intake failed on %s", origin)
-            await dead_letter(_letter(event, f"internal error: {exc!r}"))
+        with tracing.consuming(event, "intake"):
+            try:
+                message = parse(event.value, origin)
+                await through_outages(lambda message=message: check(message), f"intake {origin}")
+            except Rejected as exc:
+                await dead_letter(_letter(event, str(exc)))
+            except Exception as exc:
+                logger.exception("intake failed on %s", origin)
+                await dead_letter(_letter(event, f"internal error: {exc!r}"))
 
 
 def _tenant_hint(raw: bytes | None) -> uuid.UUID | None:

@@ -35,9 +35,10 @@ from typing import Any
 
 import faust
 from mode import Service
+from opentelemetry import context as otel_context
 from pydantic import ValidationError
 
-from notifyhub import clock
+from notifyhub import clock, tracing
 from notifyhub.agents.held import request_hold
 from notifyhub.agents.reliability import dead_letter, letter_for, through_outages
 from notifyhub.app import (
@@ -160,55 +161,80 @@ async def _claimed(batch: Sequence[Notification]) -> list[Notification]:
     return [n for n in unique.values() if n.id in ids]
 
 
+# The trace context of each notification in a batch, by notification id.
+Traces = dict[uuid.UUID, otel_context.Context]
+
+
 async def _deliver_in_order(
-    channel: Channel, queue: Sequence[Notification], slots: asyncio.Semaphore
+    channel: Channel, queue: Sequence[Notification], slots: asyncio.Semaphore, traces: Traces
 ) -> list[tuple[Notification, Outcome]]:
-    """One recipient's notifications, one after the other; the outcome of each."""
+    """One recipient's notifications, one after the other; the outcome of each.
+
+    Each send has its span, a child of its record's trace; ``traces`` then holds that
+    span's context, for what the outcome produces.
+    """
     dispatcher = dispatchers[channel]
     outcomes: list[tuple[Notification, Outcome]] = []
     for notification in queue:
         async with slots:
-            try:
-                outcomes.append((notification, await dispatcher.deliver(notification)))
-            except Exception as exc:
-                # A bug, not a provider's answer: the notification fails with the reason and
-                # its message goes to the channel's dead-letter topic, from which it can be
-                # replayed once the bug is fixed.
-                logger.exception(
-                    "send of notification %s (tenant %s) failed", notification.id, notification.tenant_id
-                )
-                outcome = Outcome(Result.FAILED, reason=f"internal error in send: {exc!r}")
+            with tracing.working_on(
+                traces[notification.id],
+                "send",
+                tenant_id=notification.tenant_id,
+                notification_id=notification.id,
+                **{"notifyhub.channel": channel.value, "notifyhub.attempt": notification.attempt},
+            ) as span:
+                traces[notification.id] = tracing.context_with(span)
+                try:
+                    outcome = await dispatcher.deliver(notification)
+                except Exception as exc:
+                    # A bug, not a provider's answer: the notification fails with the reason
+                    # and its message goes to the channel's dead-letter topic, from which it
+                    # can be replayed once the bug is fixed.
+                    logger.exception("send of notification %s failed", notification.id)
+                    outcome = Outcome(Result.FAILED, reason=f"internal error in send: {exc!r}")
+                span.set_attribute("notifyhub.result", outcome.result.value)
+                logger.debug("send: %s through %s", outcome.result.value, outcome.provider)
                 outcomes.append((notification, outcome))
     return outcomes
 
 
 def _parsed(
     channel: Channel, events: Sequence[faust.EventT]
-) -> tuple[list[Notification], list[DeadLetter]]:
+) -> tuple[list[Notification], Traces, list[DeadLetter]]:
     good: list[Notification] = []
+    traces: Traces = {}
     bad: list[DeadLetter] = []
     for event in events:
+        tracing.observe_consumed(event, "send")
         try:
-            good.append(Notification.model_validate_json(event.value))
+            notification = Notification.model_validate_json(event.value)
         except ValidationError as exc:
             bad.append(letter_for(event, f"invalid send message: {exc}", channel=channel))
-    return good, bad
+            continue
+        good.append(notification)
+        traces.setdefault(notification.id, tracing.context_of(event.headers))
+    return good, traces, bad
 
 
-async def _produce(channel: Channel, consequences: Consequences) -> None:
+async def _produce(channel: Channel, consequences: Consequences, traces: Traces) -> None:
+    """Each consequence carries its notification's send span as its trace parent."""
     for event in consequences.events:
-        await enqueue(delivery_events_topic, str(event.notification_id).encode(), event.to_bytes())
+        with tracing.within(traces.get(event.notification_id)):
+            await enqueue(delivery_events_topic, str(event.notification_id).encode(), event.to_bytes())
     for notification, release_at in consequences.retries:
-        await request_hold(notification, release_at, "send")
+        with tracing.within(traces.get(notification.id)):
+            await request_hold(notification, release_at, "send")
     for letter in consequences.letters:
-        await dead_letter(letter, send_dead_letter_topics[channel])
+        with tracing.within(traces.get(letter.notification_id)):
+            await dead_letter(letter, send_dead_letter_topics[channel])
 
 
 def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, None]]:
     async def send(stream: faust.StreamT) -> None:
         slots = asyncio.Semaphore(settings.send_concurrency[channel])
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-            batch, letters = _parsed(channel, events)
+            batch, traces, letters = _parsed(channel, events)
             for letter in letters:
                 await dead_letter(letter)
             if not batch:
@@ -218,7 +244,7 @@ def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, N
             for notification in claimed:
                 per_recipient[notification.recipient_key].append(notification)
             delivered = await asyncio.gather(
-                *(_deliver_in_order(channel, queue, slots) for queue in per_recipient.values())
+                *(_deliver_in_order(channel, queue, slots, traces) for queue in per_recipient.values())
             )
             consequences = Consequences()
             for per_queue in delivered:
@@ -226,7 +252,7 @@ def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, N
                     consequences.add(notification, outcome)
             outcomes = consequences.events
             await through_outages(lambda o=outcomes: _record(o), f"record {len(outcomes)} outcomes")
-            await _produce(channel, consequences)
+            await _produce(channel, consequences, traces)
 
     send.__name__ = f"send_{channel}"
     return send

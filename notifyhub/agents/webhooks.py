@@ -27,10 +27,11 @@ from typing import Any
 import aiohttp
 import faust
 from mode import Service
+from opentelemetry import context as otel_context
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from notifyhub import clock
+from notifyhub import clock, tracing
 from notifyhub.agents.held import request_webhook_retry
 from notifyhub.agents.reliability import dead_letter, letter_for, through_outages
 from notifyhub.app import (
@@ -66,13 +67,17 @@ policy = AddressPolicy(settings.webhook_allowed_hosts)
 # ---------------------------------------------------------------- fan-out
 
 
-async def _fan_out(events: Sequence[tuple[uuid.UUID, str, str, dict[str, Any]]]) -> None:
-    """``events``: (tenant, event name, source event id, payload)."""
-    wanted = sorted({(tenant, name) for tenant, name, _, _ in events})
+# (tenant, event name, source event id, payload, the source record's trace context)
+SourceEvent = tuple[uuid.UUID, str, str, dict[str, Any], otel_context.Context]
+
+
+async def _fan_out(events: Sequence[SourceEvent]) -> None:
+    """One outbound delivery per subscribed endpoint, in the source event's trace."""
+    wanted = sorted({(tenant, name) for tenant, name, *_ in events})
     subscribed = await through_outages(
         lambda: _subscribed(wanted), f"find webhook endpoints for {len(wanted)} events"
     )
-    for tenant, name, source_id, payload in events:
+    for tenant, name, source_id, payload, trace in events:
         for endpoint_id in subscribed.get((tenant, name), []):
             delivery = WebhookDelivery(
                 delivery_id=uuid.uuid5(DELIVERY_NAMESPACE, f"{source_id}:{endpoint_id}"),
@@ -81,7 +86,8 @@ async def _fan_out(events: Sequence[tuple[uuid.UUID, str, str, dict[str, Any]]])
                 event=name,
                 body=to_json(payload).decode(),
             )
-            await enqueue(webhooks_outbound_topic, delivery.endpoint_key, delivery.to_bytes())
+            with tracing.within(trace):
+                await enqueue(webhooks_outbound_topic, delivery.endpoint_key, delivery.to_bytes())
 
 
 async def _subscribed(
@@ -92,30 +98,32 @@ async def _subscribed(
 
 @app.agent(delivery_events_topic, name="webhook-status-events")
 async def webhook_status_events(stream: faust.StreamT) -> None:
-    async for batch in stream.take(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
+    async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
         events = []
-        for raw in batch:
+        for record in batch:
             try:
-                event = DeliveryEvent.model_validate_json(raw)
+                event = DeliveryEvent.model_validate_json(record.value)
             except ValidationError:
                 continue  # the delivery events writer dead-letters it
             name, payload = notification_payload(event)
-            events.append((event.tenant_id, name, str(event.event_id), payload))
+            trace = tracing.context_of(record.headers)
+            events.append((event.tenant_id, name, str(event.event_id), payload, trace))
         await _fan_out(events)
 
 
 @app.agent(device_token_events_topic, name="webhook-device-token-events")
 async def webhook_device_token_events(stream: faust.StreamT) -> None:
-    async for batch in stream.take(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
+    async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
         events = []
-        for raw in batch:
+        for record in batch:
             try:
-                event = DeviceTokenEvent.model_validate_json(raw)
+                event = DeviceTokenEvent.model_validate_json(record.value)
             except ValidationError as exc:
                 logger.error("skipping a malformed device token event: %s", exc)
                 continue
             name, payload = device_token_payload(event)
-            events.append((event.tenant_id, name, str(event.event_id), payload))
+            trace = tracing.context_of(record.headers)
+            events.append((event.tenant_id, name, str(event.event_id), payload, trace))
         await _fan_out(events)
 
 
@@ -192,12 +200,27 @@ async def _attempt(delivery: WebhookDelivery, target: webhooks_db.Target) -> web
 
 
 async def _deliver_in_order(
-    queue: Sequence[WebhookDelivery], target: webhooks_db.Target, slots: asyncio.Semaphore
+    queue: Sequence[WebhookDelivery],
+    target: webhooks_db.Target,
+    slots: asyncio.Semaphore,
+    traces: dict[uuid.UUID, otel_context.Context],
 ) -> list[tuple[WebhookDelivery, webhooks_db.Attempt]]:
+    """One endpoint's deliveries in order, each in a span of its record's trace (``traces``
+    then holds that span's context, for the retry or dead letter that may follow)."""
     attempts = []
     for delivery in queue:
         async with slots:
-            attempts.append((delivery, await _attempt(delivery, target)))
+            with tracing.working_on(
+                traces[delivery.delivery_id],
+                "webhook",
+                tenant_id=delivery.tenant_id,
+                **{"notifyhub.webhook.event": delivery.event, "notifyhub.attempt": delivery.attempt},
+            ) as span:
+                traces[delivery.delivery_id] = tracing.context_with(span)
+                attempt = await _attempt(delivery, target)
+                if not attempt.succeeded:
+                    tracing.record_failure(span, attempt.error or "failed")
+            attempts.append((delivery, attempt))
     return attempts
 
 
@@ -238,13 +261,16 @@ async def deliver_webhooks(stream: faust.StreamT) -> None:
     slots = asyncio.Semaphore(settings.webhook_concurrency)
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
         per_endpoint: dict[uuid.UUID, list[WebhookDelivery]] = defaultdict(list)
+        traces: dict[uuid.UUID, otel_context.Context] = {}
         for event in events:
+            tracing.observe_consumed(event, "webhook")
             try:
                 delivery = WebhookDelivery.model_validate_json(event.value)
             except ValidationError as exc:
                 await dead_letter(letter_for(event, f"invalid webhook delivery: {exc}"))
                 continue
             per_endpoint[delivery.endpoint_id].append(delivery)
+            traces[delivery.delivery_id] = tracing.context_of(event.headers)
         if not per_endpoint:
             continue
         ids = list(per_endpoint)
@@ -253,7 +279,7 @@ async def deliver_webhooks(stream: faust.StreamT) -> None:
             logger.info("webhook endpoint %s is gone or inactive; dropping its deliveries", endpoint_id)
         done = await asyncio.gather(
             *(
-                _deliver_in_order(queue, targets[endpoint_id], slots)
+                _deliver_in_order(queue, targets[endpoint_id], slots, traces)
                 for endpoint_id, queue in per_endpoint.items()
                 if endpoint_id in targets
             )
@@ -264,7 +290,8 @@ async def deliver_webhooks(stream: faust.StreamT) -> None:
             f"log {len(attempts)} webhook attempts",
         )
         for delivery, attempt in attempts:
-            await _after(delivery, attempt)
+            with tracing.within(traces.get(delivery.delivery_id)):
+                await _after(delivery, attempt)
 
 
 async def _targets(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, webhooks_db.Target]:

@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from opentelemetry.trace import SpanKind
+
 from notifyhub.channels import Channel
 from notifyhub.delivery.breakers import CircuitBreaker
 from notifyhub.delivery.rate_limits import ProviderRateLimiter
 from notifyhub.messages import Notification
 from notifyhub.metrics import PROVIDER_SEND_SECONDS, PROVIDER_SENDS
 from notifyhub.providers.base import Provider, ProviderError
+from notifyhub.tracing import tracer
 
 
 class Result(StrEnum):
@@ -115,8 +118,17 @@ class Dispatcher:
             await self._rate_limiter.acquire(provider.name)
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(self._timeout):
-                    result = await provider.send(notification)
+                # The provider call's own span: a failure shows as its error status and event.
+                with tracer.start_as_current_span(
+                    f"{provider.name} send",
+                    kind=SpanKind.CLIENT,
+                    attributes={
+                        "notifyhub.provider": provider.name,
+                        "notifyhub.channel": self.channel.value,
+                    },
+                ):
+                    async with asyncio.timeout(self._timeout):
+                        result = await provider.send(notification)
             except Exception as exc:
                 error = _classified(provider, exc)
                 if error is None:

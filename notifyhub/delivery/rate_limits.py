@@ -13,6 +13,7 @@ import logging
 
 import redis.asyncio as redis
 
+from notifyhub.metrics import RATE_LIMIT_DECISIONS
 from notifyhub.outages import through_outages
 
 logger = logging.getLogger(__name__)
@@ -56,11 +57,14 @@ class ProviderRateLimiter:
         # A bucket holds one second's worth, at least one token.
         capacity = max(1.0, rate)
         key = f"{self._key_prefix}:provider-rate:{provider}"
+        waited = False
         while True:
             wait_ms = await through_outages(
                 lambda: self._script(keys=[key], args=[rate, capacity]),
                 f"rate limit of provider {provider}",
             )
             if int(wait_ms) == 0:
+                RATE_LIMIT_DECISIONS.labels("provider", "delayed" if waited else "allowed").inc()
                 return
+            waited = True
             await asyncio.sleep(int(wait_ms) / 1000)

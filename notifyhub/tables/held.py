@@ -4,7 +4,9 @@ hours, a retry's backoff), and webhook deliveries waiting for their retry.
 Keyed like the held topic (``tenant:recipient``; a webhook's endpoint id), so what is
 held lives in the partition that owns the key and moves with it on a rebalance; the
 changelog rebuilds the table after a restart. Each value is the key's
-``{"waiting": [{id, release_at, destination, notification | webhook}], "released": {hold: when}}``.
+``{"waiting": [{id, release_at, destination, notification | webhook, trace}], "released":
+{hold: when}}``; ``trace`` is the W3C context of the request, so a released notification
+continues its trace.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from notifyhub.app import app, settings
 from notifyhub.messages import HoldRequest, Notification, WebhookDelivery
+from notifyhub.metrics import HELD_MESSAGES
 from notifyhub.tables.partitions import partition_of
 
 held_table = app.Table(
@@ -31,11 +34,18 @@ held_table = app.Table(
 _next_due: dict[int, float] = {}
 
 
+# In memory only: how many entries wait in each partition this worker has scanned
+# (notifyhub_held_messages); rebuilt by the scan that follows a start or a rebalance.
+_waiting: dict[int, int] = {}
+HELD_MESSAGES.set_function(lambda: sum(_waiting.values()))
+
+
 @dataclass(frozen=True)
 class Released:
     destination: str
     notification: Notification | None
     webhook: WebhookDelivery | None
+    trace: dict[str, str]
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> Released:
@@ -44,6 +54,7 @@ class Released:
             entry["destination"],
             Notification.model_validate(notification) if notification else None,
             WebhookDelivery.model_validate(webhook) if webhook else None,
+            entry.get("trace", {}),
         )
 
 
@@ -80,7 +91,7 @@ def _store(recipient_key: bytes, state: dict[str, Any], now: float) -> None:
         del held_table[recipient_key]
 
 
-def hold(key: bytes, request: HoldRequest, now: float) -> None:
+def hold(key: bytes, request: HoldRequest, now: float, trace: dict[str, str]) -> None:
     """Keep what the request holds until its ``release_at`` (call while processing the
     key's event). A request for a hold that was already released is a replay, and is ignored.
     """
@@ -88,8 +99,14 @@ def hold(key: bytes, request: HoldRequest, now: float) -> None:
     held_id, release_at = request.held_id, request.release_at
     if _hold_id(held_id, release_at) in state["released"]:
         return
+    waiting_before = len(state["waiting"])
     waiting = [e for e in state["waiting"] if e["id"] != held_id]
-    entry: dict[str, Any] = {"id": held_id, "release_at": release_at, "destination": request.destination}
+    entry: dict[str, Any] = {
+        "id": held_id,
+        "release_at": release_at,
+        "destination": request.destination,
+        "trace": trace,
+    }
     if request.webhook is not None:
         entry["webhook"] = request.webhook.model_dump(mode="json")
     else:
@@ -101,6 +118,8 @@ def hold(key: bytes, request: HoldRequest, now: float) -> None:
     partition = partition_of(key, settings.topic_partitions)
     if partition in _next_due:
         _next_due[partition] = min(_next_due[partition], release_at)
+    if partition in _waiting and len(state["waiting"]) > waiting_before:
+        _waiting[partition] += 1
 
 
 def release_due(partition: int, now: float) -> list[Released]:
@@ -109,6 +128,7 @@ def release_due(partition: int, now: float) -> list[Released]:
         return []
     released: list[Released] = []
     next_due = float("inf")
+    still_waiting = 0
     # Listed first: entries are rewritten while we go.
     for key, stored in list(held_table.items()):
         if partition_of(key, settings.topic_partitions) != partition:
@@ -122,13 +142,16 @@ def release_due(partition: int, now: float) -> list[Released]:
             released.extend(Released.of(e) for e in due)
         if state["waiting"]:
             next_due = min(next_due, state["waiting"][0]["release_at"])
+            still_waiting += len(state["waiting"])
     _next_due[partition] = next_due
+    _waiting[partition] = still_waiting
     return released
 
 
 def forget_partitions() -> None:
     """After a rebalance the partitions this worker holds changed: rescan on the next ticks."""
     _next_due.clear()
+    _waiting.clear()
 
 
 def held_for(recipient_key: bytes) -> list[dict[str, Any]]:

@@ -1,18 +1,28 @@
-"""``/health``, ``/livez``, ``/readyz`` and ``/metrics``: unauthenticated, for probes and scrapers."""
+"""``/health``, ``/livez``, ``/readyz`` and ``/metrics``: unauthenticated, for probes and
+scrapers; and the timer that keeps the consumer-lag gauge current."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 
 from aiohttp import web
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from notifyhub.app import app, resources
+from notifyhub.app import app, resources, settings
+from notifyhub.consumer_lag import by_topic
+from notifyhub.metrics import CONSUMER_LAG_MESSAGES
+from notifyhub.outages import OUTAGES
+
+logger = logging.getLogger(__name__)
 
 # Each dependency gets this long to answer before it counts as down.
 CHECK_TIMEOUT_SECONDS = 2.0
+# Two broker round trips (committed offsets, end offsets); a gauge left stale is better
+# than a timer that hangs.
+LAG_TIMEOUT_SECONDS = 5.0
 
 
 async def _check(probe: Awaitable[object]) -> str:
@@ -86,3 +96,22 @@ class MetricsView(View):
 
     async def get(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@app.timer(settings.lag_interval_seconds)
+async def measure_consumer_lag() -> None:
+    """The lag of the partitions this worker owns, by topic (summed over the workers, it is
+    the group's lag); topics it no longer owns drop out of its gauge."""
+    prefix = f"{settings.topic_prefix}."
+    owned = [tp for tp in app.assignor.assigned_actives() if tp.topic.startswith(prefix)]
+    lags = []
+    if owned:
+        try:
+            async with asyncio.timeout(LAG_TIMEOUT_SECONDS):
+                lags = await resources.lag_meter().measure(owned)
+        except OUTAGES as exc:
+            logger.warning("consumer lag not measured: %r", exc)
+            return
+    CONSUMER_LAG_MESSAGES.clear()
+    for topic, lag in by_topic(lags).items():
+        CONSUMER_LAG_MESSAGES.labels(topic=topic).set(lag)

@@ -1,15 +1,22 @@
-"""aiohttp middlewares: request ids, and errors as envelopes rather than stack traces."""
+"""aiohttp middlewares: metrics and a span per request, request ids, CORS, and errors as
+envelopes rather than stack traces."""
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from opentelemetry import propagate, trace
+from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
+from notifyhub import logs
+from notifyhub.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from notifyhub.outages import OUTAGES
+from notifyhub.tracing import tracer
 from notifyhub.web.responses import (
     REQUEST_ID_KEY,
     UNSTORABLE_TEXT,
@@ -27,12 +34,61 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+# Probes and scrapes are counted but not traced: they would drown the traces that matter.
+UNTRACED_PATHS = frozenset({"/metrics", "/livez", "/readyz", "/health"})
+
+
+def _route(request: web.Request) -> str:
+    """The route's pattern (``/api/v1/notifications/{id}``): a bounded label, unlike paths."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observability_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counts and times every request by route and status, inside a server span that
+    continues the caller's trace (W3C ``traceparent``) when it sends one."""
+    route = _route(request)
+    started = time.perf_counter()
+    status = 500
+    span = (
+        tracer.start_span(
+            f"{request.method} {route}",
+            context=propagate.extract(request.headers),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": request.method, "http.route": route},
+        )
+        if request.path not in UNTRACED_PATHS
+        else INVALID_SPAN
+    )
+    try:
+        # Current while the handler runs: what it produces to Kafka carries this trace.
+        with trace.use_span(span, end_on_exit=False):
+            response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        HTTP_REQUESTS.labels(method=request.method, route=route, status=str(status)).inc()
+        HTTP_REQUEST_SECONDS.labels(method=request.method, route=route).observe(
+            time.perf_counter() - started
+        )
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get("X-Request-ID", "")
     request_id = given if _REQUEST_ID_PATTERN.match(given) else str(uuid.uuid4())
     request[REQUEST_ID_KEY] = request_id
-    response = await handler(request)
+    with logs.about(request_id=request_id):
+        response = await handler(request)
     # A WebSocket has sent its headers with the upgrade already.
     if not response.prepared:
         response.headers["X-Request-ID"] = request_id
@@ -111,6 +167,12 @@ async def cross_origin_middleware(request: web.Request, handler: Handler) -> web
 
 
 def middlewares() -> list[Callable]:
-    """In order: the request id first, so error envelopes carry it too; CORS outside the
-    error handling, so error answers carry its headers."""
-    return [request_id_middleware, cross_origin_middleware, error_middleware]
+    """In order: metrics and the span first, so they see every answer; then the request
+    id, so error envelopes carry it too; CORS outside the error handling, so error answers
+    carry its headers."""
+    return [
+        observability_middleware,
+        request_id_middleware,
+        cross_origin_middleware,
+        error_middleware,
+    ]

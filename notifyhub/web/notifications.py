@@ -13,6 +13,7 @@ from aiohttp import web
 from faust.web import View
 from pydantic import Field, ValidationError
 
+from notifyhub import tracing
 from notifyhub.agents.accept import accepted_key
 from notifyhub.app import accepted_topics, app, delivery_events_topic, publish, resources, settings
 from notifyhub.channels import Channel
@@ -42,9 +43,13 @@ MAX_BULK_RECIPIENTS = 1000
 
 
 async def _publish_all(messages: list[IntakeMessage]) -> None:
-    """Produce every message to its accepted lane and wait for Kafka's acknowledgement of all."""
+    """Produce every message to its accepted lane and wait for Kafka's acknowledgement of all
+    (concurrently, unlike ``app.publish``); each carries the request's trace."""
+    headers = tracing.kafka_headers()
     pending = [
-        await accepted_topics.for_priority(m.priority).send(key=accepted_key(m), value=m.to_bytes())
+        await accepted_topics.for_priority(m.priority).send(
+            key=accepted_key(m), value=m.to_bytes(), headers=headers
+        )
         for m in messages
     ]
     await asyncio.wait_for(asyncio.gather(*pending), PUBLISH_TIMEOUT_SECONDS)

@@ -8,16 +8,11 @@ import uuid
 from dataclasses import dataclass
 
 import redis.asyncio as redis
-from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-logger = logging.getLogger(__name__)
+from notifyhub.metrics import RATE_LIMIT_DECISIONS
 
-RATE_LIMIT_DECISIONS = Counter(
-    "notifyhub_ratelimit_decisions_total",
-    "Rate-limit decisions by scope and outcome (allowed, limited, failed_open, failed_closed).",
-    ["scope", "decision"],
-)
+logger = logging.getLogger(__name__)
 
 # Atomic in Redis: drop entries older than the window, then admit the request only if
 # fewer than `limit` remain. Answers {admitted, milliseconds until a slot frees}.

@@ -17,10 +17,17 @@ import aiohttp
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
-from prometheus_client.parser import text_string_to_metric_families
 
 from notifyhub.messages import DeviceTokenEvent
-from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
+from tests.conftest import (
+    Tenant,
+    Worker,
+    call,
+    eventually,
+    metric,
+    send_notification,
+    wait_for_status,
+)
 from tests.servers.fcm import FakeFcm
 from tests.servers.ses import FakeSes
 from tests.servers.smtp import FakeSmtp
@@ -245,17 +252,6 @@ async def test_exhausted_retries_are_dead_lettered_and_a_replay_delivers_once(
     assert (await call(http, "DELETE", letter_url, headers=admin))[0] == 204
     assert (await call(http, "GET", letter_url, headers=admin))[0] == 404
     assert (await call(http, "POST", replay_url, headers=admin))[0] == 404
-
-
-async def metric(http: aiohttp.ClientSession, worker: Worker, name: str, **labels: str) -> float | None:
-    """A sample of the worker's ``/metrics``, or None when it has none with these labels."""
-    async with http.get(f"{worker.base_url}/metrics") as response:
-        text = await response.text()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return sample.value
-    return None
 
 
 async def breaker_state(http: aiohttp.ClientSession, worker: Worker, provider: str) -> float | None:
