@@ -21,6 +21,9 @@ OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    # A pooled connection whose server went away mid-query can be left "in another
+    # operation"; the pool replaces it, so this passes like the outage it comes from.
+    asyncpg.InternalClientError,
     KafkaError,
     RedisConnectionError,
     RedisTimeoutError,

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from notifyhub import clock, tracing
 from notifyhub.agents.held import request_hold
-from notifyhub.agents.reliability import guarded, through_outages
+from notifyhub.agents.reliability import dead_letter, guarded, letter_for, through_outages
 from notifyhub.app import (
     accepted_topics,
     app,
@@ -55,7 +55,10 @@ def accepted_key(message: IntakeMessage) -> bytes:
 async def _accept(event: faust.EventT, message: IntakeMessage) -> None:
     now = clock.now()
     if message.idempotency_key:
-        owner = idempotency.claim(event.key, message.id, now)
+        owner, already = idempotency.claim(event.key, message.id, now)
+        if owner == message.id and already:
+            logger.info("notification %s was accepted already; this copy is not", message.id)
+            return
         if owner != message.id:
             logger.info(
                 "notification %s (tenant %s) repeats idempotency key %r of %s; not sent again",
@@ -78,16 +81,18 @@ async def _accept(event: faust.EventT, message: IntakeMessage) -> None:
         event_out = DeliveryEvent.about(notification, Status.SCHEDULED)
         await enqueue(delivery_events_topic, key, event_out.to_bytes())
         await request_hold(notification, scheduled, "enrich")
-        return
-    # The event first, so the log shows "queued" before anything a later stage reports.
-    await enqueue(
-        delivery_events_topic, key, DeliveryEvent.about(notification, Status.QUEUED).to_bytes()
-    )
-    await enqueue(
-        enrich_topics.for_priority(notification.priority),
-        notification.recipient_key,
-        notification.to_bytes(),
-    )
+    else:
+        # The event first, so the log shows "queued" before anything a later stage reports.
+        await enqueue(
+            delivery_events_topic, key, DeliveryEvent.about(notification, Status.QUEUED).to_bytes()
+        )
+        await enqueue(
+            enrich_topics.for_priority(notification.priority),
+            notification.recipient_key,
+            notification.to_bytes(),
+        )
+    if message.idempotency_key:
+        idempotency.passed_on(event.key)
 
 
 def _maintain(partition: int) -> None:
@@ -108,7 +113,8 @@ async def accept(stream: faust.StreamT) -> None:
         try:
             message = IntakeMessage.model_validate_json(event.value)
         except ValidationError as exc:
-            logger.error("skipping a malformed accepted message: %s", exc)
+            # Only NotifyHub writes here; something else did, and it is kept with the reason.
+            await dead_letter(letter_for(event, f"invalid accepted message: {exc}"))
             continue
         with tracing.consuming(event, "accept", tenant_id=message.tenant_id, notification_id=message.id):
             await guarded(event, lambda e=event, m=message: _accept(e, m), f"accept of {message.id}")

@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from notifyhub import tracing
-from notifyhub.agents.reliability import through_outages
+from notifyhub.agents.reliability import dead_letter, letter_for, through_outages
 from notifyhub.app import app, delivery_events_topic, resources
 from notifyhub.db import notifications
 from notifyhub.messages import DeliveryEvent
@@ -25,15 +25,6 @@ logger = logging.getLogger(__name__)
 # status read through the API can be.
 BATCH_SIZE = 500
 BATCH_WAIT_SECONDS = 0.1
-
-
-def _parse(raw: bytes) -> DeliveryEvent | None:
-    try:
-        return DeliveryEvent.model_validate_json(raw)
-    except ValidationError as exc:
-        # Events are ours; a foreign message on this topic is skipped, not persisted.
-        logger.error("skipping a malformed delivery event: %s", exc)
-        return None
 
 
 async def _persist(events: list[DeliveryEvent]) -> None:
@@ -48,7 +39,11 @@ async def persist_delivery_events(stream: faust.StreamT) -> None:
         spans = []
         for record in batch:
             tracing.observe_consumed(record, "delivery-events")
-            if (event := _parse(record.value)) is None:
+            try:
+                event = DeliveryEvent.model_validate_json(record.value)
+            except ValidationError as exc:
+                # Events are ours; a foreign message is kept with the reason, not applied.
+                await dead_letter(letter_for(record, f"invalid delivery event: {exc}"))
                 continue
             events.append(event)
             # One span per event, in its notification's trace, spanning the batch's write.
@@ -68,6 +63,12 @@ async def persist_delivery_events(stream: faust.StreamT) -> None:
             continue
         try:
             await through_outages(lambda e=events: _persist(e), "persist delivery events")
+        except Exception as exc:
+            # A bug (outages are waited out): the batch is kept, not skipped by a crash.
+            logger.exception("persisting %d delivery events failed", len(events))
+            for record in batch:
+                await dead_letter(letter_for(record, f"internal error persisting: {exc!r}"))
+            continue
         finally:
             for span in spans:
                 span.end()

@@ -18,7 +18,7 @@ import faust
 from pydantic import ValidationError
 
 from notifyhub import clock, tracing
-from notifyhub.agents.reliability import guarded
+from notifyhub.agents.reliability import dead_letter, guarded, letter_for
 from notifyhub.app import app, enqueue, enrich_topics, held_topic, send_topics, webhooks_outbound_topic
 from notifyhub.messages import HeldMessage, HoldRequest, Notification, Tick, WebhookDelivery
 from notifyhub.tables.held import forget_partitions, hold, release_due
@@ -86,7 +86,7 @@ async def held(stream: faust.StreamT) -> None:
         try:
             message = HeldMessage.validate_json(event.value)
         except ValidationError as exc:
-            logger.error("skipping a malformed held message: %s", exc)
+            await dead_letter(letter_for(event, f"invalid held message: {exc}"))
             continue
         await guarded(event, lambda e=event, m=message: _handle(e, m), "held")
 

@@ -6,24 +6,21 @@ a PreferenceUpdate and this agent, on the partition that owns the recipient, app
 
 from __future__ import annotations
 
-import logging
-
 import faust
 from pydantic import ValidationError
 
+from notifyhub.agents.reliability import dead_letter, letter_for
 from notifyhub.app import app, preference_updates_topic
 from notifyhub.messages import PreferenceUpdate
 from notifyhub.tables.preferences import apply_update
 
-logger = logging.getLogger(__name__)
-
 
 @app.agent(preference_updates_topic, name="preferences")
 async def apply_preference_updates(stream: faust.StreamT) -> None:
-    async for raw in stream:
+    async for event in stream.events():
         try:
-            update = PreferenceUpdate.model_validate_json(raw)
+            update = PreferenceUpdate.model_validate_json(event.value)
         except ValidationError as exc:
-            logger.error("skipping a malformed preference update: %s", exc)
+            await dead_letter(letter_for(event, f"invalid preference update: {exc}"))
             continue
         apply_update(update)

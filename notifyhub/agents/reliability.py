@@ -11,6 +11,7 @@ So every stage catches per message and decides:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,6 +44,28 @@ async def dead_letter(letter: DeadLetter, topic: faust.TopicT = dead_letter_topi
         f"dead letter {letter.id}",
     )
     DLQ_MESSAGES.labels(channel=letter.channel.value if letter.channel else "").inc()
+
+
+# How long a stopping worker waits for a batch in flight (sends, then their outcomes).
+# Above the provider timeout, below the StatefulSet's termination grace period.
+STOP_GRACE_SECONDS = 30.0
+
+
+async def to_completion(work: Awaitable[None], what: str) -> None:
+    """Run ``work`` to its end even when the agent is cancelled because the worker stops.
+
+    Faust cancels agents on SIGTERM. Cancelled mid-batch, sends that reached the provider
+    would have no recorded outcome, and the batch would be sent again after the restart.
+    So the cancellation waits for the batch (at most ``STOP_GRACE_SECONDS``), then goes on.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            logger.info("stopping: letting the %s finish first", what)
+            await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+        raise
 
 
 def letter_for(event: faust.EventT, reason: str, **details: Any) -> DeadLetter:

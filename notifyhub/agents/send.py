@@ -40,7 +40,7 @@ from pydantic import ValidationError
 
 from notifyhub import clock, tracing
 from notifyhub.agents.held import request_hold
-from notifyhub.agents.reliability import dead_letter, letter_for, through_outages
+from notifyhub.agents.reliability import dead_letter, letter_for, through_outages, to_completion
 from notifyhub.app import (
     app,
     delivery_events_topic,
@@ -234,28 +234,43 @@ def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, N
     async def send(stream: faust.StreamT) -> None:
         slots = asyncio.Semaphore(settings.send_concurrency[channel])
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-            batch, traces, letters = _parsed(channel, events)
-            for letter in letters:
-                await dead_letter(letter)
-            if not batch:
-                continue
-            claimed = await through_outages(lambda b=batch: _claimed(b), f"claim {len(batch)}")
-            per_recipient: dict[bytes, list[Notification]] = defaultdict(list)
-            for notification in claimed:
-                per_recipient[notification.recipient_key].append(notification)
-            delivered = await asyncio.gather(
-                *(_deliver_in_order(channel, queue, slots, traces) for queue in per_recipient.values())
-            )
-            consequences = Consequences()
-            for per_queue in delivered:
-                for notification, outcome in per_queue:
-                    consequences.add(notification, outcome)
-            outcomes = consequences.events
-            await through_outages(lambda o=outcomes: _record(o), f"record {len(outcomes)} outcomes")
-            await _produce(channel, consequences, traces)
+            try:
+                # A worker told to stop lets the batch's sends finish and records them first.
+                await to_completion(_send_batch(channel, events, slots), f"{channel} send batch")
+            except Exception as exc:
+                # A bug (outages are waited out inside): the agent would crash and Faust
+                # would skip the batch. Its messages are kept instead, to be replayed.
+                logger.exception("a %s send batch failed; dead-lettering it", channel)
+                for event in events:
+                    letter = letter_for(event, f"internal error in send: {exc!r}", channel=channel)
+                    await dead_letter(letter, send_dead_letter_topics[channel])
 
     send.__name__ = f"send_{channel}"
     return send
+
+
+async def _send_batch(
+    channel: Channel, events: Sequence[faust.EventT], slots: asyncio.Semaphore
+) -> None:
+    batch, traces, letters = _parsed(channel, events)
+    for letter in letters:
+        await dead_letter(letter)
+    if not batch:
+        return
+    claimed = await through_outages(lambda: _claimed(batch), f"claim {len(batch)}")
+    per_recipient: dict[bytes, list[Notification]] = defaultdict(list)
+    for notification in claimed:
+        per_recipient[notification.recipient_key].append(notification)
+    delivered = await asyncio.gather(
+        *(_deliver_in_order(channel, queue, slots, traces) for queue in per_recipient.values())
+    )
+    consequences = Consequences()
+    for per_queue in delivered:
+        for notification, outcome in per_queue:
+            consequences.add(notification, outcome)
+    outcomes = consequences.events
+    await through_outages(lambda: _record(outcomes), f"record {len(outcomes)} outcomes")
+    await _produce(channel, consequences, traces)
 
 
 async def _record(outcomes: Sequence[DeliveryEvent]) -> None:

@@ -50,6 +50,23 @@ async def insert(
     )
 
 
+def as_intake_message(row: asyncpg.Record) -> IntakeMessage:
+    """The accepted request a stored notification came from (to send it again)."""
+    return IntakeMessage(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        idempotency_key=row["idempotency_key"],
+        type=row["type"],
+        channel=row["channel"],
+        recipient_id=row["recipient_id"],
+        recipient_address=row["recipient_address"],
+        template_id=str(row["template_id"]) if row["template_id"] else None,
+        payload=json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"],
+        priority=row["priority"],
+        scheduled_at=row["scheduled_at"],
+    )
+
+
 async def get(
     pool: asyncpg.Pool, tenant_id: uuid.UUID, notification_id: uuid.UUID
 ) -> asyncpg.Record | None:

@@ -27,17 +27,26 @@ def retention_seconds() -> float:
     return settings.idempotency_retention_hours * 3600
 
 
-def claim(key: bytes, notification_id: uuid.UUID, now: float) -> uuid.UUID:
-    """The notification that owns ``key`` now: ``notification_id`` unless a live entry names
-    another (call while processing an event of the key's partition)."""
+def claim(key: bytes, notification_id: uuid.UUID, now: float) -> tuple[uuid.UUID, bool]:
+    """The notification that owns ``key`` now (``notification_id`` unless a live entry names
+    another), and whether it was passed on already (call while processing an event of the
+    key's partition)."""
     entry = idempotency_table.get(key)
     if entry is not None and entry["expires_at"] > now:
-        return uuid.UUID(entry["notification_id"])
+        return uuid.UUID(entry["notification_id"]), bool(entry.get("passed_on"))
     idempotency_table[key] = {
         "notification_id": str(notification_id),
         "expires_at": now + retention_seconds(),
     }
-    return notification_id
+    return notification_id, False
+
+
+def passed_on(key: bytes) -> None:
+    """Remember that the key's notification went on to the next stage: another copy of it
+    (the HTTP API sends one again when a client retries after a timeout) is not."""
+    entry = idempotency_table.get(key)
+    if entry is not None:
+        idempotency_table[key] = {**entry, "passed_on": True}
 
 
 def sweep(partition: int, now: float) -> int:

@@ -107,6 +107,13 @@ async def _accept_one(caller: Caller, wanted: NotificationRequest) -> tuple[dict
             pool = None
         else:
             if not created:
+                if row["status"] == Status.PENDING.value:
+                    # The request that made it timed out waiting for Kafka, which may or
+                    # may not have it: sent again, the accept stage takes one copy.
+                    try:
+                        await _publish_all([notifications.as_intake_message(row)])
+                    except Exception:
+                        raise _unavailable() from None
                 return notifications.as_api_dict(row), False
     try:
         await _publish_all([message])
@@ -114,7 +121,10 @@ async def _accept_one(caller: Caller, wanted: NotificationRequest) -> tuple[dict
         logger.exception(
             "notification %s (tenant %s) refused: Kafka unavailable", message.id, caller.tenant_id
         )
-        if row is not None:
+        # Kafka may still take the message after the wait gave up. With an idempotency key
+        # the row stays, so the client's retry finds it (and sends it again); without one
+        # a retry is a new notification anyway, and the row would only mislead.
+        if row is not None and not message.idempotency_key:
             await notifications.delete(pool, caller.tenant_id, message.id)
         raise _unavailable() from None
     return (notifications.as_api_dict(row) if row is not None else _as_pending(message)), True
