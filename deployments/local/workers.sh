@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Local NotifyHub workers for `make run` / `make stop`.
+#
+#   deployments/local/workers.sh start N   start workers 0..N-1 (those not running), wait until ready
+#   deployments/local/workers.sh stop      SIGTERM every worker, wait for each to finish
+#
+# Worker i serves HTTP on NOTIFYHUB_WEB_PORT + i and keeps its RocksDB tables in
+# RUN_DIR/worker-i (two workers on one host need their own data directory and port).
+# They form one consumer group and share the partitions; NOTIFYHUB_TOPIC_PARTITIONS caps
+# how many of them get work. The services' addresses come from the environment.
+set -euo pipefail
+
+RUN_DIR=${RUN_DIR:-.data}
+BASE_PORT=${NOTIFYHUB_WEB_PORT:-8080}
+NOTIFYHUB=${NOTIFYHUB:-.venv/bin/notifyhub}
+# A worker's web server answers after it joined the group and recovered its tables.
+READY_TIMEOUT=${READY_TIMEOUT:-120}
+STOP_TIMEOUT=${STOP_TIMEOUT:-60}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start() {
+  local count=$1 i port pidfile
+  mkdir -p "$RUN_DIR"
+  for ((i = 0; i < count; i++)); do
+    port=$((BASE_PORT + i)) pidfile=$RUN_DIR/worker-$i.pid
+    if alive "$pidfile"; then echo "worker $i already running (pid $(cat "$pidfile"), port $port)"; continue; fi
+    NOTIFYHUB_WEB_PORT=$port NOTIFYHUB_DATA_DIR=$RUN_DIR/worker-$i \
+      nohup "$NOTIFYHUB" worker >"$RUN_DIR/worker-$i.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+  done
+  for ((i = 0; i < count; i++)); do
+    port=$((BASE_PORT + i)) pidfile=$RUN_DIR/worker-$i.pid
+    local start=$SECONDS
+    until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
+      alive "$pidfile" || { echo "worker $i exited; see $RUN_DIR/worker-$i.log" >&2; tail -20 "$RUN_DIR/worker-$i.log" >&2; exit 1; }
+      [ $((SECONDS - start)) -lt "$READY_TIMEOUT" ] || { echo "worker $i not ready after ${READY_TIMEOUT}s; see $RUN_DIR/worker-$i.log" >&2; exit 1; }
+      sleep 0.2
+    done
+    echo "worker $i ready on http://127.0.0.1:$port (log $RUN_DIR/worker-$i.log)"
+  done
+}
+
+stop() {
+  local pidfile waited
+  for pidfile in "$RUN_DIR"/worker-*.pid; do
+    [ -e "$pidfile" ] || continue
+    if alive "$pidfile"; then
+      # SIGTERM: in-flight sends finish and offsets are committed before it exits.
+      kill -TERM "$(cat "$pidfile")"
+      waited=0
+      while alive "$pidfile" && [ $waited -lt $((STOP_TIMEOUT * 5)) ]; do sleep 0.2; waited=$((waited + 1)); done
+      alive "$pidfile" && { echo "$(basename "$pidfile" .pid) ignored SIGTERM; killing it"; kill -KILL "$(cat "$pidfile")"; }
+      echo "$(basename "$pidfile" .pid) stopped"
+    fi
+    rm -f "$pidfile"
+  done
+}
+
+case ${1:-} in
+  start) start "${2:-1}" ;;
+  stop) stop ;;
+  *) echo "usage: $0 start N|stop" >&2; exit 2 ;;
+esac
