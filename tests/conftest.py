@@ -84,6 +84,8 @@ class Worker:
     topic_prefix: str
     log_path: Path
     admin_token: str
+    env: dict[str, str]
+    workdir: Path
 
     @property
     def admin_headers(self) -> dict[str, str]:
@@ -108,6 +110,70 @@ class Worker:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as when the machine dies."""
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """Start the process again, with its data directory and port, and wait until ready."""
+        assert self.process.poll() is not None, "stop or kill the worker first"
+        self.process = _spawn(self.env, self.workdir, self.log_path)
+        _wait_until_ready(self)
+
+
+def _spawn(env: dict[str, str], workdir: Path, log_path: Path) -> subprocess.Popen:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "notifyhub.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+
+
+def start_worker(
+    services: Services,
+    workdir: Path,
+    deployment: str,
+    started: Callable[[Worker], None],
+    **settings: str,
+) -> Worker:
+    """A worker of ``deployment`` on the services, with its own port and data under
+    ``workdir``; handed to ``started`` before it is ready, so a failed start is still
+    stopped."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **services.environ(),
+        "NOTIFYHUB_APP_ID": deployment,
+        "NOTIFYHUB_TOPIC_PREFIX": deployment,
+        "NOTIFYHUB_WEB_PORT": str(port),
+        "NOTIFYHUB_DATA_DIR": str(workdir / "data"),
+        "NOTIFYHUB_SINK_CHANNELS": "all",
+        "NOTIFYHUB_TOPIC_PARTITIONS": "2",
+        "NOTIFYHUB_TABLE_STANDBY_REPLICAS": "0",
+        "NOTIFYHUB_BROKER_SESSION_TIMEOUT": "10",
+        # Tests poll the API; the rate limit has its own tests with their own worker.
+        "NOTIFYHUB_API_RATE_LIMIT": "1000000",
+        **settings,
+    }
+    env.setdefault("NOTIFYHUB_ADMIN_TOKEN", SESSION_ADMIN_TOKEN)
+    log_path = workdir / "worker.log"
+    worker = Worker(
+        _spawn(env, workdir, log_path),
+        f"http://127.0.0.1:{port}",
+        deployment,
+        log_path,
+        env["NOTIFYHUB_ADMIN_TOKEN"],
+        env,
+        workdir,
+    )
+    started(worker)
+    _wait_until_ready(worker)
+    return worker
+
 
 @pytest.fixture(scope="session")
 def worker_factory(
@@ -118,38 +184,7 @@ def worker_factory(
 
     def start(deployment: str | None = None, **settings: str) -> Worker:
         name = deployment or f"test-{uuid.uuid4().hex[:10]}"
-        port = free_port()
-        workdir = tmp_path_factory.mktemp(name)
-        env = {
-            **os.environ,
-            **services.environ(),
-            "NOTIFYHUB_APP_ID": name,
-            "NOTIFYHUB_TOPIC_PREFIX": name,
-            "NOTIFYHUB_WEB_PORT": str(port),
-            "NOTIFYHUB_DATA_DIR": str(workdir / "data"),
-            "NOTIFYHUB_SINK_CHANNELS": "all",
-            "NOTIFYHUB_TOPIC_PARTITIONS": "2",
-            "NOTIFYHUB_TABLE_STANDBY_REPLICAS": "0",
-            "NOTIFYHUB_BROKER_SESSION_TIMEOUT": "10",
-            # Tests poll the API; the rate limit has its own tests with their own worker.
-            "NOTIFYHUB_API_RATE_LIMIT": "1000000",
-            **settings,
-        }
-        env.setdefault("NOTIFYHUB_ADMIN_TOKEN", SESSION_ADMIN_TOKEN)
-        admin_token = env["NOTIFYHUB_ADMIN_TOKEN"]
-        log_path = workdir / "worker.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "notifyhub.cli", "worker"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-            )
-        worker = Worker(process, f"http://127.0.0.1:{port}", name, log_path, admin_token)
-        started.append(worker)
-        _wait_until_ready(worker)
-        return worker
+        return start_worker(services, tmp_path_factory.mktemp(name), name, started.append, **settings)
 
     yield start
     for worker in started:

@@ -89,42 +89,68 @@ def _testcontainers() -> Iterator[Services]:
         )
 
 
-@contextlib.contextmanager
-def _native_stack() -> Iterator[Services]:
-    # The postgres user must be able to reach its data directory, so not 0700.
-    stack_dir = Path(tempfile.mkdtemp(prefix="notifyhub-stack-"))
-    stack_dir.chmod(0o755)
-    env = {
-        **os.environ,
-        "NOTIFYHUB_STACK_DIR": str(stack_dir),
-        "NOTIFYHUB_KAFKA_PORT": str(free_port()),
-        "NOTIFYHUB_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "NOTIFYHUB_PG_PORT": str(free_port()),
-        "NOTIFYHUB_REDIS_PORT": str(free_port()),
-    }
-    try:
-        up = subprocess.run(
-            [str(STACK_SCRIPT), "up"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=STACK_UP_TIMEOUT_SECONDS,
+# A service stopped by a fault test is back within this long, or the test fails.
+SERVICE_START_TIMEOUT_SECONDS = 120
+
+
+class NativeStack:
+    """A native stack of its own (fresh directory, free loopback ports) whose services can
+    be stopped and started one at a time (``stack.sh stop|start SERVICE``)."""
+
+    def __init__(self, redis_persistent: bool = False) -> None:
+        # The postgres user must be able to reach its data directory, so not 0700.
+        self.directory = Path(tempfile.mkdtemp(prefix="notifyhub-stack-"))
+        self.directory.chmod(0o755)
+        self._env = {
+            **os.environ,
+            "NOTIFYHUB_STACK_DIR": str(self.directory),
+            "NOTIFYHUB_KAFKA_PORT": str(free_port()),
+            "NOTIFYHUB_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "NOTIFYHUB_PG_PORT": str(free_port()),
+            "NOTIFYHUB_REDIS_PORT": str(free_port()),
+            "NOTIFYHUB_REDIS_APPENDONLY": "yes" if redis_persistent else "no",
+        }
+
+    def _stack(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(STACK_SCRIPT), *args], env=self._env, capture_output=True, text=True, timeout=timeout
         )
+
+    def up(self) -> Services:
+        up = self._stack("up", timeout=STACK_UP_TIMEOUT_SECONDS)
         if up.returncode != 0:
             raise ServicesUnavailable(f"native stack did not start:\n{up.stderr[-3000:]}")
-        printed = subprocess.run(
-            [str(STACK_SCRIPT), "env"], env=env, capture_output=True, text=True, check=True
-        ).stdout
+        printed = self._stack("env", timeout=30).stdout
         addresses = dict(line.split("=", 1) for line in printed.split())
-        yield Services(
+        return Services(
             addresses["KAFKA_BOOTSTRAP_SERVERS"],
             addresses["DATABASE_URL"],
             addresses["REDIS_URL"],
             origin="native",
         )
+
+    def stop(self, service: str) -> None:
+        done = self._stack("stop", service, timeout=SERVICE_START_TIMEOUT_SECONDS)
+        assert done.returncode == 0, f"stopping {service} failed:\n{done.stderr[-2000:]}"
+
+    def start(self, service: str) -> None:
+        done = self._stack("start", service, timeout=SERVICE_START_TIMEOUT_SECONDS)
+        assert done.returncode == 0, f"starting {service} failed:\n{done.stderr[-2000:]}"
+
+    def down(self) -> None:
+        self._stack("down", timeout=120)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def native_stack(redis_persistent: bool = False) -> Iterator[tuple[NativeStack, Services]]:
+    """A stack of its own for the duration of the block (``redis_persistent``: Redis keeps
+    its data across a restart)."""
+    stack = NativeStack(redis_persistent)
+    try:
+        yield stack, stack.up()
     finally:
-        subprocess.run([str(STACK_SCRIPT), "down"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(stack_dir, ignore_errors=True)
+        stack.down()
 
 
 @contextlib.contextmanager
@@ -137,7 +163,7 @@ def real_services() -> Iterator[Services]:
         with _testcontainers() as services:
             yield services
     elif STACK_SCRIPT.exists():
-        with _native_stack() as services:
+        with native_stack() as (_, services):
             yield services
     else:
         raise ServicesUnavailable("no service addresses, no Docker engine and no native stack")

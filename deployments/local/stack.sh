@@ -5,6 +5,7 @@
 #   deployments/local/stack.sh install   resolve the Kafka jars, install PostgreSQL/Redis if missing
 #   deployments/local/stack.sh up        install, then start whatever is not running (idempotent)
 #   deployments/local/stack.sh down      stop all three
+#   deployments/local/stack.sh stop S    stop one service (kafka, postgres, redis); start S again
 #   deployments/local/stack.sh status    one line per service
 #   deployments/local/stack.sh env       the environment variables that point NotifyHub at it
 #
@@ -23,6 +24,8 @@ KAFKA_PORT=${NOTIFYHUB_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${NOTIFYHUB_KAFKA_CONTROLLER_PORT:-9093}
 PG_PORT=${NOTIFYHUB_PG_PORT:-5433}
 REDIS_PORT=${NOTIFYHUB_REDIS_PORT:-6380}
+# yes keeps Redis data across a restart (an append-only file); the fault tests turn it on.
+REDIS_APPENDONLY=${NOTIFYHUB_REDIS_APPENDONLY:-no}
 PG_USER=notifyhub
 PG_PASSWORD=${NOTIFYHUB_PG_PASSWORD:-notifyhub}
 PG_DB=notifyhub
@@ -217,7 +220,7 @@ redis_up() {
   port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by another process (set NOTIFYHUB_REDIS_PORT)"
   mkdir -p "$dir"
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir" --daemonize yes \
-    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly no \
+    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly "$REDIS_APPENDONLY" \
     || die "Redis did not start; see $dir/redis.log"
   local start=$SECONDS
   until redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; do
@@ -239,13 +242,25 @@ stop_pidfile() {
   log "$name stopped"
 }
 
-down() {
-  stop_pidfile kafka "$STACK_DIR/kafka/pid"
-  stop_pidfile redis "$STACK_DIR/redis/redis.pid"
+kafka_down() { stop_pidfile kafka "$STACK_DIR/kafka/pid"; }
+redis_down() { stop_pidfile redis "$STACK_DIR/redis/redis.pid"; }
+postgres_down() {
   local bin; bin=$(pg_bin)
   if [ -n "$bin" ] && [ -f "$STACK_DIR/postgres/data/postmaster.pid" ]; then
     as_pg "$bin/pg_ctl" -D "$STACK_DIR/postgres/data" -m fast -w stop >/dev/null && log "postgres stopped"
   fi
+}
+
+down() { kafka_down; redis_down; postgres_down; }
+
+# One service, for fault tests and drills: `stop kafka`, `start postgres`, ...
+one_service() {
+  local action=$1 service=${2:-}
+  case $service in
+    kafka|postgres|redis) ;;
+    *) echo "usage: $0 $action kafka|postgres|redis" >&2; exit 2 ;;
+  esac
+  if [ "$action" = start ]; then "${service}_up"; else "${service}_down"; fi
 }
 
 status() {
@@ -269,7 +284,8 @@ case ${1:-} in
   install-browser) install_browser ;;
   up) install_services; install_kafka; mkdir -p "$STACK_DIR"; postgres_up; redis_up; kafka_up ;;
   down) down ;;
+  start|stop) one_service "$1" "${2:-}" ;;
   status) status ;;
   env) print_env ;;
-  *) echo "usage: $0 install|install-browser|up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 install|install-browser|up|down|start SERVICE|stop SERVICE|status|env" >&2; exit 2 ;;
 esac

@@ -1,0 +1,176 @@
+"""The fault harness: a steady stream of notifications through the sink provider while
+something breaks, then an account of what became of each one.
+
+A client sends ``count`` notifications at ``rate`` per second over HTTP, spread over the
+workers, each with its own idempotency key and recipient (so no frequency cap drops it).
+Like a well-behaved client it retries what was not accepted (a 503, a refused connection)
+with the same idempotency key, until its deadline. Meanwhile ``fault`` runs. Afterwards
+every accepted notification must reach ``delivered`` in PostgreSQL; the sink's Redis list
+says how many were sent, and how many were sent more than once.
+
+Everything is bounded: the stream by ``count`` and ``rate``, each request by its timeout,
+each retry loop and the drain by their deadlines. Everything is on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+import asyncpg
+import redis.asyncio as redis
+
+from tests.conftest import Tenant, Worker
+
+# How long the client keeps retrying one notification before it gives up on it.
+CLIENT_DEADLINE_SECONDS = 90.0
+# A request that hangs longer than this is retried (the API's own publish timeout is 10 s).
+REQUEST_TIMEOUT_SECONDS = 15.0
+RETRY_PAUSE_SECONDS = 0.5
+# How long every accepted notification gets to reach its final state after the stream.
+DRAIN_SECONDS = 120.0
+FINAL = ("delivered", "failed", "dropped", "cancelled")
+
+
+@dataclass
+class StreamReport:
+    """What became of a stream of notifications."""
+
+    fault: str
+    sent: int = 0
+    accepted: int = 0
+    answers: Counter[str] = field(default_factory=Counter)  # status code, or "unreachable"
+    delivered: int = 0
+    not_final: int = 0
+    stuck: dict[str, int] = field(default_factory=dict)  # the not-final ones, by status
+    lost: int = 0
+    duplicated: int = 0
+    seconds: float = 0.0
+    accepted_ids: set[str] = field(default_factory=set)
+
+    def summary(self) -> str:
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(self.answers.items()))
+        return (
+            f"{self.fault}: sent {self.sent}, accepted {self.accepted}, delivered {self.delivered}, "
+            f"lost {self.lost}, duplicated {self.duplicated} (answers {answers}; {self.seconds:.0f}s)"
+            + (f"; not final: {self.stuck}" if self.stuck else "")
+        )
+
+
+async def _submit(
+    http: aiohttp.ClientSession,
+    workers: Sequence[Worker],
+    tenant: Tenant,
+    index: int,
+    run: str,
+    report: StreamReport,
+) -> None:
+    body = {
+        "channel": "sms",
+        "recipient_id": f"{run}-{index}",
+        "recipient_address": "+15550100",
+        "payload": {"body": f"fault stream {run} #{index}"},
+        "idempotency_key": f"{run}-{index}",
+    }
+    deadline = time.monotonic() + CLIENT_DEADLINE_SECONDS
+    tries = 0
+    while time.monotonic() < deadline:
+        worker = workers[(index + tries) % len(workers)]
+        tries += 1
+        try:
+            async with http.post(
+                f"{worker.base_url}/api/v1/notifications",
+                json=body,
+                headers=tenant.headers,
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
+            ) as response:
+                report.answers[str(response.status)] += 1
+                if response.status == 202:
+                    report.accepted_ids.add((await response.json())["data"]["id"])
+                    return
+                if response.status != 503:
+                    return  # anything else is an answer the test asserts against
+        except (aiohttp.ClientError, TimeoutError):
+            report.answers["unreachable"] += 1
+        await asyncio.sleep(RETRY_PAUSE_SECONDS)
+
+
+async def run_stream(
+    *,
+    fault: str,
+    http: aiohttp.ClientSession,
+    workers: Sequence[Worker],
+    tenant: Tenant,
+    database_url: str,
+    sink: redis.Redis,
+    count: int,
+    rate: float,
+    during: Callable[[], Awaitable[None]],
+) -> StreamReport:
+    """Send the stream while ``during`` runs; wait for the outcome; account for it."""
+    report = StreamReport(fault=fault, sent=count)
+    run = uuid.uuid4().hex[:8]
+    started = time.monotonic()
+
+    async def stream() -> None:
+        tasks = []
+        for index in range(count):
+            tasks.append(asyncio.create_task(_submit(http, workers, tenant, index, run, report)))
+            await asyncio.sleep(1 / rate)
+        await asyncio.gather(*tasks)
+
+    await asyncio.gather(stream(), during())
+    report.accepted = len(report.accepted_ids)
+    report.delivered, report.stuck = await _drain(database_url, report.accepted_ids)
+    report.not_final = sum(report.stuck.values())
+    sent = await _sunk(sink, workers[0].sink_key, report.accepted_ids)
+    report.lost = sum(1 for notification_id in report.accepted_ids if sent[notification_id] == 0)
+    report.duplicated = sum(copies - 1 for copies in sent.values() if copies > 1)
+    report.seconds = time.monotonic() - started
+    print(report.summary())
+    return report
+
+
+async def _drain(database_url: str, ids: set[str]) -> tuple[int, dict[str, int]]:
+    """(delivered, the rest by status) once every notification is final, or at the
+    deadline (a notification without a row counts as "absent")."""
+    wanted = [uuid.UUID(i) for i in ids]
+    deadline = time.monotonic() + DRAIN_SECONDS
+    delivered = 0
+    while True:
+        try:
+            connection = await asyncpg.connect(database_url, timeout=5)
+            try:
+                rows = await connection.fetch(
+                    "SELECT status, count(*) AS n FROM notifications WHERE id = ANY($1) GROUP BY status",
+                    wanted,
+                )
+            finally:
+                await connection.close()
+        except (OSError, asyncpg.PostgresError):
+            rows = []
+        counts = {row["status"]: row["n"] for row in rows}
+        delivered = counts.get("delivered", 0)
+        final = sum(counts.get(s, 0) for s in FINAL)
+        if final == len(wanted) or time.monotonic() > deadline:
+            rest = {status: n for status, n in counts.items() if status not in FINAL}
+            if sum(counts.values()) < len(wanted):
+                rest["absent"] = len(wanted) - sum(counts.values())
+            return delivered, rest
+        await asyncio.sleep(0.5)
+
+
+async def _sunk(sink: redis.Redis, key: str, ids: set[str]) -> Counter[str]:
+    """How many times the sink recorded each of ``ids``."""
+    copies: Counter[str] = Counter({notification_id: 0 for notification_id in ids})
+    for raw in await sink.lrange(key, 0, -1):
+        notification_id = json.loads(raw)["notification_id"]
+        if notification_id in copies:
+            copies[notification_id] += 1
+    return copies

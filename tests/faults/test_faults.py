@@ -1,0 +1,211 @@
+"""Nothing accepted is lost when a worker, the broker, PostgreSQL or Redis fails, or when
+poison arrives: each test streams notifications through two workers while one thing
+breaks, then accounts for every one (``harness.py``). Duplicates are counted and
+printed, not forbidden: no provider offers an idempotency key, so a send interrupted
+after the provider call and before its outcome is recorded can happen twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import asyncpg
+import pytest
+import redis.asyncio as redis
+from aiokafka import AIOKafkaProducer
+
+from tests.conftest import Tenant, Worker, eventually
+from tests.faults.harness import StreamReport, run_stream
+from tests.stack import NativeStack, Services
+
+pytestmark = pytest.mark.faults
+
+# 8 seconds of traffic at 30 a second; the fault starts 2 s in.
+COUNT = 240
+RATE = 30.0
+FAULT_AFTER_SECONDS = 2.0
+# How long a service stays down.
+OUTAGE_SECONDS = 5.0
+
+
+def assert_nothing_lost(report: StreamReport) -> None:
+    assert report.answers.get("500", 0) == 0, report.summary()
+    assert set(report.answers) <= {"202", "503", "unreachable"}, report.summary()
+    assert report.accepted == report.sent, f"the client gave up on some: {report.summary()}"
+    assert report.not_final == 0, report.summary()
+    assert report.delivered == report.accepted, report.summary()
+    assert report.lost == 0, report.summary()
+
+
+async def _stream(
+    fault: str,
+    workers: list[Worker],
+    tenant: Tenant,
+    stack: tuple[NativeStack, Services],
+    sink: redis.Redis,
+    http: aiohttp.ClientSession,
+    during: Callable[[], Awaitable[None]],
+) -> StreamReport:
+    return await run_stream(
+        fault=fault,
+        http=http,
+        workers=workers,
+        tenant=tenant,
+        database_url=stack[1].database_url,
+        sink=sink,
+        count=COUNT,
+        rate=RATE,
+        during=during,
+    )
+
+
+def _outage(stack: NativeStack, service: str) -> Callable[[], Awaitable[None]]:
+    async def outage() -> None:
+        await asyncio.sleep(FAULT_AFTER_SECONDS)
+        await asyncio.to_thread(stack.stop, service)
+        await asyncio.sleep(OUTAGE_SECONDS)
+        await asyncio.to_thread(stack.start, service)
+
+    return outage
+
+
+async def test_a_worker_killed_mid_stream_and_restarted_loses_nothing(
+    fault_workers: Callable[..., Awaitable[list[Worker]]],
+    fault_tenant: Tenant,
+    fault_stack: tuple[NativeStack, Services],
+    fault_redis: redis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    workers = await fault_workers(2)
+
+    async def kill_and_restart() -> None:
+        await asyncio.sleep(FAULT_AFTER_SECONDS)
+        workers[1].kill()
+        await asyncio.sleep(OUTAGE_SECONDS)
+        await asyncio.to_thread(workers[1].restart)
+
+    report = await _stream(
+        "worker SIGKILL", workers, fault_tenant, fault_stack, fault_redis, http, kill_and_restart
+    )
+    assert_nothing_lost(report)
+    assert report.answers["unreachable"] > 0, "the killed worker was asked while it was down"
+
+
+async def test_a_worker_stopped_with_sigterm_mid_stream_finishes_what_it_started(
+    fault_workers: Callable[..., Awaitable[list[Worker]]],
+    fault_tenant: Tenant,
+    fault_stack: tuple[NativeStack, Services],
+    fault_redis: redis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    workers = await fault_workers(2)
+
+    async def stop_and_restart() -> None:
+        await asyncio.sleep(FAULT_AFTER_SECONDS)
+        await asyncio.to_thread(workers[1].stop)
+        await asyncio.sleep(OUTAGE_SECONDS)
+        await asyncio.to_thread(workers[1].restart)
+
+    report = await _stream(
+        "worker SIGTERM", workers, fault_tenant, fault_stack, fault_redis, http, stop_and_restart
+    )
+    assert_nothing_lost(report)
+
+
+async def test_a_worker_added_mid_stream_takes_partitions_without_loss(
+    fault_workers: Callable[..., Awaitable[list[Worker]]],
+    fault_tenant: Tenant,
+    fault_stack: tuple[NativeStack, Services],
+    fault_redis: redis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    [first] = await fault_workers(1)
+    workers = [first]
+    deployment = first.topic_prefix
+
+    async def add_a_worker() -> None:
+        await asyncio.sleep(FAULT_AFTER_SECONDS)
+        [second] = await fault_workers(1, deployment=deployment)
+        workers.append(second)
+
+    report = await _stream(
+        "worker added", workers, fault_tenant, fault_stack, fault_redis, http, add_a_worker
+    )
+    assert_nothing_lost(report)
+    assert len(workers) == 2
+
+
+@pytest.mark.parametrize("service", ["kafka", "postgres", "redis"])
+async def test_a_service_outage_mid_stream_loses_nothing(
+    service: str,
+    fault_workers: Callable[..., Awaitable[list[Worker]]],
+    fault_tenant: Tenant,
+    fault_stack: tuple[NativeStack, Services],
+    fault_redis: redis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    workers = await fault_workers(2)
+    report = await _stream(
+        f"{service} down {OUTAGE_SECONDS:.0f}s",
+        workers,
+        fault_tenant,
+        fault_stack,
+        fault_redis,
+        http,
+        _outage(fault_stack[0], service),
+    )
+    assert_nothing_lost(report)
+
+
+POISON = [
+    b"not json at all",
+    b"{}",
+    json.dumps({"v": 1, "channel": "carrier-pigeon"}).encode(),
+    b"\xff\xfe binary",
+]
+
+
+async def test_poison_messages_between_good_ones_go_to_dead_letters(
+    fault_workers: Callable[..., Awaitable[list[Worker]]],
+    fault_tenant: Tenant,
+    fault_stack: tuple[NativeStack, Services],
+    fault_redis: redis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    workers = await fault_workers(2)
+    topics = [workers[0].topic(name) for name in ("intake", "accepted", "enrich", "send.sms")]
+
+    async def poison() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=fault_stack[1].kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            for round_ in range(5):
+                await asyncio.sleep(1)
+                for topic in topics:
+                    for value in POISON:
+                        await producer.send_and_wait(topic, value, key=f"poison-{round_}".encode())
+        finally:
+            await producer.stop()
+
+    report = await _stream("poison", workers, fault_tenant, fault_stack, fault_redis, http, poison)
+    assert_nothing_lost(report)
+    poisoned = 5 * len(POISON)
+
+    async def lettered() -> dict[str, int] | None:
+        connection = await asyncpg.connect(fault_stack[1].database_url)
+        try:
+            rows = await connection.fetch(
+                "SELECT source_topic, count(*) AS n FROM dead_letters "
+                "WHERE source_topic = ANY($1) GROUP BY source_topic",
+                topics,
+            )
+        finally:
+            await connection.close()
+        per_topic = {row["source_topic"]: row["n"] for row in rows}
+        return per_topic if all(per_topic.get(t, 0) == poisoned for t in topics) else None
+
+    # Every poison message, on every stage's topic, is a dead letter with its reason.
+    await eventually(lettered, f"{poisoned} dead letters on each of {topics}")
