@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
+import aiohttp
 import asyncpg
 import pytest
 import redis.asyncio as redis
@@ -83,3 +85,27 @@ def fault_workers(
     yield start
     for worker in started:
         worker.stop()
+
+
+@dataclass
+class FaultKit:
+    """What a fault test works with: the stack it breaks, workers it starts, a tenant, the
+    sink's Redis and an HTTP client."""
+
+    stack: NativeStack
+    services: Services
+    start_workers: Callable[..., Awaitable[list[Worker]]]
+    tenant: Tenant
+    sink: redis.Redis
+    http: aiohttp.ClientSession
+
+
+@pytest.fixture
+def kit(
+    fault_stack: tuple[NativeStack, Services],
+    fault_workers: Callable[..., Awaitable[list[Worker]]],
+    fault_tenant: Tenant,
+    fault_redis: redis.Redis,
+    http: aiohttp.ClientSession,
+) -> FaultKit:
+    return FaultKit(*fault_stack, fault_workers, fault_tenant, fault_redis, http)

@@ -11,15 +11,14 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 import asyncpg
 import pytest
-import redis.asyncio as redis
 from aiokafka import AIOKafkaProducer
 
-from tests.conftest import Tenant, Worker, eventually
+from tests.conftest import Worker, eventually
+from tests.faults.conftest import FaultKit
 from tests.faults.harness import StreamReport, run_stream
-from tests.stack import NativeStack, Services
+from tests.stack import NativeStack
 
 pytestmark = pytest.mark.faults
 
@@ -41,21 +40,15 @@ def assert_nothing_lost(report: StreamReport) -> None:
 
 
 async def _stream(
-    fault: str,
-    workers: list[Worker],
-    tenant: Tenant,
-    stack: tuple[NativeStack, Services],
-    sink: redis.Redis,
-    http: aiohttp.ClientSession,
-    during: Callable[[], Awaitable[None]],
+    kit: FaultKit, fault: str, workers: list[Worker], during: Callable[[], Awaitable[None]]
 ) -> StreamReport:
     return await run_stream(
         fault=fault,
-        http=http,
+        http=kit.http,
         workers=workers,
-        tenant=tenant,
-        database_url=stack[1].database_url,
-        sink=sink,
+        tenant=kit.tenant,
+        database_url=kit.services.database_url,
+        sink=kit.sink,
         count=COUNT,
         rate=RATE,
         during=during,
@@ -72,14 +65,8 @@ def _outage(stack: NativeStack, service: str) -> Callable[[], Awaitable[None]]:
     return outage
 
 
-async def test_a_worker_killed_mid_stream_and_restarted_loses_nothing(
-    fault_workers: Callable[..., Awaitable[list[Worker]]],
-    fault_tenant: Tenant,
-    fault_stack: tuple[NativeStack, Services],
-    fault_redis: redis.Redis,
-    http: aiohttp.ClientSession,
-) -> None:
-    workers = await fault_workers(2)
+async def test_a_worker_killed_mid_stream_and_restarted_loses_nothing(kit: FaultKit) -> None:
+    workers = await kit.start_workers(2)
 
     async def kill_and_restart() -> None:
         await asyncio.sleep(FAULT_AFTER_SECONDS)
@@ -87,21 +74,15 @@ async def test_a_worker_killed_mid_stream_and_restarted_loses_nothing(
         await asyncio.sleep(OUTAGE_SECONDS)
         await asyncio.to_thread(workers[1].restart)
 
-    report = await _stream(
-        "worker SIGKILL", workers, fault_tenant, fault_stack, fault_redis, http, kill_and_restart
-    )
+    report = await _stream(kit, "worker SIGKILL", workers, kill_and_restart)
     assert_nothing_lost(report)
     assert report.answers["unreachable"] > 0, "the killed worker was asked while it was down"
 
 
 async def test_a_worker_stopped_with_sigterm_mid_stream_finishes_what_it_started(
-    fault_workers: Callable[..., Awaitable[list[Worker]]],
-    fault_tenant: Tenant,
-    fault_stack: tuple[NativeStack, Services],
-    fault_redis: redis.Redis,
-    http: aiohttp.ClientSession,
+    kit: FaultKit,
 ) -> None:
-    workers = await fault_workers(2)
+    workers = await kit.start_workers(2)
 
     async def stop_and_restart() -> None:
         await asyncio.sleep(FAULT_AFTER_SECONDS)
@@ -109,54 +90,27 @@ async def test_a_worker_stopped_with_sigterm_mid_stream_finishes_what_it_started
         await asyncio.sleep(OUTAGE_SECONDS)
         await asyncio.to_thread(workers[1].restart)
 
-    report = await _stream(
-        "worker SIGTERM", workers, fault_tenant, fault_stack, fault_redis, http, stop_and_restart
-    )
+    report = await _stream(kit, "worker SIGTERM", workers, stop_and_restart)
     assert_nothing_lost(report)
 
 
-async def test_a_worker_added_mid_stream_takes_partitions_without_loss(
-    fault_workers: Callable[..., Awaitable[list[Worker]]],
-    fault_tenant: Tenant,
-    fault_stack: tuple[NativeStack, Services],
-    fault_redis: redis.Redis,
-    http: aiohttp.ClientSession,
-) -> None:
-    [first] = await fault_workers(1)
-    workers = [first]
-    deployment = first.topic_prefix
+async def test_a_worker_added_mid_stream_takes_partitions_without_loss(kit: FaultKit) -> None:
+    workers = await kit.start_workers(1)
 
     async def add_a_worker() -> None:
         await asyncio.sleep(FAULT_AFTER_SECONDS)
-        [second] = await fault_workers(1, deployment=deployment)
-        workers.append(second)
+        workers.extend(await kit.start_workers(1, deployment=workers[0].topic_prefix))
 
-    report = await _stream(
-        "worker added", workers, fault_tenant, fault_stack, fault_redis, http, add_a_worker
-    )
+    report = await _stream(kit, "worker added", workers, add_a_worker)
     assert_nothing_lost(report)
     assert len(workers) == 2
 
 
 @pytest.mark.parametrize("service", ["kafka", "postgres", "redis"])
-async def test_a_service_outage_mid_stream_loses_nothing(
-    service: str,
-    fault_workers: Callable[..., Awaitable[list[Worker]]],
-    fault_tenant: Tenant,
-    fault_stack: tuple[NativeStack, Services],
-    fault_redis: redis.Redis,
-    http: aiohttp.ClientSession,
-) -> None:
-    workers = await fault_workers(2)
-    report = await _stream(
-        f"{service} down {OUTAGE_SECONDS:.0f}s",
-        workers,
-        fault_tenant,
-        fault_stack,
-        fault_redis,
-        http,
-        _outage(fault_stack[0], service),
-    )
+async def test_a_service_outage_mid_stream_loses_nothing(service: str, kit: FaultKit) -> None:
+    workers = await kit.start_workers(2)
+    fault = f"{service} down {OUTAGE_SECONDS:.0f}s"
+    report = await _stream(kit, fault, workers, _outage(kit.stack, service))
     assert_nothing_lost(report)
 
 
@@ -166,23 +120,18 @@ POISON = [
     json.dumps({"v": 1, "channel": "carrier-pigeon"}).encode(),
     b"\xff\xfe binary",
 ]
+POISON_ROUNDS = 5
 
 
-async def test_poison_messages_between_good_ones_go_to_dead_letters(
-    fault_workers: Callable[..., Awaitable[list[Worker]]],
-    fault_tenant: Tenant,
-    fault_stack: tuple[NativeStack, Services],
-    fault_redis: redis.Redis,
-    http: aiohttp.ClientSession,
-) -> None:
-    workers = await fault_workers(2)
+async def test_poison_messages_between_good_ones_go_to_dead_letters(kit: FaultKit) -> None:
+    workers = await kit.start_workers(2)
     topics = [workers[0].topic(name) for name in ("intake", "accepted", "enrich", "send.sms")]
 
     async def poison() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=fault_stack[1].kafka_bootstrap_servers)
+        producer = AIOKafkaProducer(bootstrap_servers=kit.services.kafka_bootstrap_servers)
         await producer.start()
         try:
-            for round_ in range(5):
+            for round_ in range(POISON_ROUNDS):
                 await asyncio.sleep(1)
                 for topic in topics:
                     for value in POISON:
@@ -190,12 +139,12 @@ async def test_poison_messages_between_good_ones_go_to_dead_letters(
         finally:
             await producer.stop()
 
-    report = await _stream("poison", workers, fault_tenant, fault_stack, fault_redis, http, poison)
+    report = await _stream(kit, "poison", workers, poison)
     assert_nothing_lost(report)
-    poisoned = 5 * len(POISON)
+    poisoned = POISON_ROUNDS * len(POISON)
 
     async def lettered() -> dict[str, int] | None:
-        connection = await asyncpg.connect(fault_stack[1].database_url)
+        connection = await asyncpg.connect(kit.services.database_url)
         try:
             rows = await connection.fetch(
                 "SELECT source_topic, count(*) AS n FROM dead_letters "
