@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -43,6 +44,8 @@ tracer = trace.get_tracer("notifyhub")
 _enabled = False
 
 Headers = Mapping[str, bytes]
+# The trace context of each record in a batch, by the id of what it carries.
+Traces = dict[uuid.UUID, otel_context.Context]
 
 
 def configure(exporter: str, instance: str) -> None:
@@ -106,13 +109,23 @@ _GETTER = _HeaderGetter()
 _EMPTY = otel_context.Context()
 
 
+def carrier(context: otel_context.Context | None = None) -> dict[str, str]:
+    """The W3C fields (``traceparent``, ``tracestate``) of ``context``, the current one by
+    default, as text: to keep with something that is produced later (a held notification)."""
+    fields: dict[str, str] = {}
+    if _enabled:
+        propagate.inject(fields, context=context)
+    return fields
+
+
+def as_headers(fields: Mapping[str, str]) -> dict[str, bytes]:
+    """Kafka record headers from W3C fields."""
+    return {key: value.encode("latin-1") for key, value in fields.items()}
+
+
 def kafka_headers(context: otel_context.Context | None = None) -> dict[str, bytes]:
     """Headers carrying ``context`` (the current one by default) into a Kafka record."""
-    if not _enabled:
-        return {}
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=context)
-    return {key: value.encode("latin-1") for key, value in carrier.items()}
+    return as_headers(carrier(context))
 
 
 def context_of(headers: Headers | None) -> otel_context.Context:
@@ -142,10 +155,6 @@ def consuming(
     trace context, and current while the stage works on it (log records made meanwhile
     name the stage, and the tenant and notification when given)."""
     observe_consumed(event, stage)
-    if not _enabled:
-        with logs.about(stage=stage, tenant_id=tenant_id, notification_id=notification_id):
-            yield INVALID_SPAN
-        return
     message = event.message
     with working_on(
         context_of(event.headers),

@@ -20,25 +20,32 @@ STOP_TIMEOUT=${STOP_TIMEOUT:-60}
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 start() {
-  local count=$1 i port pidfile
+  local count=$1 i
   mkdir -p "$RUN_DIR"
-  for ((i = 0; i < count; i++)); do
-    port=$((BASE_PORT + i)) pidfile=$RUN_DIR/worker-$i.pid
-    if alive "$pidfile"; then echo "worker $i already running (pid $(cat "$pidfile"), port $port)"; continue; fi
-    NOTIFYHUB_WEB_PORT=$port NOTIFYHUB_DATA_DIR=$RUN_DIR/worker-$i \
-      nohup "$NOTIFYHUB" worker >"$RUN_DIR/worker-$i.log" 2>&1 </dev/null &
-    echo $! >"$pidfile"
+  # Worker 0 first: on a new deployment it creates the topics, and a worker that joins
+  # while they are missing gets none of their partitions until the next rebalance.
+  launch 0
+  wait_ready 0
+  for ((i = 1; i < count; i++)); do launch "$i"; done
+  for ((i = 1; i < count; i++)); do wait_ready "$i"; done
+}
+
+launch() {
+  local i=$1 port=$((BASE_PORT + $1)) pidfile=$RUN_DIR/worker-$1.pid
+  if alive "$pidfile"; then echo "worker $i already running (pid $(cat "$pidfile"), port $port)"; return 0; fi
+  NOTIFYHUB_WEB_PORT=$port NOTIFYHUB_DATA_DIR=$RUN_DIR/worker-$i \
+    nohup "$NOTIFYHUB" worker >"$RUN_DIR/worker-$i.log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+}
+
+wait_ready() {
+  local i=$1 port=$((BASE_PORT + $1)) pidfile=$RUN_DIR/worker-$1.pid since=$SECONDS
+  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
+    alive "$pidfile" || { echo "worker $i exited; see $RUN_DIR/worker-$i.log" >&2; tail -20 "$RUN_DIR/worker-$i.log" >&2; exit 1; }
+    [ $((SECONDS - since)) -lt "$READY_TIMEOUT" ] || { echo "worker $i not ready after ${READY_TIMEOUT}s; see $RUN_DIR/worker-$i.log" >&2; exit 1; }
+    sleep 0.2
   done
-  for ((i = 0; i < count; i++)); do
-    port=$((BASE_PORT + i)) pidfile=$RUN_DIR/worker-$i.pid
-    local start=$SECONDS
-    until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
-      alive "$pidfile" || { echo "worker $i exited; see $RUN_DIR/worker-$i.log" >&2; tail -20 "$RUN_DIR/worker-$i.log" >&2; exit 1; }
-      [ $((SECONDS - start)) -lt "$READY_TIMEOUT" ] || { echo "worker $i not ready after ${READY_TIMEOUT}s; see $RUN_DIR/worker-$i.log" >&2; exit 1; }
-      sleep 0.2
-    done
-    echo "worker $i ready on http://127.0.0.1:$port (log $RUN_DIR/worker-$i.log)"
-  done
+  echo "worker $i ready on http://127.0.0.1:$port (log $RUN_DIR/worker-$i.log)"
 }
 
 stop() {

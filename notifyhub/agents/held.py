@@ -52,11 +52,10 @@ async def _handle(event: faust.EventT, message: HoldRequest | Tick) -> None:
         notification = message.notification
         with tracing.consuming(event, "held", notification_id=notification and notification.id):
             # The request's trace is kept with it, for what is released later.
-            trace = {k: v.decode("latin-1") for k, v in tracing.kafka_headers().items()}
-            hold(event.key, message, clock.now(), trace)
+            hold(event.key, message, clock.now(), tracing.carrier())
         return
     for released in release_due(event.message.partition, clock.now()):
-        headers = {k: v.encode("latin-1") for k, v in released.trace.items()}
+        headers = tracing.as_headers(released.trace)
         if released.webhook is not None:
             delivery = released.webhook
             await enqueue(

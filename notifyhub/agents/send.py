@@ -35,7 +35,6 @@ from typing import Any
 
 import faust
 from mode import Service
-from opentelemetry import context as otel_context
 from pydantic import ValidationError
 
 from notifyhub import clock, tracing
@@ -161,12 +160,8 @@ async def _claimed(batch: Sequence[Notification]) -> list[Notification]:
     return [n for n in unique.values() if n.id in ids]
 
 
-# The trace context of each notification in a batch, by notification id.
-Traces = dict[uuid.UUID, otel_context.Context]
-
-
 async def _deliver_in_order(
-    channel: Channel, queue: Sequence[Notification], slots: asyncio.Semaphore, traces: Traces
+    channel: Channel, queue: Sequence[Notification], slots: asyncio.Semaphore, traces: tracing.Traces
 ) -> list[tuple[Notification, Outcome]]:
     """One recipient's notifications, one after the other; the outcome of each.
 
@@ -201,9 +196,9 @@ async def _deliver_in_order(
 
 def _parsed(
     channel: Channel, events: Sequence[faust.EventT]
-) -> tuple[list[Notification], Traces, list[DeadLetter]]:
+) -> tuple[list[Notification], tracing.Traces, list[DeadLetter]]:
     good: list[Notification] = []
-    traces: Traces = {}
+    traces: tracing.Traces = {}
     bad: list[DeadLetter] = []
     for event in events:
         tracing.observe_consumed(event, "send")
@@ -217,7 +212,7 @@ def _parsed(
     return good, traces, bad
 
 
-async def _produce(channel: Channel, consequences: Consequences, traces: Traces) -> None:
+async def _produce(channel: Channel, consequences: Consequences, traces: tracing.Traces) -> None:
     """Each consequence carries its notification's send span as its trace parent."""
     for event in consequences.events:
         with tracing.within(traces.get(event.notification_id)):

@@ -203,7 +203,7 @@ async def _deliver_in_order(
     queue: Sequence[WebhookDelivery],
     target: webhooks_db.Target,
     slots: asyncio.Semaphore,
-    traces: dict[uuid.UUID, otel_context.Context],
+    traces: tracing.Traces,
 ) -> list[tuple[WebhookDelivery, webhooks_db.Attempt]]:
     """One endpoint's deliveries in order, each in a span of its record's trace (``traces``
     then holds that span's context, for the retry or dead letter that may follow)."""
@@ -261,7 +261,7 @@ async def deliver_webhooks(stream: faust.StreamT) -> None:
     slots = asyncio.Semaphore(settings.webhook_concurrency)
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
         per_endpoint: dict[uuid.UUID, list[WebhookDelivery]] = defaultdict(list)
-        traces: dict[uuid.UUID, otel_context.Context] = {}
+        traces: tracing.Traces = {}
         for event in events:
             tracing.observe_consumed(event, "webhook")
             try:

@@ -61,7 +61,7 @@ def as_intake_message(row: asyncpg.Record) -> IntakeMessage:
         recipient_id=row["recipient_id"],
         recipient_address=row["recipient_address"],
         template_id=str(row["template_id"]) if row["template_id"] else None,
-        payload=json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"],
+        payload=json.loads(row["payload"]),
         priority=row["priority"],
         scheduled_at=row["scheduled_at"],
     )

@@ -64,23 +64,23 @@ def fault_workers(
     started: list[Worker] = []
 
     async def start(count: int, deployment: str | None = None, **settings: str) -> list[Worker]:
-        deployment = deployment or f"faults-{uuid.uuid4().hex[:8]}"
         settings = {"NOTIFYHUB_TOPIC_PARTITIONS": "4", **settings}
-        return list(
-            await asyncio.gather(
-                *(
-                    asyncio.to_thread(
-                        start_worker,
-                        services,
-                        tmp_path_factory.mktemp(deployment),
-                        deployment,
-                        started.append,
-                        **settings,
-                    )
-                    for index in range(count)
-                )
+
+        def one(name: str) -> Worker:
+            return start_worker(
+                services, tmp_path_factory.mktemp(name), name, started.append, **settings
             )
-        )
+
+        workers = []
+        if deployment is None:
+            # A new deployment's first worker creates its topics; a worker that joins while
+            # they are missing is left without their partitions (Faust's assignor ignores
+            # missing topics) until the next rebalance.
+            deployment = f"faults-{uuid.uuid4().hex[:8]}"
+            workers.append(await asyncio.to_thread(one, deployment))
+            count -= 1
+        workers.extend(await asyncio.gather(*(asyncio.to_thread(one, deployment) for _ in range(count))))
+        return workers
 
     yield start
     for worker in started:
