@@ -39,6 +39,7 @@ from mode import Service
 
 from notifyhub import tracing
 from notifyhub.channels import Channel
+from notifyhub.kafka_consumer import InOrderTransport
 from notifyhub.resources import Resources
 from notifyhub.settings import get_settings
 from notifyhub.web.middleware import middlewares
@@ -74,6 +75,10 @@ app = faust.App(
         "client_max_size": MAX_REQUEST_BODY_BYTES,
     },
 )
+
+# Faust's consumer can pass on records out of offset order around a rebalance, and then
+# commit past the ones it skipped; this one cannot (the module says how).
+app.transport = InOrderTransport(app.conf.broker_consumer, app)
 
 resources = Resources(settings)
 
