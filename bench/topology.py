@@ -9,7 +9,8 @@ every one. From the produce times and the sink's ``recorded_at`` it reports:
 
 * throughput: count / (last notification recorded - first produced);
 * intake→sent latency per notification (p50/p95/p99/max, nearest rank);
-* duplicates (ids the sink recorded more than once) and missing ids;
+* duplicates (ids the sink recorded more than once) and missing ids, and the repeated
+  sends the sink's dedupe key absorbed (``sink repeats``: sent again, recorded once);
 * each worker's peak RSS (``VmHWM``, with the highest ``VmRSS`` sampled every second
   as a check).
 
@@ -71,7 +72,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from http_load import is_loopback_host, nearest_rank, positive_float, positive_int, request_body
 
 from notifyhub.db import tenants
-from notifyhub.providers.sink import sink_key
+from notifyhub.providers.sink import sink_key, sink_keys
 
 REPO = Path(__file__).resolve().parent.parent
 STACK_SCRIPT = REPO / "deployments" / "local" / "stack.sh"
@@ -310,13 +311,13 @@ async def start_workers(
     services: Services,
     name: str,
     workdir: Path,
-    count: int,
+    indexes: range,
     partitions: int,
     delivery: dict[str, str],
 ) -> list[WorkerProcess]:
-    """Start the deployment's workers, each with its own port, data directory and log."""
+    """Start some of the deployment's workers, each with its own port, data directory and log."""
     workers = []
-    for index in range(count):
+    for index in indexes:
         port = free_port()
         home = workdir / f"worker-{index}"
         home.mkdir()
@@ -594,7 +595,10 @@ async def run_notifyhub(
         for worker in workers:
             if worker.process.returncode is not None:
                 log(worker.describe_failure(f"exited ({worker.process.returncode}) during the run"))
-        return stage_figures(arrivals, burst)
+        figures = stage_figures(arrivals, burst)
+        if args.provider == "sink":
+            figures["sink_repeats"] = int(await client.get(sink_keys(name)[2]) or 0)
+        return figures
     finally:
         if reader is not None:
             reader.cancel()
@@ -755,9 +759,9 @@ async def clean_up(services: Services, name: str) -> None:
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
     )
     try:
-        await client.delete(sink_key(name))
+        await client.delete(*sink_keys(name))
     except Exception as exc:
-        log(f"could not delete the Redis list {sink_key(name)}: {exc!r}")
+        log(f"could not delete the sink's Redis keys {sink_keys(name)}: {exc!r}")
     finally:
         await client.aclose()
 
@@ -788,9 +792,15 @@ async def run(args: argparse.Namespace, services: Services) -> dict[str, Any]:
         tenant_id = await create_tenant(services.database_url, name)
         messages = intake_messages(tenant_id, args.channel, args.count, args.recipients)
         delivery = provider_settings(args.provider, args.channel, server_env)
-        workers = await start_workers(services, name, workdir, args.workers, args.partitions, delivery)
+        # The first worker alone: it creates the topics, and a worker that joins while they
+        # are missing gets none of their partitions until the next rebalance.
+        workers = await start_workers(services, name, workdir, range(1), args.partitions, delivery)
         sampler = asyncio.create_task(sample_rss(workers))
         log(f"waiting for {args.workers} worker(s) to be ready")
+        await wait_until_ready(workers)
+        workers += await start_workers(
+            services, name, workdir, range(1, args.workers), args.partitions, delivery
+        )
         await wait_until_ready(workers)
         notifyhub = await run_notifyhub(args, services, name, workers, messages, tenant_id)
         await asyncio.gather(*(worker.stop() for worker in workers))
@@ -904,6 +914,8 @@ def format_table(summary: dict[str, Any]) -> str:
         )
     for name in ("duplicates", "missing"):
         row(name, str(ours[name]), str(relay and relay[name]))
+    if "sink_repeats" in ours:
+        row("sink repeats", str(ours["sink_repeats"]), "")
     widths = [max(len(r[column]) for r in rows) for column in range(4)]
     lines.append("")
     for cells in rows:

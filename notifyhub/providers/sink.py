@@ -2,6 +2,14 @@
 
 For development, tests and benchmarks. Each send is appended to a Redis list
 (``{topic_prefix}:sink``) so that any process can see what the pipeline sent.
+
+It honours a dedupe key, as a provider with idempotency keys does: the notification id.
+A send for an id it recorded already is answered with the first send's message id and
+not recorded again; it counts those repeats (``{topic_prefix}:sink:repeats``). The
+pipeline repeats a send when it cannot know whether the first one got through: a worker
+died after the provider call, or the provider's answer was lost (Redis went away after
+writing the record).
+
 It is used for a channel only when ``NOTIFYHUB_SINK_CHANNELS`` names that channel
 (or a channel's provider list names ``sink``), never in place of a configured provider.
 """
@@ -27,13 +35,35 @@ def sink_key(topic_prefix: str) -> str:
     return f"{topic_prefix}:sink"
 
 
+def sink_keys(topic_prefix: str) -> list[str]:
+    """Every Redis key of a deployment's sink: the list, the dedupe keys, the repeat count."""
+    list_key = sink_key(topic_prefix)
+    return [list_key, f"{list_key}:sent", f"{list_key}:repeats"]
+
+
+# Atomic, so that a send retried after a lost answer finds the first one's dedupe key.
+# KEYS: the list, the hash of dedupe keys, the repeat counter.
+# ARGV: the dedupe key, the message id, the record.
+RECORD_ONCE = """
+local first = redis.call('HGET', KEYS[2], ARGV[1])
+if first then
+    redis.call('INCR', KEYS[3])
+    return first
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('RPUSH', KEYS[1], ARGV[3])
+return ARGV[2]
+"""
+
+
 class SinkProvider:
     name = "sink"
 
     def __init__(self, channel: Channel, client: redis.Redis, topic_prefix: str) -> None:
         self.channel = channel
         self._client = client
-        self._key = sink_key(topic_prefix)
+        self._keys = sink_keys(topic_prefix)
+        self._record_once = client.register_script(RECORD_ONCE)
 
     async def send(self, notification: Notification) -> SendResult:
         provider_message_id = f"sink-{uuid.uuid4()}"
@@ -50,8 +80,10 @@ class SinkProvider:
             # Wall-clock time of the send, for latency measurements (seconds since the epoch).
             "recorded_at": time.time(),
         }
-        await self._client.rpush(self._key, json.dumps(record))
-        return SendResult(provider_message_id)
+        first_id = await self._record_once(
+            keys=self._keys, args=[str(notification.id), provider_message_id, json.dumps(record)]
+        )
+        return SendResult(first_id.decode() if isinstance(first_id, bytes) else first_id)
 
     def classify(self, error: Exception) -> ProviderError | None:
         if isinstance(error, RedisError):

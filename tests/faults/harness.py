@@ -6,7 +6,8 @@ workers, each with its own idempotency key and recipient (so no frequency cap dr
 Like a well-behaved client it retries what was not accepted (a 503, a refused connection)
 with the same idempotency key, until its deadline. Meanwhile ``fault`` runs. Afterwards
 every accepted notification must reach ``delivered`` in PostgreSQL; the sink's Redis list
-says how many were sent, and how many were sent more than once.
+says how many were sent, how many were recorded more than once, and how many repeated
+sends its dedupe key (the notification id) kept from being recorded twice.
 
 Everything is bounded: the stream by ``count`` and ``rate``, each request by its timeout,
 each retry loop and the drain by their deadlines. Everything is on loopback.
@@ -51,6 +52,7 @@ class StreamReport:
     stuck: dict[str, int] = field(default_factory=dict)  # the not-final ones, by status
     lost: int = 0
     duplicated: int = 0
+    repeats: int = 0  # sends repeated that the sink's dedupe key kept from being recorded twice
     seconds: float = 0.0
     accepted_ids: set[str] = field(default_factory=set)
 
@@ -58,7 +60,8 @@ class StreamReport:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(self.answers.items()))
         return (
             f"{self.fault}: sent {self.sent}, accepted {self.accepted}, delivered {self.delivered}, "
-            f"lost {self.lost}, duplicated {self.duplicated} (answers {answers}; {self.seconds:.0f}s)"
+            f"lost {self.lost}, duplicated {self.duplicated}, repeats absorbed {self.repeats} "
+            f"(answers {answers}; {self.seconds:.0f}s)"
             + (f"; not final: {self.stuck}" if self.stuck else "")
         )
 
@@ -132,6 +135,7 @@ async def run_stream(
     sent = await _sunk(sink, workers[0].sink_key, report.accepted_ids)
     report.lost = sum(1 for notification_id in report.accepted_ids if sent[notification_id] == 0)
     report.duplicated = sum(copies - 1 for copies in sent.values() if copies > 1)
+    report.repeats = int(await sink.get(f"{workers[0].sink_key}:repeats") or 0)
     report.seconds = time.monotonic() - started
     print(report.summary())
     return report
