@@ -1,6 +1,8 @@
 """What an unavailable dependency (PostgreSQL, Kafka, Redis) looks like when it raises.
 
 Stages wait these out (``through_outages``); the HTTP API answers them with 503.
+Stages also run again what PostgreSQL rolled back to resolve a conflict (a deadlock
+between two batches updating the same notifications in different orders).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ OUTAGES: tuple[type[BaseException], ...] = (
     RedisTimeoutError,
 )
 
+# PostgreSQL rolled the transaction back (deadlock, serialization failure, class 40):
+# nothing is down, and the same work run again succeeds.
+CONFLICTS: tuple[type[BaseException], ...] = (asyncpg.TransactionRollbackError,)
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -40,11 +46,14 @@ MAX_RETRY_DELAY_SECONDS = 5.0
 
 
 async def through_outages(step: Callable[[], Awaitable[T]], what: str) -> T:
-    """Run ``step``, retrying for as long as a dependency is unavailable."""
+    """Run ``step``, retrying for as long as a dependency is unavailable, and after a
+    conflict PostgreSQL resolved by rolling ``step`` back."""
     delay = FIRST_RETRY_DELAY_SECONDS
     while True:
         try:
             return await step()
+        except CONFLICTS as exc:
+            logger.warning("%s: rolled back by PostgreSQL (%r); running it again", what, exc)
         except OUTAGES as exc:
             logger.warning("%s: dependency unavailable (%r); retrying in %.1fs", what, exc, delay)
             await asyncio.sleep(delay)

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 
 from notifyhub.messages import DeliveryEvent, IntakeMessage
 from notifyhub.status import CANCELLABLE_STATUSES, FINAL_STATUSES, Status
 
+T = TypeVar("T")
+
 NOTIFICATION_COLUMNS = (
     "id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address, "
     "template_id, payload, priority, status, status_reason, scheduled_at, created_at, updated_at"
 )
+
+
+def in_lock_order(rows: Sequence[T], key: Callable[[T], Any]) -> list[T]:
+    """``rows`` sorted by notification id, the order every batch update locks them in.
+
+    Batches of one stage and of another (the send stage's claim, the delivery events
+    writer) update overlapping notifications at the same time; locking in one order
+    keeps them from deadlocking. (``through_outages`` runs a batch again if they do.)
+    """
+    return sorted(rows, key=key)
 
 
 def as_api_dict(row: asyncpg.Record) -> dict[str, Any]:
@@ -105,6 +117,7 @@ async def apply_events(pool: asyncpg.Pool, events: Sequence[DeliveryEvent]) -> N
 
     Idempotent: an event applied twice leaves one log row and the same status.
     """
+    events = in_lock_order(events, key=lambda e: (e.notification_id, e.occurred_at))
     async with pool.acquire() as conn, conn.transaction():
         await conn.executemany(
             """UPDATE notifications
@@ -191,6 +204,7 @@ async def claim_many_for_sending(
 
     Those left out must not be sent: cancelled, or (redelivered messages) sent already.
     """
+    notifications = in_lock_order(notifications, key=lambda n: n[0])
     rows = await pool.fetch(
         """UPDATE notifications AS n SET status = 'processing', updated_at = now()
              FROM unnest($1::uuid[], $2::uuid[]) AS wanted (id, tenant_id)
@@ -212,6 +226,7 @@ async def record_outcomes(pool: asyncpg.Pool, outcomes: Sequence[DeliveryEvent])
     """
     if not outcomes:
         return
+    outcomes = in_lock_order(outcomes, key=lambda e: e.notification_id)
     await pool.execute(
         """UPDATE notifications AS n
               SET status = o.status, status_reason = o.reason, updated_at = o.occurred_at
