@@ -54,8 +54,9 @@ def accepted_key(message: IntakeMessage) -> bytes:
 
 async def _accept(event: faust.EventT, message: IntakeMessage) -> None:
     now = clock.now()
+    record = idempotency.record_name(event.message.topic, event.message.partition, event.message.offset)
     if message.idempotency_key:
-        owner, already = idempotency.claim(event.key, message.id, now)
+        owner, already = idempotency.claim(event.key, message.id, now, record)
         if owner == message.id and already:
             logger.info("notification %s was accepted already; this copy is not", message.id)
             return
@@ -92,7 +93,7 @@ async def _accept(event: faust.EventT, message: IntakeMessage) -> None:
             notification.to_bytes(),
         )
     if message.idempotency_key:
-        idempotency.passed_on(event.key)
+        idempotency.passed_on(event.key, record)
 
 
 def _maintain(partition: int) -> None:

@@ -54,7 +54,7 @@ async def _handle(event: faust.EventT, message: HoldRequest | Tick) -> None:
             # The request's trace is kept with it, for what is released later.
             hold(event.key, message, clock.now(), tracing.carrier())
         return
-    for released in release_due(event.message.partition, clock.now()):
+    for released in release_due(event.message.partition, clock.now(), event.message.offset):
         headers = tracing.as_headers(released.trace)
         if released.webhook is not None:
             delivery = released.webhook

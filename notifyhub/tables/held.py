@@ -4,9 +4,14 @@ hours, a retry's backoff), and webhook deliveries waiting for their retry.
 Keyed like the held topic (``tenant:recipient``; a webhook's endpoint id), so what is
 held lives in the partition that owns the key and moves with it on a rebalance; the
 changelog rebuilds the table after a restart. Each value is the key's
-``{"waiting": [{id, release_at, destination, notification | webhook, trace}], "released":
-{hold: when}}``; ``trace`` is the W3C context of the request, so a released notification
-continues its trace.
+``{"waiting": [{id, release_at, destination, notification | webhook, trace}],
+"releasing": [the same, with released_by], "released": {hold: when}}``; ``trace`` is the
+W3C context of the request, so a released notification continues its trace.
+
+A release is written to the table before what it sends is in Kafka (the producer sends
+to each partition on its own), so a released entry stays (``releasing``, with the offset
+of the tick that released it) until a later tick: if the worker dies first, the tick is
+read again (its offset was not committed) and releases the entry again.
 """
 
 from __future__ import annotations
@@ -80,13 +85,21 @@ def _state(recipient_key: bytes) -> dict[str, Any]:
 def _copy(stored: dict[str, Any] | None) -> dict[str, Any]:
     # A copy: Faust writes the changelog only when a value is assigned back.
     stored = stored or {}
-    return {"waiting": list(stored.get("waiting", [])), "released": dict(stored.get("released", {}))}
+    return {
+        "waiting": list(stored.get("waiting", [])),
+        "releasing": list(stored.get("releasing", [])),
+        "released": dict(stored.get("released", {})),
+    }
 
 
 def _store(recipient_key: bytes, state: dict[str, Any], now: float) -> None:
     released = {hold: at for hold, at in state["released"].items() if at > now - RELEASED_MEMORY_SECONDS}
-    if state["waiting"] or released:
-        held_table[recipient_key] = {"waiting": state["waiting"], "released": released}
+    if state["waiting"] or state["releasing"] or released:
+        held_table[recipient_key] = {
+            "waiting": state["waiting"],
+            "releasing": state["releasing"],
+            "released": released,
+        }
     elif recipient_key in held_table:
         del held_table[recipient_key]
 
@@ -122,8 +135,10 @@ def hold(key: bytes, request: HoldRequest, now: float, trace: dict[str, str]) ->
         _waiting[partition] += 1
 
 
-def release_due(partition: int, now: float) -> list[Released]:
-    """Remove and return every entry of this partition due by ``now`` (call on its tick)."""
+def release_due(partition: int, now: float, tick: int) -> list[Released]:
+    """Return every entry of this partition due by ``now`` (call on its tick; ``tick`` is
+    the tick's offset), and again those this same tick released before: it is being read
+    again, after a worker died before what it sent was safe."""
     if _next_due.get(partition, float("-inf")) > now:
         return []
     released: list[Released] = []
@@ -134,15 +149,23 @@ def release_due(partition: int, now: float) -> list[Released]:
         if partition_of(key, settings.topic_partitions) != partition:
             continue
         state = _copy(stored)
+        again = [e for e in state["releasing"] if e["released_by"] == tick]
+        # Released by an earlier tick, whose output a commit since then has made safe.
+        done = [e for e in state["releasing"] if e["released_by"] < tick]
         due = [e for e in state["waiting"] if e["release_at"] <= now]
-        if due:
+        if due or done:
             state["waiting"] = [e for e in state["waiting"] if e["release_at"] > now]
+            state["releasing"] = [e for e in state["releasing"] if e["released_by"] >= tick] + [
+                {**e, "released_by": tick} for e in due
+            ]
             state["released"].update({_hold_id(e): now for e in due})
             _store(key, state, now)
-            released.extend(Released.of(e) for e in due)
+        released.extend(Released.of(e) for e in again + due)
         if state["waiting"]:
             next_due = min(next_due, state["waiting"][0]["release_at"])
             still_waiting += len(state["waiting"])
+        if state["releasing"]:
+            next_due = min(next_due, now)  # the next tick lets them go
     _next_due[partition] = next_due
     _waiting[partition] = still_waiting
     return released

@@ -27,13 +27,20 @@ def retention_seconds() -> float:
     return settings.idempotency_retention_hours * 3600
 
 
-def claim(key: bytes, notification_id: uuid.UUID, now: float) -> tuple[uuid.UUID, bool]:
+def claim(key: bytes, notification_id: uuid.UUID, now: float, record: str) -> tuple[uuid.UUID, bool]:
     """The notification that owns ``key`` now (``notification_id`` unless a live entry names
-    another), and whether it was passed on already (call while processing an event of the
-    key's partition)."""
+    another), and whether another record passed it on already (call while processing an
+    event of the key's partition).
+
+    ``record`` names the record being processed (``record_name``). The record that passed
+    the notification on, read again, is not "another": a worker that died before its
+    offset was committed may have written this table's changelog and not what the record
+    produced (the producer sends to each partition on its own), so it is processed again.
+    """
     entry = idempotency_table.get(key)
     if entry is not None and entry["expires_at"] > now:
-        return uuid.UUID(entry["notification_id"]), bool(entry.get("passed_on"))
+        by = entry.get("passed_on")  # the record that did; True in entries from before
+        return uuid.UUID(entry["notification_id"]), bool(by) and by != record
     idempotency_table[key] = {
         "notification_id": str(notification_id),
         "expires_at": now + retention_seconds(),
@@ -41,12 +48,18 @@ def claim(key: bytes, notification_id: uuid.UUID, now: float) -> tuple[uuid.UUID
     return notification_id, False
 
 
-def passed_on(key: bytes) -> None:
-    """Remember that the key's notification went on to the next stage: another copy of it
-    (the HTTP API sends one again when a client retries after a timeout) is not."""
+def passed_on(key: bytes, record: str) -> None:
+    """Remember that the key's notification went on to the next stage from ``record``:
+    another copy of it (the HTTP API sends one again when a client retries after a
+    timeout) is not passed on."""
     entry = idempotency_table.get(key)
     if entry is not None:
-        idempotency_table[key] = {**entry, "passed_on": True}
+        idempotency_table[key] = {**entry, "passed_on": record}
+
+
+def record_name(topic: str, partition: int, offset: int) -> str:
+    """A Kafka record's name: where it is."""
+    return f"{topic}:{partition}:{offset}"
 
 
 def sweep(partition: int, now: float) -> int:

@@ -1,0 +1,79 @@
+"""The held table's releases, tick by tick: a tick read again (its worker died before the
+offset was committed) releases again what it released; a later tick lets it go.
+
+Pure logic: the Faust table is replaced by a dict (the pipeline tests run the real one).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from notifyhub.channels import Channel
+from notifyhub.messages import HoldRequest, Notification
+from notifyhub.settings import get_settings
+from notifyhub.tables import held
+from notifyhub.tables.partitions import partition_of
+
+KEY = b"tenant:recipient"
+PARTITION = partition_of(KEY, get_settings().topic_partitions)
+
+
+@pytest.fixture(autouse=True)
+def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    table: dict = {}
+    monkeypatch.setattr(held, "held_table", table)
+    held.forget_partitions()
+    yield table
+    held.forget_partitions()
+
+
+def hold_one(release_at: float, now: float = 0.0) -> Notification:
+    notification = Notification(
+        id=uuid.uuid4(),
+        tenant_id=uuid.uuid4(),
+        channel=Channel.SMS,
+        recipient_id="recipient",
+        recipient_address="+15550100",
+        body="later",
+    )
+    request = HoldRequest(notification=notification, release_at=release_at, destination="enrich")
+    held.hold(KEY, request, now, {})
+    return notification
+
+
+def released_ids(now: float, tick: int) -> list[uuid.UUID]:
+    return [r.notification.id for r in held.release_due(PARTITION, now, tick)]
+
+
+def test_a_due_entry_is_released_once_by_successive_ticks(table: dict) -> None:
+    notification = hold_one(release_at=10.0)
+    assert released_ids(now=9.0, tick=1) == []
+    assert released_ids(now=11.0, tick=2) == [notification.id]
+    assert released_ids(now=12.0, tick=3) == []
+    assert KEY not in table or not table[KEY]["releasing"]
+
+
+def test_the_tick_that_released_an_entry_releases_it_again_when_read_again(table: dict) -> None:
+    notification = hold_one(release_at=10.0)
+    assert released_ids(now=11.0, tick=2) == [notification.id]
+    held.forget_partitions()  # a new owner, or the restarted worker, scans on its first tick
+    # Ticks from before it (re-read from the committed offset) leave it alone.
+    assert released_ids(now=20.0, tick=1) == []
+    assert released_ids(now=20.0, tick=2) == [notification.id]
+    assert released_ids(now=21.0, tick=3) == []
+
+
+def test_a_replayed_hold_request_after_the_release_does_not_hold_again(table: dict) -> None:
+    notification = hold_one(release_at=10.0)
+    assert released_ids(now=11.0, tick=2) == [notification.id]
+    assert released_ids(now=12.0, tick=3) == []
+    held.hold(
+        KEY,
+        HoldRequest(notification=notification, release_at=10.0, destination="enrich"),
+        13.0,
+        {},
+    )
+    assert released_ids(now=14.0, tick=4) == []
