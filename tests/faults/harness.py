@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import asyncpg
 import redis.asyncio as redis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.conftest import Tenant, Worker
 
@@ -37,6 +39,8 @@ RETRY_PAUSE_SECONDS = 0.5
 # How long every accepted notification gets to reach its final state after the stream.
 DRAIN_SECONDS = 120.0
 FINAL = ("delivered", "failed", "dropped", "cancelled")
+# The topics a stuck notification is looked for on (the stream's are SMS, normal lane).
+TRACED_STAGES = ("accepted", "enrich", "send.sms", "held")
 
 
 @dataclass
@@ -50,6 +54,8 @@ class StreamReport:
     delivered: int = 0
     not_final: int = 0
     stuck: dict[str, int] = field(default_factory=dict)  # the not-final ones, by status
+    # Where some of the not-final ones are in Kafka: record offsets and the group's commits.
+    traces: list[str] = field(default_factory=list)
     lost: int = 0
     duplicated: int = 0
     repeats: int = 0  # sends repeated that the sink's dedupe key kept from being recorded twice
@@ -63,6 +69,7 @@ class StreamReport:
             f"lost {self.lost}, duplicated {self.duplicated}, repeats absorbed {self.repeats} "
             f"(answers {answers}; {self.seconds:.0f}s)"
             + (f"; not final: {self.stuck}" if self.stuck else "")
+            + "".join(f"\n  {trace}" for trace in self.traces)
         )
 
 
@@ -111,6 +118,7 @@ async def run_stream(
     workers: Sequence[Worker],
     tenant: Tenant,
     database_url: str,
+    kafka_bootstrap_servers: str,
     sink: redis.Redis,
     count: int,
     rate: float,
@@ -132,6 +140,12 @@ async def run_stream(
     report.accepted = len(report.accepted_ids)
     report.delivered, report.stuck = await _drain(database_url, report.accepted_ids)
     report.not_final = sum(report.stuck.values())
+    if report.not_final:
+        report.traces = await _where_in_kafka(
+            kafka_bootstrap_servers,
+            workers[0].topic_prefix,
+            await _not_final_ids(database_url, report.accepted_ids),
+        )
     sent = await _sunk(sink, workers[0].sink_key, report.accepted_ids)
     report.lost = sum(1 for notification_id in report.accepted_ids if sent[notification_id] == 0)
     report.duplicated = sum(copies - 1 for copies in sent.values() if copies > 1)
@@ -168,6 +182,66 @@ async def _drain(database_url: str, ids: set[str]) -> tuple[int, dict[str, int]]
                 rest["absent"] = len(wanted) - sum(counts.values())
             return delivered, rest
         await asyncio.sleep(0.5)
+
+
+async def _not_final_ids(database_url: str, ids: set[str], limit: int = 5) -> list[str]:
+    connection = await asyncpg.connect(database_url, timeout=5)
+    try:
+        rows = await connection.fetch(
+            "SELECT id FROM notifications WHERE id = ANY($1) AND NOT (status = ANY($2)) LIMIT $3",
+            [uuid.UUID(i) for i in ids],
+            list(FINAL),
+            limit,
+        )
+    finally:
+        await connection.close()
+    return [str(row["id"]) for row in rows]
+
+
+async def _where_in_kafka(bootstrap_servers: str, deployment: str, ids: list[str]) -> list[str]:
+    """For each of ``ids``: its records on the stage topics, each with the offset the
+    deployment's group has committed for that partition (past the record: it was skipped)."""
+    topics = [f"{deployment}.{stage}" for stage in TRACED_STAGES]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await consumer.start()
+    await admin.start()
+    try:
+        await consumer.topics()  # metadata for every topic
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in consumer.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: dict[str, list[tuple[TopicPartition, int]]] = {i: [] for i in ids}
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                for record in records:
+                    record_id = _id_in(record.value)
+                    if record_id in found:
+                        found[record_id].append((tp, record.offset))
+        committed = await admin.list_consumer_group_offsets(deployment)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+    def place(tp: TopicPartition, offset: int) -> str:
+        group = committed.get(tp)
+        stage = tp.topic.removeprefix(f"{deployment}.")
+        return f"{stage}[{tp.partition}]@{offset} (group at {group.offset if group else None})"
+
+    return [f"{i}: " + (", ".join(place(*at) for at in found[i]) or "no record") for i in ids]
+
+
+def _id_in(value: bytes | None) -> str | None:
+    try:
+        decoded = json.loads(value or b"")
+    except ValueError:
+        return None  # poison
+    return decoded.get("id") if isinstance(decoded, dict) else None
 
 
 async def _sunk(sink: redis.Redis, key: str, ids: set[str]) -> Counter[str]:

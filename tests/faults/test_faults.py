@@ -51,6 +51,7 @@ async def _stream(
         workers=workers,
         tenant=kit.tenant,
         database_url=kit.services.database_url,
+        kafka_bootstrap_servers=kit.services.kafka_bootstrap_servers,
         sink=kit.sink,
         count=COUNT,
         rate=RATE,
