@@ -63,7 +63,7 @@ test: install
 	$(STACK) install-browser
 	$(VENV)/bin/pytest
 
-# Breaks a stack of its own (workers, Kafka, PostgreSQL, Redis); not part of `make test` yet.
+# Only the fault tests (part of `make test` too): they break a stack of their own.
 test-faults: install
 	$(STACK) install
 	$(VENV)/bin/pytest -m faults -s tests/faults

@@ -39,6 +39,11 @@ PIPELINE_TIMEOUT_SECONDS = 20.0
 SESSION_ADMIN_TOKEN = f"admin-{uuid.uuid4().hex}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fault tests last: they start a stack of their own, and break it on purpose."""
+    items.sort(key=lambda item: item.get_closest_marker("faults") is not None)
+
+
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
     try:
