@@ -150,7 +150,8 @@ def release_due(partition: int, now: float, tick: int) -> list[Released]:
             continue
         state = _copy(stored)
         again = [e for e in state["releasing"] if e["released_by"] == tick]
-        # Released by an earlier tick, whose output a commit since then has made safe.
+        # Released by an earlier tick: whoever reads this later tick read that one first
+        # (and released them again), or found it committed, so after what it sent.
         done = [e for e in state["releasing"] if e["released_by"] < tick]
         due = [e for e in state["waiting"] if e["release_at"] <= now]
         if due or done:
