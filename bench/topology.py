@@ -597,7 +597,7 @@ async def run_notifyhub(
                 log(worker.describe_failure(f"exited ({worker.process.returncode}) during the run"))
         figures = stage_figures(arrivals, burst)
         if args.provider == "sink":
-            figures["sink_repeats"] = int(await client.get(sink_keys(name)[2]) or 0)
+            figures["sink_repeats"] = int(await client.get(sink_keys(name).repeats) or 0)
         return figures
     finally:
         if reader is not None:

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from notifyhub.db import tenants
 from notifyhub.db.migrate import migrate
+from notifyhub.providers.sink import sink_key
 from tests.servers.webhook_receiver import WebhookReceiver
 from tests.stack import Services, ServicesUnavailable, free_port, real_services
 
@@ -101,7 +102,7 @@ class Worker:
 
     @property
     def sink_key(self) -> str:
-        return f"{self.topic_prefix}:sink"
+        return sink_key(self.topic_prefix)
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import NamedTuple
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -35,10 +36,17 @@ def sink_key(topic_prefix: str) -> str:
     return f"{topic_prefix}:sink"
 
 
-def sink_keys(topic_prefix: str) -> list[str]:
-    """Every Redis key of a deployment's sink: the list, the dedupe keys, the repeat count."""
-    list_key = sink_key(topic_prefix)
-    return [list_key, f"{list_key}:sent", f"{list_key}:repeats"]
+class SinkKeys(NamedTuple):
+    """Every Redis key of a deployment's sink."""
+
+    records: str  # the list of sunk messages
+    sent: str  # the hash of dedupe keys: notification id -> provider message id
+    repeats: str  # how many repeated sends were answered without recording them again
+
+
+def sink_keys(topic_prefix: str) -> SinkKeys:
+    records = sink_key(topic_prefix)
+    return SinkKeys(records, f"{records}:sent", f"{records}:repeats")
 
 
 # Atomic, so that a send retried after a lost answer finds the first one's dedupe key.

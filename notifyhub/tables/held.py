@@ -149,16 +149,14 @@ def release_due(partition: int, now: float, tick: int) -> list[Released]:
         if partition_of(key, settings.topic_partitions) != partition:
             continue
         state = _copy(stored)
-        again = [e for e in state["releasing"] if e["released_by"] == tick]
-        # Released by an earlier tick: whoever reads this later tick read that one first
-        # (and released them again), or found it committed, so after what it sent.
-        done = [e for e in state["releasing"] if e["released_by"] < tick]
+        # Those released by an earlier tick go: whoever reads this later tick read that one
+        # first (and released them again), or found it committed, so after what it sent.
+        kept = [e for e in state["releasing"] if e["released_by"] >= tick]
+        again = [e for e in kept if e["released_by"] == tick]
         due = [e for e in state["waiting"] if e["release_at"] <= now]
-        if due or done:
+        if due or len(kept) < len(state["releasing"]):
             state["waiting"] = [e for e in state["waiting"] if e["release_at"] > now]
-            state["releasing"] = [e for e in state["releasing"] if e["released_by"] >= tick] + [
-                {**e, "released_by": tick} for e in due
-            ]
+            state["releasing"] = kept + [{**e, "released_by": tick} for e in due]
             state["released"].update({_hold_id(e): now for e in due})
             _store(key, state, now)
         released.extend(Released.of(e) for e in again + due)

@@ -27,8 +27,9 @@ import aiohttp
 import asyncpg
 import redis.asyncio as redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
+from notifyhub.consumer_lag import LagMeter
+from notifyhub.providers.sink import sink_keys
 from tests.conftest import Tenant, Worker
 
 # How long the client keeps retrying one notification before it gives up on it.
@@ -149,7 +150,7 @@ async def run_stream(
     sent = await _sunk(sink, workers[0].sink_key, report.accepted_ids)
     report.lost = sum(1 for notification_id in report.accepted_ids if sent[notification_id] == 0)
     report.duplicated = sum(copies - 1 for copies in sent.values() if copies > 1)
-    report.repeats = int(await sink.get(f"{workers[0].sink_key}:repeats") or 0)
+    report.repeats = int(await sink.get(sink_keys(workers[0].topic_prefix).repeats) or 0)
     report.seconds = time.monotonic() - started
     print(report.summary())
     return report
@@ -202,19 +203,19 @@ async def _where_in_kafka(bootstrap_servers: str, deployment: str, ids: list[str
     """For each of ``ids``: its records on the stage topics, each with the offset the
     deployment's group has committed for that partition (past the record: it was skipped)."""
     topics = [f"{deployment}.{stage}" for stage in TRACED_STAGES]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    # Without a group, a consumer takes every partition of the topics it subscribes to.
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    meter = LagMeter(bootstrap_servers, group_id=deployment)
     await consumer.start()
-    await admin.start()
     try:
-        await consumer.topics()  # metadata for every topic
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            for partition in consumer.partitions_for_topic(topic) or ()
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        partitions = list(consumer.assignment())
+        if not partitions:
+            return [f"{i}: the stage topics are unknown to the broker" for i in ids]
         ends = await consumer.end_offsets(partitions)
         found: dict[str, list[tuple[TopicPartition, int]]] = {i: [] for i in ids}
         while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
@@ -223,15 +224,17 @@ async def _where_in_kafka(bootstrap_servers: str, deployment: str, ids: list[str
                     record_id = _id_in(record.value)
                     if record_id in found:
                         found[record_id].append((tp, record.offset))
-        committed = await admin.list_consumer_group_offsets(deployment)
+        committed = {
+            TopicPartition(lag.topic, lag.partition): lag.committed
+            for lag in await meter.measure(partitions)
+        }
     finally:
         await consumer.stop()
-        await admin.close()
+        await meter.close()
 
     def place(tp: TopicPartition, offset: int) -> str:
-        group = committed.get(tp)
         stage = tp.topic.removeprefix(f"{deployment}.")
-        return f"{stage}[{tp.partition}]@{offset} (group at {group.offset if group else None})"
+        return f"{stage}[{tp.partition}]@{offset} (group at {committed.get(tp)})"
 
     return [f"{i}: " + (", ".join(place(*at) for at in found[i]) or "no record") for i in ids]
 

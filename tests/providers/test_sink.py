@@ -27,7 +27,7 @@ async def test_a_repeated_send_is_answered_with_the_first_and_recorded_once(
     redis_client: redis.Redis,
 ) -> None:
     prefix = f"sink-test-{uuid.uuid4().hex[:8]}"
-    records, _, repeats = sink_keys(prefix)
+    keys = sink_keys(prefix)
     sink = SinkProvider(Channel.SMS, redis_client, prefix)
     first, other = sms("first"), sms("other")
     try:
@@ -36,9 +36,9 @@ async def test_a_repeated_send_is_answered_with_the_first_and_recorded_once(
         await sink.send(other)
 
         assert again.provider_message_id == sent.provider_message_id
-        recorded = [json.loads(raw) for raw in await redis_client.lrange(records, 0, -1)]
+        recorded = [json.loads(raw) for raw in await redis_client.lrange(keys.records, 0, -1)]
         assert [r["notification_id"] for r in recorded] == [str(first.id), str(other.id)]
         assert recorded[0]["provider_message_id"] == sent.provider_message_id
-        assert int(await redis_client.get(repeats)) == 1
+        assert int(await redis_client.get(keys.repeats)) == 1
     finally:
         await redis_client.delete(*sink_keys(prefix))
