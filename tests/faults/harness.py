@@ -19,7 +19,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -40,8 +40,11 @@ RETRY_PAUSE_SECONDS = 0.5
 # How long every accepted notification gets to reach its final state after the stream.
 DRAIN_SECONDS = 120.0
 FINAL = ("delivered", "failed", "dropped", "cancelled")
-# The topics a stuck notification is looked for on (the stream's are SMS, normal lane).
-TRACED_STAGES = ("accepted", "enrich", "send.sms", "held")
+# The topics a stuck notification is looked for on, in pipeline order (the stream's are
+# SMS, normal lane).
+TRACED_STAGES = ("accepted", "held", "enrich", "send.sms")
+# How many of the not-final ones are traced one by one.
+EXAMPLES_TRACED = 5
 
 
 @dataclass
@@ -147,6 +150,7 @@ async def run_stream(
             workers[0].topic_prefix,
             await _not_final_ids(database_url, report.accepted_ids),
         )
+        report.traces.extend(f"worker log: {worker.log_path}" for worker in workers)
     sent = await _sunk(sink, workers[0].sink_key, report.accepted_ids)
     report.lost = sum(1 for notification_id in report.accepted_ids if sent[notification_id] == 0)
     report.duplicated = sum(copies - 1 for copies in sent.values() if copies > 1)
@@ -185,7 +189,7 @@ async def _drain(database_url: str, ids: set[str]) -> tuple[int, dict[str, int]]
         await asyncio.sleep(0.5)
 
 
-async def _not_final_ids(database_url: str, ids: set[str], limit: int = 5) -> list[str]:
+async def _not_final_ids(database_url: str, ids: set[str], limit: int = 500) -> list[str]:
     connection = await asyncpg.connect(database_url, timeout=5)
     try:
         rows = await connection.fetch(
@@ -232,11 +236,28 @@ async def _where_in_kafka(bootstrap_servers: str, deployment: str, ids: list[str
         await consumer.stop()
         await meter.close()
 
-    def place(tp: TopicPartition, offset: int) -> str:
-        stage = tp.topic.removeprefix(f"{deployment}.")
-        return f"{stage}[{tp.partition}]@{offset} (group at {committed.get(tp)})"
+    def stage(tp: TopicPartition) -> str:
+        return f"{tp.topic.removeprefix(f'{deployment}.')}[{tp.partition}]"
 
-    return [f"{i}: " + (", ".join(place(*at) for at in found[i]) or "no record") for i in ids]
+    def place(tp: TopicPartition, offset: int) -> str:
+        return f"{stage(tp)}@{offset} (group at {committed.get(tp)})"
+
+    # Where each one got to last, per partition: a stalled partition shows as one line.
+    last_seen: dict[TopicPartition, list[int]] = defaultdict(list)
+    for places in found.values():
+        if places:
+            tp, offset = max(places, key=lambda at: topics.index(at[0].topic))
+            last_seen[tp].append(offset)
+    by_partition = [
+        f"{stage(tp)}: {len(offsets)} not final, last seen at offsets {min(offsets)} to "
+        f"{max(offsets)} (group at {committed.get(tp)})"
+        for tp, offsets in sorted(last_seen.items())
+    ]
+    examples = [
+        f"{i}: " + (", ".join(place(*at) for at in found[i]) or "no record")
+        for i in ids[:EXAMPLES_TRACED]
+    ]
+    return by_partition + examples
 
 
 def _id_in(value: bytes | None) -> str | None:
