@@ -32,14 +32,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 import faust
 from mode import Service
+from mode.utils.queues import FlowControlEvent
 
 from notifyhub import tracing
 from notifyhub.channels import Channel
-from notifyhub.kafka_consumer import InOrderTransport
+from notifyhub.kafka_consumer import InOrderTransport, StreamFlowControl
 from notifyhub.resources import Resources
 from notifyhub.settings import get_settings
 from notifyhub.web.middleware import middlewares
@@ -51,7 +53,17 @@ AgentFun = Callable[[faust.StreamT], Awaitable[None]]
 # The HTTP API's body limit (NotifyHub's contract: 1 MB).
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
 
-app = faust.App(
+
+class NotifyHubApp(faust.App):
+    """Faust's app with stream buffers that a rebalance's recovery does not clear twice
+    (``notifyhub.kafka_consumer`` says why)."""
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return StreamFlowControl(loop=self.loop)
+
+
+app = NotifyHubApp(
     settings.app_id,
     broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
     store="rocksdb://",

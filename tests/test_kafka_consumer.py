@@ -1,15 +1,17 @@
-"""The consumer's offset gate: what it passes on, skips and seeks back to.
+"""The consumer's offset gate (what it passes on, skips and seeks back to) and the flow
+control of the stream buffers (when they are cleared).
 
-The gate is pure logic, tested here with the sequences a rebalance produces. That the
-real consumer loses nothing under rebalances is shown by the fault tests (a worker added,
+Both are pure logic, tested here with the sequences a rebalance produces. That the real
+consumer loses nothing under rebalances is shown by the fault tests (a worker added,
 killed or stopped mid-stream, tests/faults).
 """
 
 from __future__ import annotations
 
 from faust.types import TP
+from mode.utils.queues import FlowControlQueue
 
-from notifyhub.kafka_consumer import OffsetGate
+from notifyhub.kafka_consumer import OffsetGate, StreamFlowControl
 
 ACCEPTED = TP("deployment.accepted", 0)
 
@@ -73,3 +75,35 @@ async def test_each_partition_has_its_own_expectation() -> None:
     gate.expect(other, 9)
     assert await gate.admit(other, 9, LogStart(0)) is None
     assert await gate.admit(ACCEPTED, 9, LogStart(0)) == 5
+
+
+def stream_buffer(flow_control: StreamFlowControl, *records: str) -> FlowControlQueue:
+    """An agent's buffer as Faust makes it: cleared on resume, by its app's flow control."""
+    buffer: FlowControlQueue = FlowControlQueue(flow_control=flow_control, clear_on_resume=True)
+    for record in records:
+        buffer.put_nowait(record)
+    return buffer
+
+
+def test_resuming_suspended_flow_clears_the_buffers_of_the_rebalance() -> None:
+    # Faust's own order: suspend when partitions are revoked, resume after recovery; what
+    # was buffered before the rebalance is fetched again from the committed offsets.
+    flow_control = StreamFlowControl()
+    flow_control.resume()
+    buffer = stream_buffer(flow_control, "fetched before the rebalance")
+    flow_control.suspend()
+    flow_control.resume()
+    assert buffer.empty()
+    assert flow_control.is_active()
+
+
+def test_resuming_flow_that_is_flowing_keeps_the_buffers() -> None:
+    # Recovery resumes once when the changelogs are read and again after the seek to the
+    # committed offsets: what was passed on in between must reach the agents.
+    flow_control = StreamFlowControl()
+    flow_control.resume()
+    buffer = stream_buffer(flow_control, "accepted[1]@5", "accepted[1]@6")
+    flow_control.resume()
+    assert flow_control.buffered() == 2
+    assert [buffer.get_nowait(), buffer.get_nowait()] == ["accepted[1]@5", "accepted[1]@6"]
+    assert flow_control.is_active()
