@@ -12,6 +12,7 @@ claim keeps that window to that one crash.
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,22 +35,43 @@ TWILIO_API_URL = "https://api.twilio.com"
 PERMANENT_CODES = frozenset({21211, 21610, 21614, 20003, 21401, 21602, 21608, 21609})
 
 
-class _RedirectedHttpClient(AsyncTwilioHttpClient):
-    """The SDK's client, sending to another base URL than api.twilio.com.
+class _TwilioHttpClient(AsyncTwilioHttpClient):
+    """The SDK's client, with its credentials in a header and, optionally, another base
+    URL than api.twilio.com.
 
-    The SDK hard-codes its hosts (``ApiBase``); a local server speaking the Messages API
-    (tests, benchmarks) or a regional proxy needs the scheme and host swapped, which is
-    all this does.
+    The SDK hands the account SID and token to aiohttp as ``BasicAuth``, which aiohttp
+    3.14 deprecates (two warnings per request); the same Basic credentials (RFC 7617)
+    go in the ``Authorization`` header instead. The SDK hard-codes its hosts
+    (``ApiBase``); a local server speaking the Messages API (tests, benchmarks) or a
+    regional proxy needs the scheme and host swapped.
     """
 
-    def __init__(self, base_url: str, timeout: float) -> None:
+    def __init__(self, timeout: float, base_url: str = TWILIO_API_URL) -> None:
         super().__init__(timeout=timeout)
-        self._base = urlsplit(base_url)
+        # None: the SDK's own hosts.
+        self._base = urlsplit(base_url) if base_url != TWILIO_API_URL else None
 
-    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        parts = urlsplit(url)
-        url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, parts.fragment))
-        return await super().request(method, url, *args, **kwargs)
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *args: Any,
+        auth: tuple[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Response:
+        if self._base is not None:
+            _, _, path, query, fragment = urlsplit(url)
+            url = urlunsplit((self._base.scheme, self._base.netloc, path, query, fragment))
+        headers = dict(headers or {})
+        if auth is not None:
+            headers["Authorization"] = basic_authorization(*auth)
+        return await super().request(method, url, *args, headers=headers, **kwargs)
+
+
+def basic_authorization(login: str, password: str) -> str:
+    """The ``Authorization`` header value for HTTP Basic credentials."""
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
 
 
 class TwilioProvider:
@@ -74,11 +96,7 @@ class TwilioProvider:
     async def _twilio(self) -> Client:
         async with self._lock:
             if self._client is None:
-                http = (
-                    AsyncTwilioHttpClient(timeout=self._timeout)
-                    if self._api_url == TWILIO_API_URL
-                    else _RedirectedHttpClient(self._api_url, self._timeout)
-                )
+                http = _TwilioHttpClient(self._timeout, self._api_url)
                 self._client = Client(self._account_sid, self._auth_token, http_client=http)
             return self._client
 
