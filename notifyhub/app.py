@@ -36,6 +36,7 @@ from functools import cached_property
 from typing import Any
 
 import faust
+from faust.types.transports import TransportT
 from mode import Service
 from mode.utils.queues import FlowControlEvent
 
@@ -55,8 +56,13 @@ MAX_REQUEST_BODY_BYTES = 1024 * 1024
 
 
 class NotifyHubApp(faust.App):
-    """Faust's app with stream buffers that a rebalance's recovery does not clear twice
-    (``notifyhub.kafka_consumer`` says why)."""
+    """Faust's app with the two fixes ``notifyhub.kafka_consumer`` explains: a consumer that
+    passes on each partition's records in offset order (Faust's can skip some around a
+    rebalance and commit past them), and stream buffers that a rebalance's recovery does
+    not clear a second time."""
+
+    def _new_transport(self) -> TransportT:
+        return InOrderTransport(self.conf.broker_consumer, self)
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:
@@ -87,10 +93,6 @@ app = NotifyHubApp(
         "client_max_size": MAX_REQUEST_BODY_BYTES,
     },
 )
-
-# Faust's consumer can pass on records out of offset order around a rebalance, and then
-# commit past the ones it skipped; this one cannot (the module says how).
-app.transport = InOrderTransport(app.conf.broker_consumer, app)
 
 resources = Resources(settings)
 
