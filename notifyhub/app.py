@@ -4,11 +4,10 @@ Topic names live under ``NOTIFYHUB_TOPIC_PREFIX``. Stages with a ``.priority`` t
 have two lanes: notifications with ``priority >= NOTIFYHUB_PRIORITY_THRESHOLD`` take the
 priority lane, which its own agent consumes, so they never wait behind a normal backlog.
 
-    {prefix}.intake[.priority]        requests from any Kafka producer (public contract: IntakeMessage)
-    {prefix}.accepted[.priority]      validated requests, keyed tenant:idempotency-key (without one,
-                                      tenant:recipient), so the idempotency table is local to the
-                                      stage that checks it
-    {prefix}.enrich[.priority]        accepted notifications, keyed tenant:recipient
+    {prefix}.intake[.priority]        requests from any Kafka producer (public contract: IntakeMessage),
+                                      and from the HTTP API while PostgreSQL is down
+    {prefix}.enrich[.priority]        stored notifications (from the HTTP API, intake, held), keyed
+                                      tenant:recipient
     {prefix}.send.{channel}[.priority]  rendered notifications for one channel, keyed tenant:recipient
     {prefix}.held                     notifications held until a time (scheduled, quiet hours), and
                                       the ticks that release them; keyed tenant:recipient
@@ -29,22 +28,22 @@ that is not even JSON reaches a dead-letter topic instead of crashing a stream.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from functools import cached_property
 from typing import Any
 
 import faust
-from faust.types.transports import TransportT
 from mode import Service
-from mode.utils.queues import FlowControlEvent
 
 from notifyhub import tracing
 from notifyhub.channels import Channel
-from notifyhub.kafka_consumer import InOrderTransport, StreamFlowControl
+from notifyhub.cores.records import Outgoing
+from notifyhub.faust_app import NotifyHubApp, produce
 from notifyhub.resources import Resources
 from notifyhub.settings import get_settings
+from notifyhub.tables.partitions import partition_of
+from notifyhub.topics import Lane, TopicNames
 from notifyhub.web.middleware import middlewares
 
 settings = get_settings()
@@ -55,18 +54,9 @@ AgentFun = Callable[[faust.StreamT], Awaitable[None]]
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
 
 
-class NotifyHubApp(faust.App):
-    """Faust's app with the two fixes ``notifyhub.kafka_consumer`` explains: a consumer that
-    passes on each partition's records in offset order (Faust's can skip some around a
-    rebalance and commit past them), and stream buffers that a rebalance's recovery does
-    not clear a second time."""
-
-    def _new_transport(self) -> TransportT:
-        return InOrderTransport(self.conf.broker_consumer, self)
-
-    @cached_property
-    def flow_control(self) -> FlowControlEvent:
-        return StreamFlowControl(loop=self.loop)
+# Producer batching, chosen by measurement (bench/topology.py): a few milliseconds let a
+# batch stage's records share produce requests, for a few milliseconds of latency.
+PRODUCER_LINGER_SECONDS = 0.005
 
 
 app = NotifyHubApp(
@@ -81,6 +71,7 @@ app = NotifyHubApp(
     producer_acks=-1,
     # Exactly-once has open bugs in faust-streaming; at-least-once plus dedupe is the reliable path.
     processing_guarantee="at_least_once",
+    producer_linger=PRODUCER_LINGER_SECONDS,
     table_standby_replicas=settings.table_standby_replicas,
     broker_session_timeout=settings.broker_session_timeout,
     web_host=settings.web_host,
@@ -97,11 +88,14 @@ app = NotifyHubApp(
 resources = Resources(settings)
 
 
+topics = TopicNames.of(settings)
+
+
 def _topic(*names: str) -> faust.TopicT:
     # internal=True makes Faust create the topic with our partition count; Kafka's
     # auto-creation would give it the broker's default (often 1).
     return app.topic(
-        *(settings.topic(name) for name in names),
+        *names,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -110,15 +104,6 @@ def _topic(*names: str) -> faust.TopicT:
         partitions=settings.topic_partitions,
         replicas=settings.topic_replication_factor,
     )
-
-
-class Lane(StrEnum):
-    NORMAL = "normal"
-    PRIORITY = "priority"
-
-
-def lane_for(priority: int) -> Lane:
-    return Lane.PRIORITY if priority >= settings.priority_threshold else Lane.NORMAL
 
 
 @dataclass(frozen=True)
@@ -132,29 +117,30 @@ class Lanes:
         return self.priority if lane is Lane.PRIORITY else self.normal
 
     def for_priority(self, priority: int) -> faust.TopicT:
-        return self[lane_for(priority)]
+        return self[topics.lane_for(priority)]
 
 
 def _lanes(name: str) -> Lanes:
-    return Lanes(_topic(name), _topic(f"{name}.priority"))
+    return Lanes(*(_topic(topics.lane(name, lane)) for lane in (Lane.NORMAL, Lane.PRIORITY)))
 
 
 intake_topics = _lanes("intake")
-accepted_topics = _lanes("accepted")
 enrich_topics = _lanes("enrich")
 send_topics = {channel: _lanes(f"send.{channel}") for channel in Channel}
-held_topic = _topic("held")
-delivery_events_topic = _topic("delivery-events")
-dead_letter_topic = _topic("dead-letters")
-send_dead_letter_topics = {channel: _topic(f"send.{channel}.dlq") for channel in Channel}
-device_token_events_topic = _topic("device-token-events")
-webhooks_outbound_topic = _topic("webhooks.outbound")
-webhook_dead_letter_topic = _topic("webhooks.dlq")
+held_topic = _topic(topics.held)
+delivery_events_topic = _topic(topics.delivery_events)
+dead_letter_topic = _topic(topics.dead_letters)
+send_dead_letter_topics = {channel: _topic(topics.send_dead_letters(channel)) for channel in Channel}
+device_token_events_topic = _topic(topics.device_token_events)
+webhooks_outbound_topic = _topic(topics.webhooks_outbound)
+webhook_dead_letter_topic = _topic(topics.webhook_dead_letters)
 # Every dead-letter topic, as one channel for the agent that persists them all.
 all_dead_letter_topics = _topic(
-    "dead-letters", "webhooks.dlq", *(f"send.{channel}.dlq" for channel in Channel)
+    topics.dead_letters,
+    topics.webhook_dead_letters,
+    *(topics.send_dead_letters(channel) for channel in Channel),
 )
-preference_updates_topic = _topic("preference-updates")
+preference_updates_topic = _topic(topics.preference_updates)
 
 
 def lane_agents(lanes: Lanes, name: str) -> Callable[[AgentFun], dict[Lane, faust.types.AgentT]]:
@@ -176,6 +162,44 @@ async def enqueue(topic: faust.TopicT, key: bytes | None, value: bytes, **kwargs
     """
     kwargs.setdefault("headers", tracing.kafka_headers())
     await topic.send(key=key, value=value, **kwargs)
+
+
+async def emit(records: Iterable[Outgoing]) -> None:
+    """Hand records to the producer, in order, without waiting for the broker (inside agents:
+    Faust flushes the producer before it commits the offsets of what produced them).
+
+    The partition is computed here (``partition_of`` remembers recent keys; the producer's
+    own murmur2 is pure Python), the same the producer's default partitioner would choose.
+    """
+    partitions = settings.topic_partitions
+    for record in records:
+        key = record.key
+        await produce(
+            app,
+            record.topic,
+            key,
+            record.value,
+            partition=None if key is None else partition_of(key, partitions),
+            headers=list(record.headers) if record.headers else None,
+        )
+
+
+async def publish_all(records: Sequence[Outgoing], within: float) -> None:
+    """Produce records and wait until the broker has every one of them (acks=all), at
+    most ``within`` seconds (then ``TimeoutError``; the broker may still take them)."""
+    partitions = settings.topic_partitions
+    acks = [
+        await produce(
+            app,
+            record.topic,
+            record.key,
+            record.value,
+            partition=None if record.key is None else partition_of(record.key, partitions),
+            headers=list(record.headers) if record.headers else None,
+        )
+        for record in records
+    ]
+    await asyncio.wait_for(asyncio.gather(*acks), within)
 
 
 async def publish(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:

@@ -19,9 +19,8 @@ def _worker(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         os.environ["NOTIFYHUB_DATA_DIR"] = args.data_dir
     get_settings.cache_clear()
-    from faust.worker import Worker
-
     from notifyhub import logs, tracing
+    from notifyhub.faust_app import NotifyHubWorker
     from notifyhub.worker import load_app
 
     app = load_app()
@@ -35,7 +34,7 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"notifyhub worker: {exc}", file=sys.stderr)
         return 2
     tracing.configure(settings.trace_exporter, instance=str(settings.web_port))
-    Worker(
+    NotifyHubWorker(
         app,
         loglevel=settings.log_level.upper(),
         logging_config=logs.logging_config(settings.log_level, settings.log_format),

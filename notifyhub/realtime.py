@@ -34,11 +34,13 @@ def channel_for(prefix: str, tenant_id: uuid.UUID | str, recipient_id: str) -> s
     return f"{prefix}:inbox:{tenant_id}:{recipient_id}"
 
 
-async def publish(client: redis.Redis, prefix: str, message: dict[str, Any]) -> None:
-    """Announce a stored inbox message to every worker."""
-    channel = channel_for(prefix, message["tenant_id"], message["recipient_id"])
-    # The same JSON as the REST API's (ISO 8601 times, UUIDs as text).
-    await client.publish(channel, json.dumps(to_jsonable_python(message)))
+async def publish_many(client: redis.Redis, prefix: str, messages: list[dict[str, Any]]) -> None:
+    """Announce stored inbox messages to every worker, in one pipelined round trip."""
+    async with client.pipeline(transaction=False) as pipe:
+        for message in messages:
+            channel = channel_for(prefix, message["tenant_id"], message["recipient_id"])
+            pipe.publish(channel, json.dumps(to_jsonable_python(message)))
+        await pipe.execute()
 
 
 class InboxHub:

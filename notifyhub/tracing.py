@@ -7,10 +7,11 @@ records they produce, and each stage starts its span as a child of the context i
 record it consumed (``consuming``). Inside a stage the context is the current one
 (contextvars), so whatever the stage produces carries it on.
 
-Spans get their ids from the OpenTelemetry SDK whenever tracing is on, so trace ids reach
-the logs and the headers even without an exporter; ``NOTIFYHUB_TRACE_EXPORTER`` decides
-where spans go (none: nowhere, and then none is recorded; otlp; console). The SDK's own
-variables apply as documented (``OTEL_SDK_DISABLED``, ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+``NOTIFYHUB_TRACE_EXPORTER`` decides where spans go (otlp, console). With ``none`` (the
+default) nothing would read them, so no span is made at all: the stages only pass the
+``traceparent`` a record came with on to the records it leads to, so a trace started by a
+producer or an HTTP caller still reaches the delivery events. The SDK's own variables
+apply as documented (``OTEL_SDK_DISABLED``, ``OTEL_EXPORTER_OTLP_ENDPOINT``,
 ``OTEL_TRACES_SAMPLER``, ``OTEL_SERVICE_NAME``).
 """
 
@@ -20,8 +21,9 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import faust
@@ -30,18 +32,21 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
+from prometheus_client import Histogram
 
 from notifyhub import logs
 from notifyhub.metrics import CONSUME_LAG_SECONDS
 
 tracer = trace.get_tracer("notifyhub")
 
-# Whether this process installed the SDK. Without it (OTEL_SDK_DISABLED, or code that never
-# called configure) the helpers below skip the API's no-op spans and header handling
-# altogether: they cost about 50 µs per record and stage for nothing.
+# Whether this process records spans (an exporter is set). Without one the helpers below
+# skip the API's spans and header handling altogether: they cost about 50 µs per record
+# and stage for nothing.
 _enabled = False
+
+# The W3C fields a stage passes on unchanged when it records no spans.
+W3C_FIELDS = ("traceparent", "tracestate")
 
 Headers = Mapping[str, bytes]
 # The trace context of each record in a batch, by the id of what it carries.
@@ -49,9 +54,13 @@ Traces = dict[uuid.UUID, otel_context.Context]
 
 
 def configure(exporter: str, instance: str) -> None:
-    """Install the SDK tracer provider for this process (once, at worker start)."""
+    """Install the SDK tracer provider for this process (once, at worker start), when
+    there is somewhere to send spans."""
     global _enabled
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return
+    chosen = _exporter(exporter)
+    if chosen is None:
         return
     _enabled = True
     resource = Resource.create(
@@ -60,12 +69,6 @@ def configure(exporter: str, instance: str) -> None:
             "service.instance.id": f"{socket.gethostname()}:{instance}",
         }
     )
-    chosen = _exporter(exporter)
-    if chosen is None:
-        # Nothing would read the spans: none is recorded, but each still gets its ids, so
-        # logs carry trace ids and the context still crosses Kafka (about a third cheaper).
-        trace.set_tracer_provider(TracerProvider(resource=resource, sampler=ALWAYS_OFF))
-        return
     # The sampler is the SDK's (OTEL_TRACES_SAMPLER; by default every trace, or as the
     # caller's traceparent says).
     provider = TracerProvider(resource=resource)
@@ -123,6 +126,38 @@ def as_headers(fields: Mapping[str, str]) -> dict[str, bytes]:
     return {key: value.encode("latin-1") for key, value in fields.items()}
 
 
+def enabled() -> bool:
+    """Whether spans are recorded (an exporter is configured)."""
+    return _enabled
+
+
+def passed_on(consumed: Headers | None, span: trace.Span | None = None) -> tuple[tuple[str, bytes], ...]:
+    """Headers for a record produced on behalf of a consumed one: the context of ``span``
+    (by default the consumed record's) when spans are recorded, else the consumed record's
+    own W3C fields, unchanged."""
+    if _enabled:
+        context = context_of(consumed) if span is None else context_with(span)
+        return tuple(kafka_headers(context).items())
+    if not consumed:
+        return ()
+    passed = []
+    for name in W3C_FIELDS:
+        value = consumed.get(name)
+        if value is not None:
+            passed.append((name, value))
+    return tuple(passed)
+
+
+def from_request(http_headers: Mapping[str, str]) -> tuple[tuple[str, bytes], ...]:
+    """Headers for a record produced for an HTTP request: the current context (the request's
+    span) when spans are recorded, else the caller's own W3C fields, unchanged."""
+    if _enabled:
+        return tuple(kafka_headers().items())
+    return tuple(
+        (name, value.encode("latin-1")) for name in W3C_FIELDS if (value := http_headers.get(name))
+    )
+
+
 def kafka_headers(context: otel_context.Context | None = None) -> dict[str, bytes]:
     """Headers carrying ``context`` (the current one by default) into a Kafka record."""
     return as_headers(carrier(context))
@@ -140,11 +175,17 @@ def context_with(span: trace.Span) -> otel_context.Context:
     return trace.set_span_in_context(span, otel_context.Context())
 
 
+@cache
+def _consume_lag(stage: str) -> Histogram:
+    # A label lookup costs as much as the observation: each stage keeps its child.
+    return CONSUME_LAG_SECONDS.labels(stage=stage)
+
+
 def observe_consumed(event: faust.EventT, stage: str) -> None:
     """Record how long the event waited in its topic before this stage took it."""
     produced = event.message.timestamp
     if produced:
-        CONSUME_LAG_SECONDS.labels(stage=stage).observe(max(0.0, time.time() - produced))
+        _consume_lag(stage).observe(max(0.0, time.time() - produced))
 
 
 @contextmanager
@@ -217,6 +258,58 @@ def within(context: otel_context.Context | None) -> Iterator[None]:
         yield
     finally:
         otel_context.detach(token)
+
+
+@contextmanager
+def batch_spans(events: Sequence[faust.EventT], stage: str) -> Iterator[list[trace.Span | None]]:
+    """One span per event of a batch, each a child of its record's trace, all ending with
+    the block (Nones when spans are not recorded). Records how long each event waited
+    in its topic."""
+    for event in events:
+        observe_consumed(event, stage)
+    if not _enabled:
+        yield [None] * len(events)
+        return
+    spans: list[trace.Span | None] = [
+        stage_span(
+            f"{stage} process",
+            context_of(event.headers),
+            kind=SpanKind.CONSUMER,
+            **{
+                "notifyhub.stage": stage,
+                "messaging.system": "kafka",
+                "messaging.operation": "process",
+                "messaging.destination.name": event.message.topic,
+                "messaging.kafka.destination.partition": event.message.partition,
+                "messaging.kafka.message.offset": event.message.offset,
+            },
+        )
+        for event in events
+    ]
+    try:
+        yield spans
+    finally:
+        for span in spans:
+            if span is not None:
+                span.end()
+
+
+def annotate(span: trace.Span | None, **attributes: object) -> None:
+    """Set attributes on a stage's span (when spans are recorded)."""
+    if span is not None:
+        span.set_attributes(_clean(attributes))
+
+
+@contextmanager
+def inside(span: trace.Span | None, **about: object) -> Iterator[None]:
+    """Make ``span`` current inside the block (what is produced and logged there is in its
+    trace); log records made there name the ``about`` fields (stage, tenant, notification)."""
+    with logs.about(**about):
+        if span is None:
+            yield
+            return
+        with trace.use_span(span, end_on_exit=False):
+            yield
 
 
 def stage_span(

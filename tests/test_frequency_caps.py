@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifyhub.channels import Channel
-from notifyhub.frequency_caps import DEFAULT_CAPS, CapDecision, cap_for, check_cap, reason
+from notifyhub.frequency_caps import (
+    DEFAULT_CAPS,
+    CapDecision,
+    Counted,
+    admit,
+    cap_for,
+    check_cap,
+    reason,
+)
 from notifyhub.messages import ChannelPreference
 
 NOW = 1_000_000.0
@@ -125,3 +137,66 @@ def test_cap_for_a_preference_cap_uses_the_preference_default_window() -> None:
 def test_reason_names_the_cap_the_channel_and_the_window() -> None:
     decision = check_cap([NOW - 1] * 10, NOW, cap=10, window_minutes=60)
     assert reason(decision, Channel.EMAIL) == "frequency cap reached: 10 email notifications per 60 min"
+
+
+# ---------------------------------------------------------------- the stored form
+
+
+def _admitted(counts: dict, at: float, notification: uuid.UUID, cap: int = 3) -> bool:
+    preference = ChannelPreference(frequency_cap=cap, frequency_window_minutes=60)
+    return admit(counts, Channel.SMS, preference, at, notification).allowed
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=18_000), min_size=1, max_size=40),
+    cap=st.integers(min_value=1, max_value=6),
+)
+def test_admit_decides_like_check_cap_on_the_stored_form(gaps: list[int], cap: int) -> None:
+    """Stored times are tenths of a second: sends a whole number of tenths apart, and no
+    send within a tenth of the window's edge, get exactly check_cap's decision."""
+    counts: dict = {}
+    history: list[float] = []
+    now = NOW
+    for gap in gaps:
+        now += gap / 10
+        expected = check_cap(history, now, cap, 60)
+        at_the_edge = any(abs(at - (now - HOUR)) < 0.1 for at in history)
+        admitted = _admitted(counts, now, uuid.uuid4(), cap)
+        if at_the_edge:
+            return
+        assert admitted == expected.allowed
+        history = list(expected.history)
+    stored = Counted.load(counts.get("sms"))
+    assert stored.times() == pytest.approx(history[-len(stored.ticks) :], abs=0.051)
+
+
+def test_a_notification_counted_before_passes_without_being_counted_again() -> None:
+    counts: dict = {}
+    first, second = uuid.uuid4(), uuid.uuid4()
+    assert _admitted(counts, NOW, first, cap=1)
+    assert _admitted(counts, NOW + 1, first, cap=1)
+    assert not _admitted(counts, NOW + 2, second, cap=1)
+
+
+def test_the_stored_form_of_a_full_in_app_cap_stays_small() -> None:
+    counts: dict = {}
+    for n in range(60):
+        admit(counts, Channel.INAPP, ChannelPreference(), NOW + n, uuid.uuid4())
+    assert len(counts["inapp"]) < 600
+    assert len(Counted.load(counts["inapp"]).ticks) == DEFAULT_CAPS[Channel.INAPP][0]
+
+
+def test_counts_stored_by_earlier_versions_still_count() -> None:
+    old = uuid.uuid4()
+    counts = {"sms": [[NOW - 20, str(old)], NOW - 10, [NOW - 5, None]]}
+    assert Counted.load(counts["sms"]).times() == pytest.approx([NOW - 20, NOW - 10, NOW - 5], abs=0.051)
+    assert _admitted(counts, NOW, old, cap=3)  # counted before, by id
+    assert not _admitted(counts, NOW, uuid.uuid4(), cap=3)
+
+
+def test_a_send_timed_before_the_stored_ones_is_counted_in_order() -> None:
+    counts: dict = {}
+    assert _admitted(counts, NOW, uuid.uuid4())
+    assert _admitted(counts, NOW - 30, uuid.uuid4())  # another worker's clock behind
+    assert Counted.load(counts["sms"]).times() == pytest.approx([NOW - 30, NOW], abs=0.051)

@@ -8,6 +8,7 @@ import logging
 import faust
 from pydantic import ValidationError
 
+from notifyhub.agents.kit import batches
 from notifyhub.agents.reliability import through_outages
 from notifyhub.app import all_dead_letter_topics, app, resources
 from notifyhub.db import dead_letters
@@ -15,7 +16,7 @@ from notifyhub.messages import DeadLetter
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 200
+# Dead letters are rare and not urgent: a longer wait gathers more of them per insert.
 BATCH_WAIT_SECONDS = 0.2
 
 
@@ -33,7 +34,7 @@ async def _persist(letters: list[DeadLetter]) -> None:
 
 @app.agent(all_dead_letter_topics, name="dead-letters")
 async def persist_dead_letters(stream: faust.StreamT) -> None:
-    async for batch in stream.take(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-        letters = [letter for raw in batch if (letter := _parse(raw)) is not None]
+    async for batch in batches(stream, within=BATCH_WAIT_SECONDS):
+        letters = [letter for event in batch if (letter := _parse(event.value)) is not None]
         if letters:
             await through_outages(lambda ls=letters: _persist(ls), "persist dead letters")

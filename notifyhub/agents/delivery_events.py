@@ -1,76 +1,67 @@
-"""Delivery events: the one stage that writes notification status to PostgreSQL.
+"""Delivery events: the one consumer of status changes. It writes them to PostgreSQL and
+fans them out to the webhook endpoints subscribed to them, in batches.
 
-Events are written in batches (one transaction each). A batch is acknowledged only
-after it is committed; while PostgreSQL is down the stage waits, so no status is lost.
+Events whose status the stage that made them wrote already (header ``nh-persisted``: the
+intake's first statuses, the send stage's outcomes) are not written again; the others
+(the HTTP API's, enrich's, cancellations) are written in one statement per batch, status
+forward only, with their delivery log rows. A batch is acknowledged only after both;
+while PostgreSQL is down the stage waits, so no status is lost.
 """
 
 from __future__ import annotations
 
-import logging
+from collections import Counter
+from collections.abc import Sequence
 
 import faust
-from opentelemetry.trace import SpanKind
-from pydantic import ValidationError
 
 from notifyhub import tracing
-from notifyhub.agents.reliability import dead_letter, letter_for, through_outages
-from notifyhub.app import app, delivery_events_topic, resources
+from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
+from notifyhub.agents.reliability import through_outages
+from notifyhub.app import app, delivery_events_topic, emit, resources, topics
+from notifyhub.cores.records import PERSISTED_HEADER
+from notifyhub.cores.webhooks import SourceEvent, fan_out
 from notifyhub.db import notifications
 from notifyhub.messages import DeliveryEvent
 from notifyhub.metrics import NOTIFICATIONS_PROCESSED
+from notifyhub.webhooks.events import notification_payload
+from notifyhub.webhooks.subscriptions import Subscriptions
 
-logger = logging.getLogger(__name__)
-
-# Large batches amortise the transaction; the short wait bounds how stale a
-# status read through the API can be.
-BATCH_SIZE = 500
-BATCH_WAIT_SECONDS = 0.1
+subscriptions = Subscriptions(resources)
 
 
-async def _persist(events: list[DeliveryEvent]) -> None:
-    pool = await resources.db()
-    await notifications.apply_events(pool, events)
+async def _apply(records: Sequence[faust.EventT]) -> None:
+    with tracing.batch_spans(records, "delivery-events") as traces:
+        good, letters = parsed(records, DeliveryEvent, "delivery event")
+        trace_of = dict(zip(records, traces, strict=True))
+        unwritten = [event for record, event in good if PERSISTED_HEADER not in record.headers]
+        if unwritten:
+            pool = await resources.db()
+            await through_outages(
+                lambda: notifications.record_events(pool, unwritten),
+                f"persist {len(unwritten)} delivery events",
+            )
+        sources = []
+        for record, event in good:
+            tracing.annotate(
+                trace_of[record],
+                **{"notifyhub.notification_id": event.notification_id, "notifyhub.status": event.status},
+            )
+            name, payload = notification_payload(event)
+            headers = tracing.passed_on(record.headers, trace_of[record])
+            sources.append(SourceEvent(event.tenant_id, name, event.event_id, payload, headers))
+        subscribed = await through_outages(
+            lambda: subscriptions.endpoints((s.tenant_id, s.name) for s in sources),
+            f"find webhook endpoints for {len(sources)} events",
+        )
+        await dead_letters(letters)
+        await emit(fan_out(sources, subscribed, topics))
+        processed = Counter((event.channel.value, event.status.value) for _, event in good)
+        for (channel, status), count in processed.items():
+            NOTIFICATIONS_PROCESSED.labels(channel=channel, status=status).inc(count)
 
 
 @app.agent(delivery_events_topic, name="delivery-events")
-async def persist_delivery_events(stream: faust.StreamT) -> None:
-    async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-        events: list[DeliveryEvent] = []
-        spans = []
-        for record in batch:
-            tracing.observe_consumed(record, "delivery-events")
-            try:
-                event = DeliveryEvent.model_validate_json(record.value)
-            except ValidationError as exc:
-                # Events are ours; a foreign message is kept with the reason, not applied.
-                await dead_letter(letter_for(record, f"invalid delivery event: {exc}"))
-                continue
-            events.append(event)
-            # One span per event, in its notification's trace, spanning the batch's write.
-            spans.append(
-                tracing.stage_span(
-                    "delivery-events process",
-                    tracing.context_of(record.headers),
-                    kind=SpanKind.CONSUMER,
-                    **{
-                        "notifyhub.stage": "delivery-events",
-                        "notifyhub.notification_id": event.notification_id,
-                        "notifyhub.status": event.status.value,
-                    },
-                )
-            )
-        if not events:
-            continue
-        try:
-            await through_outages(lambda e=events: _persist(e), "persist delivery events")
-        except Exception as exc:
-            # A bug (outages are waited out): the batch is kept, not skipped by a crash.
-            logger.exception("persisting %d delivery events failed", len(events))
-            for record in batch:
-                await dead_letter(letter_for(record, f"internal error persisting: {exc!r}"))
-            continue
-        finally:
-            for span in spans:
-                span.end()
-        for event in events:
-            NOTIFICATIONS_PROCESSED.labels(channel=event.channel.value, status=event.status.value).inc()
+async def delivery_events(stream: faust.StreamT) -> None:
+    async for records in batches(stream):
+        await guarded(records, _apply, "delivery events")

@@ -13,15 +13,19 @@ stage will not claim a cancelled notification.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import faust
 from pydantic import ValidationError
 
 from notifyhub import clock, tracing
-from notifyhub.agents.reliability import dead_letter, guarded, letter_for
-from notifyhub.app import app, enqueue, enrich_topics, held_topic, send_topics, webhooks_outbound_topic
-from notifyhub.messages import HeldMessage, HoldRequest, Notification, Tick, WebhookDelivery
-from notifyhub.tables.held import forget_partitions, hold, release_due
+from notifyhub.agents.kit import batches, dead_letters, guarded
+from notifyhub.agents.reliability import letter_for
+from notifyhub.app import app, emit, enqueue, held_topic, topics
+from notifyhub.cores.records import Outgoing
+from notifyhub.faust_app import at_event
+from notifyhub.messages import DeadLetter, HeldMessage, HoldRequest
+from notifyhub.tables.held import Released, forget_partitions, hold, release_due
 
 logger = logging.getLogger(__name__)
 
@@ -30,64 +34,56 @@ TICK_SECONDS = 1.0
 TICK_KEY = b"tick"
 
 
-def destination_topic(destination: str, notification: Notification) -> faust.TopicT:
-    lanes = enrich_topics if destination == "enrich" else send_topics[notification.channel]
-    return lanes.for_priority(notification.priority)
+def _released(released: Released) -> Outgoing:
+    headers = tuple(tracing.as_headers(released.trace).items())
+    if released.webhook is not None:
+        delivery = released.webhook
+        return Outgoing(topics.webhooks_outbound, delivery.endpoint_key, delivery.to_bytes(), headers)
+    notification = released.notification
+    assert notification is not None  # a hold carries one or the other
+    destination = (
+        topics.enrich(notification.priority)
+        if released.destination == "enrich"
+        else topics.send(notification.channel, notification.priority)
+    )
+    return Outgoing(destination, notification.recipient_key, notification.to_bytes(), headers)
 
 
-async def request_hold(notification: Notification, release_at: float, destination: str) -> None:
-    """Ask the held stage to keep ``notification`` until ``release_at``."""
-    request = HoldRequest(notification=notification, release_at=release_at, destination=destination)
-    await enqueue(held_topic, notification.recipient_key, request.to_bytes())
-
-
-async def request_webhook_retry(delivery: WebhookDelivery, release_at: float) -> None:
-    """Ask the held stage to keep a webhook delivery until its next attempt."""
-    request = HoldRequest(webhook=delivery, release_at=release_at, destination="webhook")
-    await enqueue(held_topic, delivery.endpoint_key, request.to_bytes())
-
-
-async def _handle(event: faust.EventT, message: HoldRequest | Tick) -> None:
-    if isinstance(message, HoldRequest):
-        notification = message.notification
-        with tracing.consuming(event, "held", notification_id=notification and notification.id):
-            # The request's trace is kept with it, for what is released later.
-            hold(event.key, message, clock.now(), tracing.carrier())
-        return
-    for released in release_due(event.message.partition, clock.now(), event.message.offset):
-        headers = tracing.as_headers(released.trace)
-        if released.webhook is not None:
-            delivery = released.webhook
-            await enqueue(
-                webhooks_outbound_topic, delivery.endpoint_key, delivery.to_bytes(), headers=headers
-            )
-            continue
-        notification = released.notification
-        assert notification is not None  # a hold carries one or the other
-        logger.info(
-            "releasing held notification %s to %s (partition %d, offset %d)",
-            notification.id,
-            released.destination,
-            event.message.partition,
-            event.message.offset,
-        )
-        await enqueue(
-            destination_topic(released.destination, notification),
-            notification.recipient_key,
-            notification.to_bytes(),
-            headers=headers,
-        )
+async def _handle(events: Sequence[faust.EventT]) -> None:
+    records: list[Outgoing] = []
+    letters: list[DeadLetter] = []
+    with tracing.batch_spans(events, "held") as traces:
+        for event, trace in zip(events, traces, strict=True):
+            try:
+                message = HeldMessage.validate_json(event.value)
+            except ValidationError as exc:
+                letters.append(letter_for(event, f"invalid held message: {exc}"))
+                continue
+            with at_event(event):
+                if isinstance(message, HoldRequest):
+                    # The request's trace is kept with it, for what is released later.
+                    kept = {k: v.decode("latin-1") for k, v in tracing.passed_on(event.headers, trace)}
+                    hold(event.key, message, clock.now(), kept)
+                    continue
+                partition, offset = event.message.partition, event.message.offset
+                for released in release_due(partition, clock.now(), offset):
+                    if released.notification is not None:
+                        logger.info(
+                            "releasing held notification %s to %s (partition %d, offset %d)",
+                            released.notification.id,
+                            released.destination,
+                            partition,
+                            offset,
+                        )
+                    records.append(_released(released))
+    await dead_letters(letters)
+    await emit(records)
 
 
 @app.agent(held_topic, name="held")
 async def held(stream: faust.StreamT) -> None:
-    async for event in stream.events():
-        try:
-            message = HeldMessage.validate_json(event.value)
-        except ValidationError as exc:
-            await dead_letter(letter_for(event, f"invalid held message: {exc}"))
-            continue
-        await guarded(event, lambda e=event, m=message: _handle(e, m), "held")
+    async for events in batches(stream):
+        await guarded(events, _handle, "held")
 
 
 @app.timer(TICK_SECONDS)

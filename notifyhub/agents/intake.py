@@ -1,41 +1,40 @@
-"""Intake: check every notification request a Kafka producer wrote, and pass it on.
+"""Intake: accept what Kafka producers write, in batches, and store it.
 
-A message that cannot be a notification (not JSON, wrong shape, unknown tenant,
-unknown template, no address, nothing to send) goes to the dead-letter topic with the
-reason; the partition keeps flowing. A good one is completed (template id, address)
-and re-keyed by tenant and idempotency key onto the accepted topic, where duplicates
-are decided. The HTTP API checks its requests itself and writes to accepted directly.
+Each record is checked (``cores.intake.parse``): one that cannot be a notification (not
+JSON, wrong shape, unknown tenant, unknown template, no address, nothing to send) goes to
+the dead-letter topic with the reason, and the partition keeps flowing. The good ones are
+completed (template id, address), then stored in one transaction per batch, where
+PostgreSQL decides idempotency (the key's unique row, as for the HTTP API: the same key
+from HTTP and from Kafka is one notification). Each stored notification goes on to enrich
+(``queued``) or to the held stage until its ``scheduled_at`` (``scheduled``), announced on
+the delivery events topic.
+
+Order of effects: PostgreSQL (notifications, keys, the first status and its log row),
+then the records produced, then the acknowledgement. A record read again after a worker
+died keeps its id (its own, or one derived from where it sits) and is passed on again
+unless its notification is final; what follows drops the copy (the send stage claims a
+notification once).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
 import faust
-from pydantic import ValidationError
+from opentelemetry.trace import Span
 
-from notifyhub import tracing
-from notifyhub.agents.accept import accepted_key
-from notifyhub.agents.reliability import Rejected, dead_letter, letter_for, through_outages
-from notifyhub.app import (
-    accepted_topics,
-    delivery_events_topic,
-    enqueue,
-    intake_topics,
-    lane_agents,
-    resources,
-)
+from notifyhub import clock, tracing
+from notifyhub.agents.kit import batches, dead_letters, guarded
+from notifyhub.agents.reliability import letter_for, through_outages
+from notifyhub.app import emit, intake_topics, lane_agents, resources, topics
+from notifyhub.cores.entry import entry_event, entry_records
+from notifyhub.cores.intake import Rejected, as_notification, parse, tenant_hint
+from notifyhub.cores.records import Outgoing
 from notifyhub.db import notifications, tenants
-from notifyhub.messages import (
-    KAFKA_ORIGIN_NAMESPACE,
-    DeadLetter,
-    DeliveryEvent,
-    IntakeMessage,
-    Notification,
-)
+from notifyhub.messages import DeadLetter, DeliveryEvent, IntakeMessage
+from notifyhub.metrics import NOTIFICATIONS_ENQUEUED
 from notifyhub.resolve import Unresolvable, resolve
 from notifyhub.status import Status
 
@@ -46,71 +45,116 @@ logger = logging.getLogger(__name__)
 _known_tenants: set[uuid.UUID] = set()
 
 
-def parse(raw: bytes | None, origin: str) -> IntakeMessage:
-    """The intake message in ``raw``, with an id derived from ``origin`` when it has none."""
-    if not raw:
-        raise Rejected("empty message")
-    try:
-        message = IntakeMessage.model_validate_json(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'message'}: "
-            f"{'unknown field' if e['type'] == 'extra_forbidden' else e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise Rejected(f"invalid intake message: {problems}") from None
-    problems = message.unsupported_fields(datetime.now(UTC))
-    if problems:
-        raise Rejected("invalid intake message: " + "; ".join(f"{k}: {v}" for k, v in problems.items()))
-    if message.id is None:
-        message = message.model_copy(update={"id": uuid.uuid5(KAFKA_ORIGIN_NAMESPACE, origin)})
-    return message
+def _letter(event: faust.EventT, reason: str) -> DeadLetter:
+    return letter_for(event, reason, tenant_id=tenant_hint(event.value))
 
 
-async def check(message: IntakeMessage) -> None:
+async def _unknown_tenants(tenant_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    unseen = tenant_ids - _known_tenants
+    if unseen:
+        found = await tenants.existing(await resources.db(), unseen)
+        _known_tenants.update(found)
+        return unseen - found
+    return set()
+
+
+async def _completed(
+    accepted: list[tuple[faust.EventT, IntakeMessage]],
+) -> tuple[list[tuple[faust.EventT, IntakeMessage]], list[Outgoing], list[DeadLetter]]:
+    """The messages with their template id and address looked up; a message naming what
+    the tenant does not have is a dead letter, or fails when it was stored before (a
+    record read again after its template went away)."""
     pool = await resources.db()
-    if message.tenant_id not in _known_tenants:
-        if not await tenants.tenant_exists(pool, message.tenant_id):
-            raise Rejected(f"unknown tenant {message.tenant_id}")
-        _known_tenants.add(message.tenant_id)
-    try:
-        message = await resolve(pool, message.tenant_id, message)
-    except Unresolvable as exc:
-        if await notifications.exists(pool, message.tenant_id, message.id):
-            # Stored earlier (a replay, say), then its template went away: the notification
-            # is known, so it fails with the reason rather than vanish into a DLQ.
-            known = Notification(**message.model_dump(exclude={"v"}))
-            event = DeliveryEvent.about(known, Status.FAILED, reason=str(exc))
-            await enqueue(delivery_events_topic, str(known.id).encode(), event.to_bytes())
-            return
-        raise Rejected(f"invalid intake message: {exc}") from None
-    await enqueue(
-        accepted_topics.for_priority(message.priority), accepted_key(message), message.to_bytes()
+    complete: list[tuple[faust.EventT, IntakeMessage]] = []
+    failed: list[Outgoing] = []
+    letters: list[DeadLetter] = []
+    for event, message in accepted:
+        try:
+            complete.append((event, await resolve(pool, message.tenant_id, message)))
+        except Unresolvable as exc:
+            if await notifications.exists(pool, message.tenant_id, message.id):
+                known = as_notification(message)
+                report = DeliveryEvent.about(known, Status.FAILED, reason=str(exc))
+                failed.append(
+                    Outgoing(topics.delivery_events, str(known.id).encode(), report.to_bytes())
+                )
+            else:
+                letters.append(_letter(event, f"invalid intake message: {exc}"))
+    return complete, failed, letters
+
+
+async def _accept(events: Sequence[faust.EventT]) -> None:
+    with tracing.batch_spans(events, "intake") as traces:
+        await _accept_traced(events, dict(zip(events, traces, strict=True)))
+
+
+async def _accept_traced(
+    events: Sequence[faust.EventT], traces: dict[faust.EventT, Span | None]
+) -> None:
+    now = clock.now()
+    accepted: list[tuple[faust.EventT, IntakeMessage]] = []
+    letters: list[DeadLetter] = []
+    for event in events:
+        message = event.message
+        try:
+            accepted.append(
+                (event, parse(event.value, f"{message.topic}:{message.partition}:{message.offset}", now))
+            )
+        except Rejected as exc:
+            letters.append(_letter(event, str(exc)))
+    unknown = await through_outages(
+        lambda: _unknown_tenants({m.tenant_id for _, m in accepted}), "intake: find tenants"
     )
+    for event, message in accepted:
+        if message.tenant_id in unknown:
+            letters.append(_letter(event, f"unknown tenant {message.tenant_id}"))
+    accepted = [(e, m) for e, m in accepted if m.tenant_id not in unknown]
+    records: list[Outgoing] = []
+    if any(m.needs_lookup for _, m in accepted):
+        accepted, records, unresolved = await through_outages(
+            lambda: _completed(accepted), "intake: resolve templates and addresses"
+        )
+        letters += unresolved
+    entries = [(event, as_notification(m)) for event, m in accepted]
+    announced = [entry_event(n, now) for _, n in entries]
+    if entries:
+        messages = [m for _, m in accepted]
+        pool = await resources.db()
+        passed = await through_outages(
+            lambda: notifications.store_accepted(pool, announced, messages),
+            f"intake: store {len(messages)} notifications",
+        )
+        for (event, notification), entry in zip(entries, announced, strict=True):
+            if notification.id not in passed:
+                logger.info(
+                    "notification %s (tenant %s) repeats idempotency key %r, or is final; not sent",
+                    notification.id,
+                    notification.tenant_id,
+                    notification.idempotency_key,
+                )
+                continue
+            NOTIFICATIONS_ENQUEUED.labels(channel=notification.channel.value).inc()
+            tracing.annotate(
+                traces[event],
+                **{
+                    "notifyhub.tenant_id": notification.tenant_id,
+                    "notifyhub.notification_id": notification.id,
+                },
+            )
+            records += entry_records(
+                topics,
+                notification,
+                entry,
+                tracing.passed_on(event.headers, traces[event]),
+                # Stored before (by the HTTP API, or a record read again): its first status
+                # is for the delivery events stage to write.
+                persisted=passed[notification.id],
+            )
+    await dead_letters(letters)
+    await emit(records)
 
 
 @lane_agents(intake_topics, "intake")
 async def intake(stream: faust.StreamT) -> None:
-    async for event in stream.events():
-        origin = f"{event.message.topic}:{event.message.partition}:{event.message.offset}"
-        with tracing.consuming(event, "intake"):
-            try:
-                message = parse(event.value, origin)
-                await through_outages(lambda message=message: check(message), f"intake {origin}")
-            except Rejected as exc:
-                await dead_letter(_letter(event, str(exc)))
-            except Exception as exc:
-                logger.exception("intake failed on %s", origin)
-                await dead_letter(_letter(event, f"internal error: {exc!r}"))
-
-
-def _tenant_hint(raw: bytes | None) -> uuid.UUID | None:
-    """The tenant a rejected message claims, when it says, so its DLQ entry is scoped."""
-    try:
-        return uuid.UUID(str(json.loads(raw or b"")["tenant_id"]))
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
-def _letter(event: faust.EventT, reason: str) -> DeadLetter:
-    return letter_for(event, reason, tenant_id=_tenant_hint(event.value))
+    async for events in batches(stream):
+        await guarded(events, _accept, "intake")

@@ -6,21 +6,26 @@ a PreferenceUpdate and this agent, on the partition that owns the recipient, app
 
 from __future__ import annotations
 
-import faust
-from pydantic import ValidationError
+from collections.abc import Sequence
 
-from notifyhub.agents.reliability import dead_letter, letter_for
+import faust
+
+from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
 from notifyhub.app import app, preference_updates_topic
+from notifyhub.faust_app import at_event
 from notifyhub.messages import PreferenceUpdate
 from notifyhub.tables.preferences import apply_update
 
 
+async def _apply(events: Sequence[faust.EventT]) -> None:
+    good, letters = parsed(events, PreferenceUpdate, "preference update")
+    for event, update in good:
+        with at_event(event):
+            apply_update(update)
+    await dead_letters(letters)
+
+
 @app.agent(preference_updates_topic, name="preferences")
 async def apply_preference_updates(stream: faust.StreamT) -> None:
-    async for event in stream.events():
-        try:
-            update = PreferenceUpdate.model_validate_json(event.value)
-        except ValidationError as exc:
-            await dead_letter(letter_for(event, f"invalid preference update: {exc}"))
-            continue
-        apply_update(update)
+    async for events in batches(stream):
+        await guarded(events, _apply, "preference updates")

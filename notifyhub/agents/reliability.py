@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
@@ -24,10 +24,6 @@ from notifyhub.metrics import DLQ_MESSAGES
 from notifyhub.outages import through_outages
 
 logger = logging.getLogger(__name__)
-
-
-class Rejected(Exception):
-    """This message can never be processed as it is; the reason says why."""
 
 
 async def dead_letter(letter: DeadLetter, topic: faust.TopicT = dead_letter_topic) -> None:
@@ -77,14 +73,3 @@ def letter_for(event: faust.EventT, reason: str, **details: Any) -> DeadLetter:
         message=event.value or b"",
         **details,
     )
-
-
-async def guarded(event: faust.EventT, step: Callable[[], Awaitable[object]], what: str) -> None:
-    """Process one event: outages are waited out inside ``step``; anything else it raises
-    is a bug or a poison message, and the event goes to the dead-letter topic with the
-    reason instead of crashing the agent (which would skip it silently)."""
-    try:
-        await step()
-    except Exception as exc:
-        logger.exception("%s failed", what)
-        await dead_letter(letter_for(event, f"internal error in {what}: {exc!r}"))

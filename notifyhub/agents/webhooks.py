@@ -1,10 +1,11 @@
 """Webhooks: fan events out to the endpoints subscribed to them, then deliver each one.
 
-Fan-out reads the delivery events (status changes) and the device token events, finds
-each tenant's active endpoints subscribed to the event (one query per batch), and puts
-one ``WebhookDelivery`` per endpoint on ``{prefix}.webhooks.outbound``, keyed by
-endpoint, with a delivery id derived from the event and the endpoint (so a replayed
-event makes the same delivery id, which receivers can use to drop duplicates).
+Fan-out (``cores.webhooks``) finds each tenant's active endpoints subscribed to an event
+(``webhooks.subscriptions``) and puts one ``WebhookDelivery`` per endpoint on
+``{prefix}.webhooks.outbound``, keyed by endpoint, with a delivery id derived from the
+event and the endpoint (so a replayed event makes the same delivery id, which receivers
+can use to drop duplicates). Status changes are fanned out by the delivery events stage;
+this module fans out the device token events.
 
 Delivery signs each request (``notifyhub.webhooks.signing``), refuses addresses the
 policy forbids (SSRF), and logs every attempt in ``webhook_deliveries``. Endpoints are
@@ -22,109 +23,68 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 import aiohttp
 import faust
 from mode import Service
-from opentelemetry import context as otel_context
-from pydantic import ValidationError
-from pydantic_core import to_json
 
 from notifyhub import clock, tracing
-from notifyhub.agents.held import request_webhook_retry
-from notifyhub.agents.reliability import dead_letter, letter_for, through_outages
+from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
+from notifyhub.agents.reliability import dead_letter, through_outages
 from notifyhub.app import (
     app,
-    delivery_events_topic,
     device_token_events_topic,
-    enqueue,
+    emit,
     resources,
     settings,
+    topics,
     webhook_dead_letter_topic,
     webhooks_outbound_topic,
 )
+from notifyhub.cores.held import webhook_retry_record
+from notifyhub.cores.records import Headers
+from notifyhub.cores.webhooks import SourceEvent, fan_out
 from notifyhub.db import webhooks as webhooks_db
 from notifyhub.delivery.backoff import retry_delay
-from notifyhub.messages import DeadLetter, DeliveryEvent, DeviceTokenEvent, WebhookDelivery
+from notifyhub.messages import DeadLetter, DeviceTokenEvent, WebhookDelivery
 from notifyhub.metrics import WEBHOOK_DELIVERED, WEBHOOK_FAILED
 from notifyhub.webhooks import endpoint_secrets, signing
 from notifyhub.webhooks.addresses import AddressPolicy, AddressRefused, GuardedResolver
-from notifyhub.webhooks.events import device_token_payload, notification_payload
+from notifyhub.webhooks.events import device_token_payload
+from notifyhub.webhooks.subscriptions import Subscriptions
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 200
-BATCH_WAIT_SECONDS = 0.05
-# Delivery ids are derived from (event, endpoint) under this namespace.
-DELIVERY_NAMESPACE = uuid.UUID("0f3c8a2e-6d1b-4c55-9d7e-77656268f0f1")
 # Kept in the log of an attempt: enough of an error to see what went wrong.
 MAX_ERROR_LENGTH = 500
 
 policy = AddressPolicy(settings.webhook_allowed_hosts)
+subscriptions = Subscriptions(resources)
 
 
 # ---------------------------------------------------------------- fan-out
+# (Delivery events are fanned out by their own stage, ``agents/delivery_events.py``.)
 
 
-# (tenant, event name, source event id, payload, the source record's trace context)
-SourceEvent = tuple[uuid.UUID, str, str, dict[str, Any], otel_context.Context]
-
-
-async def _fan_out(events: Sequence[SourceEvent]) -> None:
-    """One outbound delivery per subscribed endpoint, in the source event's trace."""
-    wanted = sorted({(tenant, name) for tenant, name, *_ in events})
+async def _fan_out_device_token_events(records: Sequence[faust.EventT]) -> None:
+    good, letters = parsed(records, DeviceTokenEvent, "device token event")
+    sources = []
+    for record, event in good:
+        name, payload = device_token_payload(event)
+        headers = tracing.passed_on(record.headers)
+        sources.append(SourceEvent(event.tenant_id, name, event.event_id, payload, headers))
     subscribed = await through_outages(
-        lambda: _subscribed(wanted), f"find webhook endpoints for {len(wanted)} events"
+        lambda: subscriptions.endpoints((s.tenant_id, s.name) for s in sources),
+        f"find webhook endpoints for {len(sources)} events",
     )
-    for tenant, name, source_id, payload, trace in events:
-        for endpoint_id in subscribed.get((tenant, name), []):
-            delivery = WebhookDelivery(
-                delivery_id=uuid.uuid5(DELIVERY_NAMESPACE, f"{source_id}:{endpoint_id}"),
-                endpoint_id=endpoint_id,
-                tenant_id=tenant,
-                event=name,
-                body=to_json(payload).decode(),
-            )
-            with tracing.within(trace):
-                await enqueue(webhooks_outbound_topic, delivery.endpoint_key, delivery.to_bytes())
-
-
-async def _subscribed(
-    wanted: Sequence[tuple[uuid.UUID, str]],
-) -> dict[tuple[uuid.UUID, str], list[uuid.UUID]]:
-    return await webhooks_db.subscribed(await resources.db(), wanted)
-
-
-@app.agent(delivery_events_topic, name="webhook-status-events")
-async def webhook_status_events(stream: faust.StreamT) -> None:
-    async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-        events = []
-        for record in batch:
-            try:
-                event = DeliveryEvent.model_validate_json(record.value)
-            except ValidationError:
-                continue  # the delivery events writer dead-letters it
-            name, payload = notification_payload(event)
-            trace = tracing.context_of(record.headers)
-            events.append((event.tenant_id, name, str(event.event_id), payload, trace))
-        await _fan_out(events)
+    await dead_letters(letters)
+    await emit(fan_out(sources, subscribed, topics))
 
 
 @app.agent(device_token_events_topic, name="webhook-device-token-events")
 async def webhook_device_token_events(stream: faust.StreamT) -> None:
-    async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-        events = []
-        for record in batch:
-            try:
-                event = DeviceTokenEvent.model_validate_json(record.value)
-            except ValidationError as exc:
-                logger.error("skipping a malformed device token event: %s", exc)
-                continue
-            name, payload = device_token_payload(event)
-            trace = tracing.context_of(record.headers)
-            events.append((event.tenant_id, name, str(event.event_id), payload, trace))
-        await _fan_out(events)
+    async for records in batches(stream):
+        await guarded(records, _fan_out_device_token_events, "device token events fan-out")
 
 
 # ---------------------------------------------------------------- delivery
@@ -224,7 +184,7 @@ async def _deliver_in_order(
     return attempts
 
 
-async def _after(delivery: WebhookDelivery, attempt: webhooks_db.Attempt) -> None:
+async def _after(delivery: WebhookDelivery, attempt: webhooks_db.Attempt, headers: Headers) -> None:
     """Count it; a failure is retried later, or dead-lettered after the last attempt."""
     if attempt.succeeded:
         WEBHOOK_DELIVERED.labels(event=delivery.event).inc()
@@ -237,9 +197,8 @@ async def _after(delivery: WebhookDelivery, attempt: webhooks_db.Attempt) -> Non
         wait = retry_delay(
             delivery.attempt, settings.webhook_retry_base_seconds, settings.webhook_retry_max_seconds
         )
-        await request_webhook_retry(
-            delivery.model_copy(update={"attempt": delivery.attempt + 1}), clock.now() + wait
-        )
+        following = delivery.model_copy(update={"attempt": delivery.attempt + 1})
+        await emit([webhook_retry_record(topics, following, clock.now() + wait, headers)])
         return
     await dead_letter(
         DeadLetter(
@@ -256,42 +215,48 @@ async def _after(delivery: WebhookDelivery, attempt: webhooks_db.Attempt) -> Non
     )
 
 
+async def _deliver_batch(records: Sequence[faust.EventT]) -> None:
+    good, letters = parsed(records, WebhookDelivery, "webhook delivery")
+    await dead_letters(letters)
+    per_endpoint: dict[uuid.UUID, list[WebhookDelivery]] = defaultdict(list)
+    traces: tracing.Traces = {}
+    headers: dict[uuid.UUID, Headers] = {}
+    for record, delivery in good:
+        tracing.observe_consumed(record, "webhook")
+        per_endpoint[delivery.endpoint_id].append(delivery)
+        traces[delivery.delivery_id] = tracing.context_of(record.headers)
+        headers[delivery.delivery_id] = tracing.passed_on(record.headers)
+    if not per_endpoint:
+        return
+    ids = list(per_endpoint)
+    targets = await through_outages(lambda: _targets(ids), f"load {len(ids)} webhook endpoints")
+    for endpoint_id in set(ids) - set(targets):
+        logger.info("webhook endpoint %s is gone or inactive; dropping its deliveries", endpoint_id)
+    done = await asyncio.gather(
+        *(
+            _deliver_in_order(queue, targets[endpoint_id], _slots, traces)
+            for endpoint_id, queue in per_endpoint.items()
+            if endpoint_id in targets
+        )
+    )
+    attempts = [pair for per_queue in done for pair in per_queue]
+    await through_outages(
+        lambda: _record([attempt for _, attempt in attempts]),
+        f"log {len(attempts)} webhook attempts",
+    )
+    for delivery, attempt in attempts:
+        with tracing.within(traces.get(delivery.delivery_id)):
+            await _after(delivery, attempt, headers[delivery.delivery_id])
+
+
+_slots = asyncio.Semaphore(settings.webhook_concurrency)
+
+
 @app.agent(webhooks_outbound_topic, name="webhook-deliveries")
 async def deliver_webhooks(stream: faust.StreamT) -> None:
-    slots = asyncio.Semaphore(settings.webhook_concurrency)
-    async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-        per_endpoint: dict[uuid.UUID, list[WebhookDelivery]] = defaultdict(list)
-        traces: tracing.Traces = {}
-        for event in events:
-            tracing.observe_consumed(event, "webhook")
-            try:
-                delivery = WebhookDelivery.model_validate_json(event.value)
-            except ValidationError as exc:
-                await dead_letter(letter_for(event, f"invalid webhook delivery: {exc}"))
-                continue
-            per_endpoint[delivery.endpoint_id].append(delivery)
-            traces[delivery.delivery_id] = tracing.context_of(event.headers)
-        if not per_endpoint:
-            continue
-        ids = list(per_endpoint)
-        targets = await through_outages(lambda i=ids: _targets(i), f"load {len(ids)} webhook endpoints")
-        for endpoint_id in set(ids) - set(targets):
-            logger.info("webhook endpoint %s is gone or inactive; dropping its deliveries", endpoint_id)
-        done = await asyncio.gather(
-            *(
-                _deliver_in_order(queue, targets[endpoint_id], slots, traces)
-                for endpoint_id, queue in per_endpoint.items()
-                if endpoint_id in targets
-            )
-        )
-        attempts = [pair for per_queue in done for pair in per_queue]
-        await through_outages(
-            lambda a=attempts: _record([attempt for _, attempt in a]),
-            f"log {len(attempts)} webhook attempts",
-        )
-        for delivery, attempt in attempts:
-            with tracing.within(traces.get(delivery.delivery_id)):
-                await _after(delivery, attempt)
+    async for records in batches(stream):
+        # Sent again one by one, a failed batch would repeat requests receivers accepted.
+        await guarded(records, _deliver_batch, "webhook deliveries", isolate=False)
 
 
 async def _targets(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, webhooks_db.Target]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,29 +24,49 @@ async def store_message(pool: asyncpg.Pool, notification: Notification) -> tuple
     A notification sent twice (a redelivery after a crash) finds its message stored and
     stores nothing more.
     """
-    row = await pool.fetchrow(
-        f"""WITH inserted AS (
-               INSERT INTO inbox_messages (id, tenant_id, notification_id, recipient_id, title, body,
-                   payload)
-               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+    [stored] = await store_messages(pool, [notification])
+    return stored
+
+
+async def store_messages(
+    pool: asyncpg.Pool, notifications: Sequence[Notification]
+) -> list[tuple[dict[str, Any], bool]]:
+    """``store_message`` for a batch, in one statement: each notification's message, and
+    whether it is new, in the notifications' order."""
+    rows = await pool.fetch(
+        f"""WITH given AS (
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                                    $6::text[], $7::text[])
+                   AS g (id, tenant_id, notification_id, recipient_id, title, body, payload)),
+           inserted AS (
+               INSERT INTO inbox_messages (id, tenant_id, notification_id, recipient_id, title,
+                   body, payload)
+               SELECT id, tenant_id, notification_id, recipient_id, title, body, payload::jsonb
+                 FROM given
                ON CONFLICT (tenant_id, notification_id) DO NOTHING
                RETURNING {INBOX_COLUMNS}, true AS new)
            SELECT * FROM inserted
            UNION ALL
-           SELECT {INBOX_COLUMNS}, false AS new FROM inbox_messages
-            WHERE tenant_id = $2 AND notification_id = $3
-           LIMIT 1""",
-        uuid.uuid4(),
-        notification.tenant_id,
-        notification.id,
-        notification.recipient_id,
-        notification.subject,
-        notification.body or "",
-        json.dumps(notification.payload),
+           SELECT {", ".join(f"m.{c.strip()}" for c in INBOX_COLUMNS.split(","))}, false AS new
+             FROM inbox_messages m JOIN given g
+               ON m.tenant_id = g.tenant_id AND m.notification_id = g.notification_id
+            WHERE m.id <> g.id""",
+        [uuid.uuid4() for _ in notifications],
+        [n.tenant_id for n in notifications],
+        [n.id for n in notifications],
+        [n.recipient_id for n in notifications],
+        [n.subject for n in notifications],
+        [n.body or "" for n in notifications],
+        [json.dumps(n.payload) for n in notifications],
     )
-    message = message_json(row)
-    del message["new"]
-    return message, row["new"]
+    by_notification = {(row["tenant_id"], row["notification_id"]): row for row in rows}
+    stored = []
+    for notification in notifications:
+        row = by_notification[(notification.tenant_id, notification.id)]
+        message = message_json(row)
+        del message["new"]
+        stored.append((message, row["new"]))
+    return stored
 
 
 def message_json(message: asyncpg.Record) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 import asyncpg
 
 from notifyhub.messages import DeliveryEvent, IntakeMessage
-from notifyhub.status import CANCELLABLE_STATUSES, FINAL_STATUSES, Status
+from notifyhub.settings import get_settings
+from notifyhub.status import CANCELLABLE_STATUSES, FINAL_STATUSES
 
 T = TypeVar("T")
 
@@ -37,29 +38,69 @@ def as_api_dict(row: asyncpg.Record) -> dict[str, Any]:
     return notification
 
 
-async def insert(
-    pool: asyncpg.Pool | asyncpg.Connection, message: IntakeMessage, status: Status
-) -> asyncpg.Record | None:
-    """Insert a notification; ``None`` when one with its id exists."""
-    return await pool.fetchrow(
+async def insert_pending(
+    conn: asyncpg.Pool | asyncpg.Connection, messages: Sequence[IntakeMessage]
+) -> dict[uuid.UUID, asyncpg.Record]:
+    """Insert new notifications (``pending``) in one statement; the rows stored, by id
+    (an id that exists already is left as it is, and missing from the answer)."""
+    if not messages:
+        return {}
+    rows = await conn.fetch(
         f"""INSERT INTO notifications (id, tenant_id, idempotency_key, type, channel, recipient_id,
                 recipient_address, template_id, payload, priority, status, scheduled_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            SELECT id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address,
+                   template_id, payload::jsonb, priority, 'pending', scheduled_at
+              FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                          $7::text[], $8::uuid[], $9::text[], $10::smallint[], $11::timestamptz[])
+                AS g (id, tenant_id, idempotency_key, type, channel, recipient_id,
+                      recipient_address, template_id, payload, priority, scheduled_at)
             ON CONFLICT (id) DO NOTHING
             RETURNING {NOTIFICATION_COLUMNS}""",
-        message.id,
-        message.tenant_id,
-        message.idempotency_key,
-        message.type,
-        message.channel.value,
-        message.recipient_id,
-        message.recipient_address,
-        uuid.UUID(message.template_id) if message.template_id else None,
-        json.dumps(message.payload),
-        message.priority,
-        status.value,
-        message.scheduled_at,
+        [m.id for m in messages],
+        [m.tenant_id for m in messages],
+        [m.idempotency_key for m in messages],
+        [m.type for m in messages],
+        [m.channel.value for m in messages],
+        [m.recipient_id for m in messages],
+        [m.recipient_address for m in messages],
+        [uuid.UUID(m.template_id) if m.template_id else None for m in messages],
+        [json.dumps(m.payload) for m in messages],
+        [m.priority for m in messages],
+        [m.scheduled_at for m in messages],
     )
+    return {row["id"]: row for row in rows}
+
+
+async def get_many(
+    conn: asyncpg.Pool | asyncpg.Connection, wanted: Sequence[tuple[uuid.UUID, uuid.UUID]]
+) -> dict[uuid.UUID, asyncpg.Record]:
+    """The notifications (tenant, id) that exist, by id."""
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT {NOTIFICATION_COLUMNS} FROM notifications
+             WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))""",
+        [tenant for tenant, _ in wanted],
+        [notification for _, notification in wanted],
+    )
+    return {row["id"]: row for row in rows}
+
+
+async def delete_many(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, notification_ids: Sequence[uuid.UUID]
+) -> None:
+    """Forget notifications that were never enqueued, and the idempotency keys they held."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND notification_id = ANY($2::uuid[])",
+            tenant_id,
+            notification_ids,
+        )
+        await conn.execute(
+            "DELETE FROM notifications WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+            tenant_id,
+            notification_ids,
+        )
 
 
 def as_intake_message(row: asyncpg.Record) -> IntakeMessage:
@@ -99,59 +140,69 @@ async def exists(pool: asyncpg.Pool, tenant_id: uuid.UUID, notification_id: uuid
     )
 
 
-async def delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, notification_id: uuid.UUID) -> None:
-    """Forget a notification that was never enqueued, and the idempotency key it held."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND notification_id = $2",
-            tenant_id,
-            notification_id,
-        )
-        await conn.execute(
-            "DELETE FROM notifications WHERE tenant_id = $1 AND id = $2", tenant_id, notification_id
-        )
+# A batch of status events, in one statement: each event's delivery log row (once per event
+# id), then each notification's status, forward only. Of one notification's events the one
+# applied is the one a one-by-one application would leave: the highest rank; among final
+# ones the first; between the held states, and between processing and retrying, the last.
+# Rows are locked in id order, as every batch update locks them (see ``in_lock_order``).
+RECORD_EVENTS = """
+WITH e AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::int[], $9::timestamptz[])
+        AS e (event_id, notification_id, tenant_id, status, provider, provider_message_id,
+              reason, attempt, occurred_at)),
+logged AS (
+    INSERT INTO delivery_log (event_id, notification_id, tenant_id, status, provider,
+                              provider_message_id, reason, attempt, occurred_at)
+    SELECT * FROM e
+    ON CONFLICT (event_id) DO NOTHING),
+locked AS (
+    SELECT n.id, n.reopened_at FROM notifications n
+     WHERE n.id = ANY($2::uuid[])
+     ORDER BY n.id
+       FOR UPDATE),
+winner AS (
+    SELECT DISTINCT ON (e.notification_id) e.notification_id, e.tenant_id, e.status, e.reason,
+           e.occurred_at
+      FROM e JOIN locked l ON l.id = e.notification_id
+     -- an event from before a replay reopened the notification is history
+     WHERE l.reopened_at IS NULL OR l.reopened_at <= e.occurred_at
+     ORDER BY e.notification_id, notification_status_rank(e.status) DESC,
+              CASE WHEN notification_status_rank(e.status) = 4 THEN e.occurred_at END,
+              e.occurred_at DESC)
+UPDATE notifications AS n
+   SET status = w.status, status_reason = w.reason, updated_at = w.occurred_at
+  FROM winner w
+ WHERE n.id = w.notification_id AND n.tenant_id = w.tenant_id
+   AND (notification_status_rank(n.status) < notification_status_rank(w.status)
+        -- between the held states (scheduled, deferred) and between processing and
+        -- retrying, the later event wins
+        OR (notification_status_rank(n.status) = notification_status_rank(w.status)
+            AND notification_status_rank(w.status) IN (2, 3) AND n.updated_at <= w.occurred_at))
+"""
 
 
-async def apply_events(pool: asyncpg.Pool, events: Sequence[DeliveryEvent]) -> None:
-    """Record a batch of status events: the status (forward only) and the delivery log.
+async def record_events(
+    pool: asyncpg.Pool | asyncpg.Connection, events: Sequence[DeliveryEvent]
+) -> None:
+    """Record a batch of status events: the delivery log and the status (forward only).
 
-    Idempotent: an event applied twice leaves one log row and the same status.
+    Idempotent: an event recorded twice leaves one log row and the same status.
     """
-    events = in_lock_order(events, key=lambda e: (e.notification_id, e.occurred_at))
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.executemany(
-            """UPDATE notifications
-                  SET status = $3, status_reason = $4, updated_at = $5
-                WHERE id = $1 AND tenant_id = $2
-                  -- an event from before a replay reopened the notification is history
-                  AND (reopened_at IS NULL OR reopened_at <= $5)
-                  AND (notification_status_rank(status) < notification_status_rank($3)
-                       -- between the held states (scheduled, deferred) and between
-                       -- processing and retrying, the later event wins
-                       OR (notification_status_rank(status) = notification_status_rank($3)
-                           AND notification_status_rank($3) IN (2, 3) AND updated_at <= $5))""",
-            [(e.notification_id, e.tenant_id, e.status.value, e.reason, e.occurred_at) for e in events],
-        )
-        await conn.executemany(
-            """INSERT INTO delivery_log (event_id, notification_id, tenant_id, status, provider,
-                   provider_message_id, reason, attempt, occurred_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-               ON CONFLICT (event_id) DO NOTHING""",
-            [
-                (
-                    e.event_id,
-                    e.notification_id,
-                    e.tenant_id,
-                    e.status.value,
-                    e.provider,
-                    e.provider_message_id,
-                    e.reason,
-                    e.attempt,
-                    e.occurred_at,
-                )
-                for e in events
-            ],
-        )
+    if not events:
+        return
+    await pool.execute(
+        RECORD_EVENTS,
+        [e.event_id for e in events],
+        [e.notification_id for e in events],
+        [e.tenant_id for e in events],
+        [e.status.value for e in events],
+        [e.provider for e in events],
+        [e.provider_message_id for e in events],
+        [e.reason for e in events],
+        [e.attempt for e in events],
+        [e.occurred_at for e in events],
+    )
 
 
 async def page(
@@ -218,80 +269,137 @@ async def claim_many_for_sending(
     return {row["id"] for row in rows}
 
 
-async def record_outcomes(pool: asyncpg.Pool, outcomes: Sequence[DeliveryEvent]) -> None:
-    """Write the send stage's outcomes (delivered, failed, retrying) to the notifications at once.
+# New notifications with their first status, and that status's delivery log row; the
+# answer is the ids to pass on: those stored now, and those stored before (a record read
+# again) that are not final yet.
+STORE_ACCEPTED = """
+WITH given AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::uuid[], $9::text[], $10::smallint[], $11::text[],
+                         $12::timestamptz[], $13::uuid[], $14::timestamptz[])
+        AS g (id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address,
+              template_id, payload, priority, status, scheduled_at, event_id, occurred_at)),
+stored AS (
+    INSERT INTO notifications (id, tenant_id, idempotency_key, type, channel, recipient_id,
+                               recipient_address, template_id, payload, priority, status,
+                               scheduled_at, created_at, updated_at)
+    SELECT id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address,
+           template_id, payload::jsonb, priority, status, scheduled_at, occurred_at, occurred_at
+      FROM given
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id),
+logged AS (
+    INSERT INTO delivery_log (event_id, notification_id, tenant_id, status, attempt, occurred_at)
+    SELECT g.event_id, g.id, g.tenant_id, g.status, 1, g.occurred_at
+      FROM given g JOIN stored s ON s.id = g.id
+    ON CONFLICT (event_id) DO NOTHING)
+SELECT id, true AS new FROM stored
+UNION ALL
+SELECT n.id, false AS new FROM notifications n
+ WHERE n.id = ANY($1::uuid[]) AND NOT (n.status = ANY($15::text[]))
+"""
 
-    The delivery events writer records them too (with the delivery log), later and in
-    batches; this write is what stops a replayed message from being claimed again.
+
+async def store_accepted(
+    pool: asyncpg.Pool, accepted: Sequence[DeliveryEvent], messages: Sequence[IntakeMessage]
+) -> dict[uuid.UUID, bool]:
+    """Store notifications from Kafka producers (``messages``), each with the status its
+    event in ``accepted`` says (queued or scheduled) and that event's log row, in one
+    transaction with their idempotency keys. The ids that go on, each with whether it was
+    stored now: each key's owner, and every notification without a key that is not final
+    (a record read again after a worker died is passed on again; the send stage's claim
+    keeps it from being sent twice).
     """
-    if not outcomes:
-        return
-    outcomes = in_lock_order(outcomes, key=lambda e: e.notification_id)
-    await pool.execute(
-        """UPDATE notifications AS n
-              SET status = o.status, status_reason = o.reason, updated_at = o.occurred_at
-             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
-                  AS o (id, tenant_id, status, reason, occurred_at)
-            WHERE n.id = o.id AND n.tenant_id = o.tenant_id
-              AND (notification_status_rank(n.status) < notification_status_rank(o.status)
-                   OR (n.status = 'processing' AND o.status = 'retrying'))""",
-        [e.notification_id for e in outcomes],
-        [e.tenant_id for e in outcomes],
-        [e.status.value for e in outcomes],
-        [e.reason for e in outcomes],
-        [e.occurred_at for e in outcomes],
+    async with pool.acquire() as conn, conn.transaction():
+        owners = await claim_idempotency_keys(conn, messages, retention_seconds=None)
+        wanted = [
+            (event, message)
+            for event, message in zip(accepted, messages, strict=True)
+            if not message.idempotency_key
+            or owners.get((message.tenant_id, message.idempotency_key)) == message.id
+        ]
+        if not wanted:
+            return {}
+        rows = await conn.fetch(STORE_ACCEPTED, *_store_arguments(wanted))
+    return {row["id"]: row["new"] for row in rows}
+
+
+def _store_arguments(
+    wanted: Sequence[tuple[DeliveryEvent, IntakeMessage]],
+) -> tuple[list[Any], ...]:
+    messages = [m for _, m in wanted]
+    return (
+        [m.id for m in messages],
+        [m.tenant_id for m in messages],
+        [m.idempotency_key for m in messages],
+        [m.type for m in messages],
+        [m.channel.value for m in messages],
+        [m.recipient_id for m in messages],
+        [m.recipient_address for m in messages],
+        [uuid.UUID(m.template_id) if m.template_id else None for m in messages],
+        [json.dumps(m.payload) for m in messages],
+        [m.priority for m in messages],
+        [e.status.value for e, _ in wanted],
+        [m.scheduled_at for m in messages],
+        [e.event_id for e, _ in wanted],
+        [e.occurred_at for e, _ in wanted],
+        [s.value for s in FINAL_STATUSES],
     )
 
 
-async def store_accepted(pool: asyncpg.Pool, message: IntakeMessage, retention_seconds: float) -> None:
-    """Store a notification the pipeline accepted (``queued``), and remember its idempotency
-    key so that the HTTP API answers a repeat with it. Either may exist already (the API
-    stored them, or this is a redelivery): then they are left as they are."""
-    if not message.idempotency_key:
-        await insert(pool, message, Status.QUEUED)
-        return
-    async with pool.acquire() as conn, conn.transaction():
-        await insert(conn, message, Status.QUEUED)
-        if message.idempotency_key:
-            await conn.execute(
-                """INSERT INTO idempotency_keys (tenant_id, idempotency_key, notification_id,
-                       expires_at)
-                   VALUES ($1, $2, $3, now() + make_interval(secs => $4))
-                   ON CONFLICT DO NOTHING""",
-                message.tenant_id,
-                message.idempotency_key,
-                message.id,
-                retention_seconds,
-            )
+# Concurrent claims of one key queue on its row, in key order (no two batches wait on
+# each other); an expired key is taken over.
+CLAIM_KEYS = """
+INSERT INTO idempotency_keys (tenant_id, idempotency_key, notification_id, expires_at)
+SELECT t, k, n, now() + make_interval(secs => $4)
+  FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS w (t, k, n)
+ ORDER BY t, k
+ON CONFLICT (tenant_id, idempotency_key) DO UPDATE
+    SET notification_id = EXCLUDED.notification_id, expires_at = EXCLUDED.expires_at
+    WHERE idempotency_keys.expires_at <= now()
+RETURNING tenant_id, idempotency_key, notification_id
+"""
+
+KEY_OWNERS = """
+SELECT i.tenant_id, i.idempotency_key, i.notification_id
+  FROM idempotency_keys i JOIN unnest($1::uuid[], $2::text[]) AS w (t, k)
+    ON i.tenant_id = w.t AND i.idempotency_key = w.k
+"""
+
+IdempotencyKey = tuple[uuid.UUID, str]
 
 
-async def claim_idempotency_key(
+async def claim_idempotency_keys(
     conn: asyncpg.Connection,
-    tenant_id: uuid.UUID,
-    idempotency_key: str,
-    notification_id: uuid.UUID,
-    retention_seconds: float,
-) -> uuid.UUID:
-    """The notification that owns the key: ``notification_id`` when the key is new or expired.
+    messages: Sequence[IntakeMessage],
+    retention_seconds: float | None,
+) -> dict[IdempotencyKey, uuid.UUID]:
+    """The notification that owns each idempotency key the messages carry: the first message
+    carrying a key that is new or expired, else the notification it already stands for.
 
-    Concurrent claims of one key queue on its row; exactly one of them wins.
+    ``retention_seconds`` defaults to ``NOTIFYHUB_IDEMPOTENCY_RETENTION_HOURS``.
     """
-    owner = await conn.fetchval(
-        """INSERT INTO idempotency_keys (tenant_id, idempotency_key, notification_id, expires_at)
-           VALUES ($1, $2, $3, now() + make_interval(secs => $4))
-           ON CONFLICT (tenant_id, idempotency_key) DO UPDATE
-               SET notification_id = EXCLUDED.notification_id, expires_at = EXCLUDED.expires_at
-               WHERE idempotency_keys.expires_at <= now()
-           RETURNING notification_id""",
-        tenant_id,
-        idempotency_key,
-        notification_id,
+    first: dict[IdempotencyKey, uuid.UUID] = {}
+    for message in messages:
+        if message.idempotency_key:
+            first.setdefault((message.tenant_id, message.idempotency_key), message.id)
+    if not first:
+        return {}
+    if retention_seconds is None:
+        retention_seconds = get_settings().idempotency_retention_hours * 3600
+    keys = list(first)
+    rows = await conn.fetch(
+        CLAIM_KEYS,
+        [tenant for tenant, _ in keys],
+        [key for _, key in keys],
+        [first[k] for k in keys],
         retention_seconds,
     )
-    if owner is not None:
-        return owner
-    return await conn.fetchval(
-        "SELECT notification_id FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2",
-        tenant_id,
-        idempotency_key,
-    )
+    owners = {(row["tenant_id"], row["idempotency_key"]): row["notification_id"] for row in rows}
+    others = [k for k in keys if k not in owners]
+    if others:
+        rows = await conn.fetch(KEY_OWNERS, [tenant for tenant, _ in others], [key for _, key in others])
+        owners.update(
+            {(row["tenant_id"], row["idempotency_key"]): row["notification_id"] for row in rows}
+        )
+    return owners

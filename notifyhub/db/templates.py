@@ -168,3 +168,16 @@ async def versions(
         tenant_id,
         template_id,
     )
+
+
+async def for_rendering_many(
+    pool: asyncpg.Pool, template_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, asyncpg.Record]:
+    """The templates as the pipeline renders them, by id; those deleted or deactivated are
+    missing."""
+    rows = await pool.fetch(
+        "SELECT id, subject_template, body_template FROM templates "
+        "WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL AND is_active",
+        list(template_ids),
+    )
+    return {row["id"]: row for row in rows}

@@ -85,3 +85,9 @@ async def find_api_key_owner(pool: asyncpg.Pool, raw_key: str) -> ApiKeyOwner | 
 
 async def tenant_exists(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> bool:
     return bool(await pool.fetchval("SELECT 1 FROM tenants WHERE id = $1", tenant_id))
+
+
+async def existing(pool: asyncpg.Pool, tenant_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of the tenants that exist."""
+    rows = await pool.fetch("SELECT id FROM tenants WHERE id = ANY($1::uuid[])", list(tenant_ids))
+    return {row["id"] for row in rows}

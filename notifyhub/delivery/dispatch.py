@@ -13,20 +13,22 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
+from notifyhub import tracing
 from notifyhub.channels import Channel
 from notifyhub.delivery.breakers import CircuitBreaker
 from notifyhub.delivery.rate_limits import ProviderRateLimiter
 from notifyhub.messages import Notification
 from notifyhub.metrics import PROVIDER_SEND_SECONDS, PROVIDER_SENDS
-from notifyhub.providers.base import Provider, ProviderError
-from notifyhub.tracing import tracer
+from notifyhub.providers.base import BatchProvider, Provider, ProviderError, SendResult
 
 
 class Result(StrEnum):
@@ -34,6 +36,15 @@ class Result(StrEnum):
     FAILED = "failed"  # refused for good: retrying cannot help
     TEMPORARY = "temporary"  # every provider tried failed temporarily
     UNAVAILABLE = "unavailable"  # nothing was tried: every provider's breaker is open
+
+
+# The provider-send metric's outcome label for each result of a call.
+_METRIC_OUTCOMES = {
+    Result.DELIVERED: "delivered",
+    Result.TEMPORARY: "temporary_failure",
+    Result.FAILED: "permanent_failure",
+    Result.UNAVAILABLE: "temporary_failure",
+}
 
 
 @dataclass(frozen=True)
@@ -84,14 +95,102 @@ class Dispatcher:
             return await self._fan_out(notification)
         return await self._through_providers(notification)
 
-    async def _through_providers(self, notification: Notification) -> Outcome:
+    def batch_provider(self) -> BatchProvider | None:
+        """The provider a batch may go to in one call: the first in failover order, when it
+        takes batches, has no rate limit and its breaker would let a call through now."""
+        if self.channel is Channel.PUSH or not self.providers:
+            return None
+        provider = self.providers[0]
+        if not isinstance(provider, BatchProvider) or self._rate_limiter.limits(provider.name):
+            return None
+        return provider
+
+    async def deliver_many(
+        self, notifications: Sequence[Notification], parents: Sequence[Span | None] = ()
+    ) -> list[Outcome] | None:
+        """A batch through its first provider in one call (``batch_provider``), in order;
+        each one it failed temporarily goes on through the other providers. ``None``: the
+        batch must go one by one (``deliver``), as it does when the breaker is open.
+
+        ``parents``: each notification's stage span, the parent of its provider span."""
+        provider = self.batch_provider()
+        if provider is None:
+            return None
+        breaker = self._breakers[provider.name]
+        if not breaker.allow():
+            return None
+        answered = False
+        started = time.perf_counter()
+        spans = self._spans_under(provider, parents)
+        try:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    answers = await provider.send_many(notifications)
+            except Exception as exc:
+                if _classified(provider, exc) is None:
+                    raise
+                answers = [exc] * len(notifications)
+            answered = True
+        finally:
+            if not answered:
+                breaker.release_probe()
+            for span in spans:
+                span.end()
+        outcomes = [self._outcome_of(provider, answer) for answer in answers]
+        if all(o.result is Result.TEMPORARY for o in outcomes):
+            breaker.record_failure()
+        else:
+            breaker.record_success()
+        self._observe_many(provider, outcomes, time.perf_counter() - started)
+        if len(self.providers) > 1:
+            for index, (notification, outcome) in enumerate(zip(notifications, outcomes, strict=True)):
+                if outcome.result is Result.TEMPORARY:
+                    outcomes[index] = await self._through_providers(
+                        notification, after=[outcome.reason or provider.name]
+                    )
+        return outcomes
+
+    def _outcome_of(self, provider: Provider, answer: SendResult | Exception) -> Outcome:
+        if not isinstance(answer, Exception):
+            return Outcome(
+                Result.DELIVERED, provider=provider.name, provider_message_id=answer.provider_message_id
+            )
+        error = _classified(provider, answer)
+        if error is None:
+            # A bug, not the provider's answer: this one fails with the reason.
+            return Outcome(
+                Result.FAILED, provider=provider.name, reason=f"internal error in send: {answer!r}"
+            )
+        if error.temporary:
+            return Outcome(Result.TEMPORARY, provider=provider.name, reason=f"{provider.name}: {error}")
+        code = f" ({error.code})" if error.code else ""
+        return Outcome(
+            Result.FAILED,
+            provider=provider.name,
+            reason=f"{provider.name}{code}: {error}",
+            address_invalid=error.address_invalid,
+        )
+
+    def _observe_many(self, provider: Provider, outcomes: Sequence[Outcome], seconds: float) -> None:
+        kinds = Counter(_METRIC_OUTCOMES[o.result] for o in outcomes)
+        for kind, count in kinds.items():
+            labels = {"channel": self.channel.value, "provider": provider.name, "outcome": kind}
+            PROVIDER_SENDS.labels(**labels).inc(count)
+            # One call for the batch: its duration counts once per notification it carried.
+            histogram = PROVIDER_SEND_SECONDS.labels(**labels)
+            for _ in range(count):
+                histogram.observe(seconds)
+
+    async def _through_providers(self, notification: Notification, after: Sequence[str] = ()) -> Outcome:
+        """Through the providers in failover order; ``after``: the first already failed
+        temporarily, for these reasons."""
         if not self.providers:
             return Outcome(
                 Result.FAILED, reason=f"no provider is configured for the {self.channel} channel"
             )
-        failures: list[str] = []
-        attempted: str | None = None
-        for provider in self.providers:
+        failures: list[str] = list(after)
+        attempted: str | None = self.providers[0].name if after else None
+        for provider in self.providers[1:] if after else self.providers:
             breaker = self._breakers[provider.name]
             if not breaker.allow():
                 failures.append(f"{provider.name}: circuit breaker open")
@@ -119,14 +218,7 @@ class Dispatcher:
             started = time.perf_counter()
             try:
                 # The provider call's own span: a failure shows as its error status and event.
-                with tracer.start_as_current_span(
-                    f"{provider.name} send",
-                    kind=SpanKind.CLIENT,
-                    attributes={
-                        "notifyhub.provider": provider.name,
-                        "notifyhub.channel": self.channel.value,
-                    },
-                ):
+                with self._span(provider):
                     async with asyncio.timeout(self._timeout):
                         result = await provider.send(notification)
             except Exception as exc:
@@ -161,6 +253,30 @@ class Dispatcher:
                 # Cancelled or a bug: say nothing about the provider's health, but free
                 # the half-open probe slot so a later call can probe.
                 breaker.release_probe()
+
+    def _spans_under(self, provider: Provider, parents: Sequence[Span | None]) -> list[Span]:
+        """One provider span per notification of a batch call, under its stage span."""
+        if not tracing.enabled():
+            return []
+        return [
+            tracing.stage_span(
+                f"{provider.name} send",
+                tracing.context_with(parent),
+                kind=SpanKind.CLIENT,
+                **{"notifyhub.provider": provider.name, "notifyhub.channel": self.channel.value},
+            )
+            for parent in parents
+            if parent is not None
+        ]
+
+    def _span(self, provider: Provider) -> AbstractContextManager[object]:
+        if not tracing.enabled():
+            return nullcontext()
+        return tracing.tracer.start_as_current_span(
+            f"{provider.name} send",
+            kind=SpanKind.CLIENT,
+            attributes={"notifyhub.provider": provider.name, "notifyhub.channel": self.channel.value},
+        )
 
     def _observe(self, provider: Provider, outcome: str, started: float) -> None:
         labels = {"channel": self.channel.value, "provider": provider.name, "outcome": outcome}

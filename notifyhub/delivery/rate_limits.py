@@ -50,6 +50,10 @@ class ProviderRateLimiter:
         self._rates = rates
         self._script = client.register_script(_TAKE_TOKEN)
 
+    def limits(self, provider: str) -> bool:
+        """Whether the provider has a rate (each send then waits for a token)."""
+        return provider in self._rates
+
     async def acquire(self, provider: str) -> None:
         rate = self._rates.get(provider)
         if rate is None:

@@ -9,8 +9,9 @@ and a ``create`` factory registered in ``notifyhub.providers``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from notifyhub.channels import Channel
 from notifyhub.messages import Notification
@@ -70,4 +71,14 @@ class Provider(Protocol):
 
     async def close(self) -> None:
         """Release connections and sessions (the worker is stopping)."""
+        ...
+
+
+@runtime_checkable
+class BatchProvider(Protocol):
+    """A provider that can also send a batch in one round trip (the sink, the in-app inbox)."""
+
+    async def send_many(self, notifications: Sequence[Notification]) -> list[SendResult | Exception]:
+        """Send each notification, in order: each one's answer, or the error its send raised
+        (``classify`` says what it means). Raises when the call as a whole failed."""
         ...

@@ -8,6 +8,7 @@ the sockets of its recipient on every worker (``notifyhub.realtime``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -32,15 +33,23 @@ class InAppProvider:
         self._prefix = prefix
 
     async def send(self, notification: Notification) -> SendResult:
-        message, new = await inbox.store_message(await self._resources.db(), notification)
-        if new:
+        [answer] = await self.send_many([notification])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def send_many(self, notifications: Sequence[Notification]) -> list[SendResult | Exception]:
+        """Store the batch's messages in one statement, then announce the new ones together."""
+        stored = await inbox.store_messages(await self._resources.db(), notifications)
+        fresh = [message for message, new in stored if new]
+        if fresh:
             try:
-                await realtime.publish(self._resources.redis(), self._prefix, message)
+                await realtime.publish_many(self._resources.redis(), self._prefix, fresh)
             except OUTAGES as exc:
                 # Stored is delivered: a socket that missed the live copy catches up
                 # with ``since`` when it reconnects.
-                logger.warning("inbox message %s stored, live fan-out failed: %r", message["id"], exc)
-        return SendResult(str(message["id"]))
+                logger.warning("%d inbox messages stored, live fan-out failed: %r", len(fresh), exc)
+        return [SendResult(str(message["id"])) for message, _ in stored]
 
     def classify(self, error: Exception) -> ProviderError | None:
         if isinstance(error, OUTAGES):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import redis.asyncio as redis
@@ -74,24 +75,50 @@ class SinkProvider:
         self._record_once = client.register_script(RECORD_ONCE)
 
     async def send(self, notification: Notification) -> SendResult:
-        provider_message_id = f"sink-{uuid.uuid4()}"
-        record = {
-            "provider_message_id": provider_message_id,
-            "notification_id": str(notification.id),
-            "tenant_id": str(notification.tenant_id),
-            "channel": notification.channel.value,
-            "recipient_id": notification.recipient_id,
-            "recipient_address": notification.recipient_address,
-            "subject": notification.subject,
-            "body": notification.body,
-            "attempt": notification.attempt,
-            # Wall-clock time of the send, for latency measurements (seconds since the epoch).
-            "recorded_at": time.time(),
-        }
-        first_id = await self._record_once(
-            keys=self._keys, args=[str(notification.id), provider_message_id, json.dumps(record)]
+        [answer] = await self.send_many([notification])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def send_many(self, notifications: Sequence[Notification]) -> list[SendResult | Exception]:
+        """Every record in one pipelined round trip, in order."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for notification in notifications:
+                provider_message_id = f"sink-{uuid.uuid4()}"
+                await self._record_once(
+                    keys=self._keys,
+                    args=[
+                        str(notification.id),
+                        provider_message_id,
+                        self._record(notification, provider_message_id),
+                    ],
+                    client=pipe,
+                )
+            answers = await pipe.execute(raise_on_error=False)
+        return [
+            answer
+            if isinstance(answer, Exception)
+            else SendResult(answer.decode() if isinstance(answer, bytes) else answer)
+            for answer in answers
+        ]
+
+    @staticmethod
+    def _record(notification: Notification, provider_message_id: str) -> str:
+        return json.dumps(
+            {
+                "provider_message_id": provider_message_id,
+                "notification_id": str(notification.id),
+                "tenant_id": str(notification.tenant_id),
+                "channel": notification.channel.value,
+                "recipient_id": notification.recipient_id,
+                "recipient_address": notification.recipient_address,
+                "subject": notification.subject,
+                "body": notification.body,
+                "attempt": notification.attempt,
+                # Wall-clock time of the send, for latency measurements (seconds since the epoch).
+                "recorded_at": time.time(),
+            }
         )
-        return SendResult(first_id.decode() if isinstance(first_id, bytes) else first_id)
 
     def classify(self, error: Exception) -> ProviderError | None:
         if isinstance(error, RedisError):

@@ -8,8 +8,7 @@ table is fed by the preference updates topic and rebuilt from its changelog on r
 from __future__ import annotations
 
 from notifyhub.app import app, settings
-from notifyhub.channels import Channel
-from notifyhub.messages import ChannelPreference, PreferenceUpdate
+from notifyhub.messages import PreferenceUpdate
 
 preferences_table = app.Table(
     "preferences",
@@ -19,17 +18,6 @@ preferences_table = app.Table(
     key_type=bytes,
     partitions=settings.topic_partitions,
 )
-
-
-def preference_for(recipient_key: bytes, channel: Channel) -> ChannelPreference:
-    """The recipient's preference for the channel (the defaults when they set none).
-
-    Call only while processing an event of a topic keyed and partitioned like this table.
-    """
-    by_channel = preferences_table.get(recipient_key) or {}
-    if channel.value in by_channel:
-        return ChannelPreference.model_validate(by_channel[channel.value])
-    return ChannelPreference()
 
 
 def apply_update(update: PreferenceUpdate) -> None:

@@ -13,7 +13,7 @@ from aiohttp import web
 from opentelemetry import propagate, trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
-from notifyhub import logs
+from notifyhub import logs, tracing
 from notifyhub.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from notifyhub.outages import OUTAGES
 from notifyhub.tracing import tracer
@@ -59,7 +59,7 @@ async def observability_middleware(request: web.Request, handler: Handler) -> we
             kind=SpanKind.SERVER,
             attributes={"http.request.method": request.method, "http.route": route},
         )
-        if request.path not in UNTRACED_PATHS
+        if tracing.enabled() and request.path not in UNTRACED_PATHS
         else INVALID_SPAN
     )
     try:

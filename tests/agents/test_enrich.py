@@ -14,7 +14,6 @@ from aiokafka import AIOKafkaProducer
 
 from notifyhub.db import notifications
 from notifyhub.messages import IntakeMessage
-from notifyhub.status import Status
 from tests.agents.test_pipeline import sunk
 from tests.conftest import (
     Tenant,
@@ -144,7 +143,7 @@ async def test_a_template_deleted_after_acceptance_no_longer_renders(
         recipient_id="r",
         template_id=created["data"]["id"],
     )
-    await notifications.insert(database, message, Status.PENDING)
+    await notifications.insert_pending(database, [message])
     await kafka_producer.send_and_wait(paused.topic("intake"), message.to_bytes(), key=b"r")
     status, _ = await call(
         http,

@@ -42,7 +42,7 @@ DRAIN_SECONDS = 120.0
 FINAL = ("delivered", "failed", "dropped", "cancelled")
 # The topics a stuck notification is looked for on, in pipeline order (the stream's are
 # SMS, normal lane).
-TRACED_STAGES = ("accepted", "held", "enrich", "send.sms")
+TRACED_STAGES = ("intake", "held", "enrich", "send.sms")
 # How many of the not-final ones are traced one by one.
 EXAMPLES_TRACED = 5
 

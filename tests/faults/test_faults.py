@@ -129,7 +129,7 @@ POISON_ROUNDS = 5
 
 async def test_poison_messages_between_good_ones_go_to_dead_letters(kit: FaultKit) -> None:
     workers = await kit.start_workers(2)
-    topics = [workers[0].topic(name) for name in ("intake", "accepted", "enrich", "send.sms")]
+    topics = [workers[0].topic(name) for name in ("intake", "enrich", "send.sms", "delivery-events")]
 
     async def poison() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=kit.services.kafka_bootstrap_servers)

@@ -15,7 +15,6 @@ from aiokafka import AIOKafkaProducer
 
 from notifyhub.db import notifications, tenants
 from notifyhub.messages import IntakeMessage
-from notifyhub.status import Status
 from tests.agents.test_pipeline import sunk
 from tests.conftest import Tenant, Worker, call, eventually
 
@@ -215,7 +214,7 @@ async def test_cancel_stops_a_notification_already_in_a_topic(
             recipient_id=recipient,
             payload={"body": body},
         )
-        await notifications.insert(database, message, Status.PENDING)
+        await notifications.insert_pending(database, [message])
         await kafka_producer.send_and_wait(
             paused.topic("intake"), message.to_bytes(), key=recipient.encode()
         )

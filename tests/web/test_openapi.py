@@ -24,7 +24,6 @@ from schemathesis.core.failures import FailureGroup
 
 from notifyhub.db import notifications, tenants
 from notifyhub.messages import IntakeMessage
-from notifyhub.status import Status
 from tests.conftest import Tenant, Worker
 
 pytestmark = pytest.mark.stack
@@ -213,7 +212,7 @@ async def test_real_answers_match_the_document(
     parked = IntakeMessage(
         id=uuid.uuid4(), tenant_id=tenant.id, channel="push", recipient_id="ada", payload={"body": "x"}
     )
-    await notifications.insert(database, parked, Status.PENDING)
+    await notifications.insert_pending(database, [parked])
     params = {"notification_id": parked.id}
     await api("DELETE", "/api/v1/notifications/{notification_id}", 200, params)
     await api("DELETE", "/api/v1/notifications/{notification_id}", 404, params)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
 
-from notifyhub.agents.intake import parse
-from notifyhub.agents.reliability import Rejected
 from notifyhub.channels import Channel
+from notifyhub.cores.intake import Rejected, parse
 
 TENANT = "6f1d1d7e-8a57-4c57-9d5f-4f0e6c1f9a10"
+NOW = time.time()
 
 
 def raw(**fields: object) -> bytes:
@@ -21,21 +22,21 @@ def raw(**fields: object) -> bytes:
 
 
 def test_a_minimal_message_gets_the_documented_defaults() -> None:
-    message = parse(raw(), "t:0:1")
+    message = parse(raw(), "t:0:1", NOW)
     assert message.channel is Channel.INAPP
     assert message.priority == 5
     assert message.v == 1
 
 
 def test_a_message_without_an_id_gets_one_derived_from_its_place_in_kafka() -> None:
-    first = parse(raw(), "intake:3:1000")
-    assert first.id == parse(raw(), "intake:3:1000").id
-    assert first.id != parse(raw(), "intake:3:1001").id
+    first = parse(raw(), "intake:3:1000", NOW)
+    assert first.id == parse(raw(), "intake:3:1000", NOW).id
+    assert first.id != parse(raw(), "intake:3:1001", NOW).id
 
 
 def test_a_message_with_an_id_keeps_it() -> None:
     given = uuid.uuid4()
-    assert parse(raw(id=str(given)), "t:0:1").id == given
+    assert parse(raw(id=str(given)), "t:0:1", NOW).id == given
 
 
 @pytest.mark.parametrize(
@@ -55,4 +56,4 @@ def test_a_message_with_an_id_keeps_it() -> None:
 )
 def test_malformed_messages_are_rejected_with_a_reason(message: bytes, reason: str) -> None:
     with pytest.raises(Rejected, match=reason):
-        parse(message, "t:0:1")
+        parse(message, "t:0:1", NOW)

@@ -1,0 +1,165 @@
+"""Enrich's decisions: what each recipient gets and when.
+
+For each notification of a batch, in order (one recipient's notifications keep theirs):
+1. the content: the template rendered with the payload, or the payload's subject and body
+   (a template that is gone or does not render fails the notification with the reason);
+2. the recipient's preference for the channel: disabled → ``dropped``;
+3. quiet hours (in the preference's timezone): → ``deferred``, held until they end, then
+   back through enrich;
+4. the frequency cap (the preference's, else the channel's default): reached → ``dropped``;
+then it goes to its channel's sender. The core reads the recipients' preferences and cap
+counts from what it is given and updates the counts in place; the agent loads and stores
+them around it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from notifyhub.channels import Channel
+from notifyhub.cores.held import hold_record
+from notifyhub.cores.records import Headers, Outgoing
+from notifyhub.frequency_caps import admit
+from notifyhub.frequency_caps import reason as cap_reason
+from notifyhub.messages import ChannelPreference, DeliveryEvent, Notification
+from notifyhub.quiet_hours import quiet_until
+from notifyhub.rendering import RenderError, render
+from notifyhub.status import Status
+from notifyhub.topics import TopicNames
+
+
+@dataclass(frozen=True)
+class Template:
+    """A template as the pipeline renders it."""
+
+    subject_template: str | None
+    body_template: str
+
+
+@dataclass
+class Routed:
+    """What a batch leads to."""
+
+    records: list[Outgoing] = field(default_factory=list)
+    # Recipients whose cap counts changed (their counts were updated in place).
+    counted: set[bytes] = field(default_factory=set)
+    # Cap decisions, for the metrics: (allowed, limited).
+    allowed: int = 0
+    limited: int = 0
+    # Seconds each render took, by channel.
+    renders: list[tuple[Channel, float]] = field(default_factory=list)
+
+
+class _Undeliverable(Exception):
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def content(notification: Notification, templates: Mapping[uuid.UUID, Template | None]) -> Notification:
+    """The notification with the subject and body its provider will send."""
+    if notification.template_id is None:
+        subject = notification.payload.get("subject")
+        return notification.model_copy(
+            update={
+                "subject": subject if isinstance(subject, str) else None,
+                "body": notification.payload["body"],
+            }
+        )
+    template = templates.get(uuid.UUID(notification.template_id))
+    if template is None:
+        raise _Undeliverable(
+            Status.FAILED, f"template {notification.template_id} was deleted or deactivated"
+        )
+    try:
+        rendered = render(
+            notification.channel,
+            template.subject_template,
+            template.body_template,
+            notification.payload,
+        )
+    except RenderError as exc:
+        raise _Undeliverable(Status.FAILED, f"template did not render: {exc}") from None
+    return notification.model_copy(update={"subject": rendered.subject, "body": rendered.body})
+
+
+def preference_in(stored: Mapping[str, Any] | None, channel: Channel) -> ChannelPreference:
+    """The recipient's preference for the channel from their stored preferences (the
+    defaults when they set none)."""
+    if stored and channel.value in stored:
+        return ChannelPreference.model_validate(stored[channel.value])
+    return ChannelPreference()
+
+
+def route(
+    batch: Sequence[tuple[Notification, Headers]],
+    *,
+    preferences: Mapping[bytes, Mapping[str, Any] | None],
+    counts: MutableMapping[bytes, dict[str, Any]],
+    templates: Mapping[uuid.UUID, Template | None],
+    now: float,
+    topics: TopicNames,
+) -> Routed:
+    """Decide each notification of the batch (see the module's docstring).
+
+    ``preferences``: each recipient's stored preferences by channel; ``counts``: each
+    recipient's cap counts by channel, updated in place for those counted.
+    """
+    routed = Routed()
+    for notification, headers in batch:
+        key = notification.recipient_key
+
+        def report(
+            status: Status, reason: str, n: Notification = notification, h: Headers = headers
+        ) -> Outgoing:
+            event = DeliveryEvent.about(n, status, reason=reason)
+            return Outgoing(topics.delivery_events, str(n.id).encode(), event.to_bytes(), h)
+
+        started = time.perf_counter()
+        try:
+            ready = content(notification, templates)
+        except _Undeliverable as exc:
+            routed.records.append(report(exc.status, exc.reason))
+            continue
+        channel = notification.channel
+        if notification.template_id is not None:
+            routed.renders.append((channel, time.perf_counter() - started))
+        preference = preference_in(preferences.get(key), channel)
+        if not preference.enabled:
+            routed.records.append(
+                report(Status.DROPPED, f"the recipient turned the {channel} channel off")
+            )
+            continue
+        if preference.quiet_hours_start and preference.quiet_hours_end:
+            until = quiet_until(
+                datetime.fromtimestamp(now, UTC),
+                preference.quiet_hours_start,
+                preference.quiet_hours_end,
+                preference.timezone,
+            )
+            if until is not None:
+                routed.records.append(report(Status.DEFERRED, "quiet hours"))
+                routed.records.append(
+                    hold_record(topics, notification, until.timestamp(), "enrich", headers)
+                )
+                continue
+        recipient_counts = counts.setdefault(key, {})
+        before = recipient_counts.get(channel.value)
+        decision = admit(recipient_counts, channel, preference, now, notification.id)
+        if recipient_counts.get(channel.value) != before:
+            routed.counted.add(key)
+        if not decision.allowed:
+            routed.limited += 1
+            routed.records.append(report(Status.DROPPED, cap_reason(decision, channel)))
+            continue
+        routed.allowed += 1
+        routed.records.append(
+            Outgoing(topics.send(channel, ready.priority), key, ready.to_bytes(), headers)
+        )
+    return routed

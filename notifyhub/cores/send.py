@@ -1,0 +1,112 @@
+"""The send stage's decisions: what each provider outcome leads to.
+
+Delivered → ``delivered``. Nothing tried because every breaker is open → ``retrying``
+without spending an attempt, held until a breaker lets a probe through. A temporary
+failure with attempts left → ``retrying``, held for a backoff with jitter, then back to
+the sender with one attempt more. Otherwise (a permanent refusal, the last attempt, or a
+bug) → ``failed``, and a dead letter that a replay sends from the first attempt again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from notifyhub.cores.held import hold_record
+from notifyhub.cores.records import Headers, Outgoing
+from notifyhub.delivery.backoff import retry_delay
+from notifyhub.delivery.dispatch import Outcome, Result
+from notifyhub.messages import DeadLetter, DeliveryEvent, Notification
+from notifyhub.status import Status
+from notifyhub.topics import TopicNames
+
+# A notification waiting for a breaker to half-open looks again at least this late, so a
+# breaker that is about to probe does not spin the held stage.
+MIN_BREAKER_WAIT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_seconds: float
+    max_seconds: float
+
+
+@dataclass
+class Consequences:
+    """What a batch's outcomes lead to: status events (written to PostgreSQL before
+    anything is produced), holds for retries, and dead letters."""
+
+    events: list[tuple[DeliveryEvent, Headers]] = field(default_factory=list)
+    holds: list[Outgoing] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+
+
+def consequences(
+    outcomes: Sequence[tuple[Notification, Outcome, Headers]],
+    policy: RetryPolicy,
+    now: float,
+    topics: TopicNames,
+) -> Consequences:
+    """Each outcome's status event, and its retry or dead letter."""
+    done = Consequences()
+    for notification, outcome, headers in outcomes:
+        _add(done, notification, outcome, headers, policy, now, topics)
+    return done
+
+
+def _add(
+    done: Consequences,
+    notification: Notification,
+    outcome: Outcome,
+    headers: Headers,
+    policy: RetryPolicy,
+    now: float,
+    topics: TopicNames,
+) -> None:
+    attempt = notification.attempt
+    details: dict[str, Any] = {
+        "provider": outcome.provider,
+        "provider_message_id": outcome.provider_message_id,
+        "attempt": attempt,
+    }
+    if outcome.result is Result.DELIVERED:
+        event = DeliveryEvent.about(notification, Status.DELIVERED, reason=outcome.reason, **details)
+        done.events.append((event, headers))
+        return
+    retry: tuple[Notification, float, str] | None = None
+    if outcome.result is Result.UNAVAILABLE:
+        # Nothing was tried, so no attempt is spent: wait for a breaker to probe.
+        wait = max(MIN_BREAKER_WAIT_SECONDS, outcome.retry_after)
+        retry = (notification, wait, f"{outcome.reason}; next try in {wait:.0f}s")
+    elif outcome.result is Result.TEMPORARY and attempt < policy.max_attempts:
+        wait = retry_delay(attempt, policy.base_seconds, policy.max_seconds)
+        reason = f"attempt {attempt} of {policy.max_attempts} failed: {outcome.reason}"
+        following = notification.model_copy(update={"attempt": attempt + 1})
+        retry = (following, wait, f"{reason}; retrying in {wait:.1f}s")
+    if retry is not None:
+        following, wait, reason = retry
+        event = DeliveryEvent.about(notification, Status.RETRYING, reason=reason, **details)
+        done.events.append((event, headers))
+        done.holds.append(hold_record(topics, following, now + wait, "send", headers))
+        return
+    if outcome.result is Result.TEMPORARY:
+        reason = f"gave up after {attempt} attempts: {outcome.reason}"
+    else:
+        reason = outcome.reason or "refused"
+    event = DeliveryEvent.about(notification, Status.FAILED, reason=reason, **details)
+    done.events.append((event, headers))
+    done.letters.append(
+        DeadLetter(
+            source_topic=topics.send(notification.channel, notification.priority),
+            reason=reason,
+            tenant_id=notification.tenant_id,
+            channel=notification.channel,
+            notification_id=notification.id,
+            attempts=attempt,
+            message_key=notification.recipient_key,
+            # As a replay should send it: from the first attempt again.
+            message=notification.model_copy(update={"attempt": 1}).to_bytes(),
+        )
+    )
