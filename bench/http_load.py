@@ -8,9 +8,15 @@ Two ways to apply load:
   does, still capped at ``--concurrency`` in flight so the tool never runs away; slots
   that could not be sent on time are reported as late or dropped.
 
+Either way it reports the accepted (202) throughput, latency percentiles of the 202s
+(nearest rank), the count of every status, and apart from those the requests the
+server refused (429 over the rate limit, 503 a backing service unavailable), the
+requests that timed out (each is bounded by ``--timeout``) and other client errors.
+
 Only requests that complete inside the measured window (after ``--warmup``, for
 ``--duration`` seconds) are counted. The run stops by itself, waits for in-flight
-requests at most one request timeout, and exits non-zero when no request succeeded.
+requests at most one ``--timeout`` (and a second), and exits non-zero when no request
+was accepted.
 
 Load tests here may only target this machine, so a non-loopback ``--url`` is refused
 unless ``--allow-remote`` is given.
@@ -41,9 +47,17 @@ ENDPOINT_PATH = "/api/v1/notifications"
 API_KEY_ENV = "NOTIFYHUB_API_KEY"
 # The status NotifyHub answers when it durably accepted a notification.
 ACCEPTED = 202
-# Bounds one request end to end, and also how long the run waits for in-flight
-# requests at the end, so a stuck server cannot keep the tool alive.
-REQUEST_TIMEOUT_SECONDS = 10.0
+# Statuses that mean the server turned the request away rather than failed it: over the
+# API key's rate limit, and a backing service (Kafka, PostgreSQL, Redis) unavailable.
+REFUSED = (429, 503)
+# Default of --timeout: bounds one request end to end, and also how long the run waits
+# for in-flight requests at the end, so a stuck server cannot keep the tool alive. Longer
+# than NotifyHub's own 10 s wait for Kafka's acknowledgement, after which it answers 503:
+# that refusal is then counted as a 503, not as a timeout.
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 15.0
+# The final wait gives in-flight requests this much longer than --timeout, so their own
+# timeout fires first and they are counted as timed out rather than left unfinished.
+END_WAIT_SLACK_SECONDS = 1.0
 # asyncio timers routinely wake a millisecond or two late; beyond this the generator
 # itself could not keep the schedule, and the slot is reported as late.
 LATE_TOLERANCE_SECONDS = 0.010
@@ -63,6 +77,7 @@ class LoadResult:
     sent: int = 0
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
+    timed_out: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     late: int = 0
     dropped: int = 0
@@ -113,7 +128,12 @@ async def send_one(
         async with session.post(url, json=body) as response:
             # Reading the body is part of the request and frees the connection for reuse.
             await response.read()
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+    except TimeoutError:
+        # The session's total timeout (--timeout); aiohttp's own timeout errors subclass it.
+        if result.in_window(time.perf_counter()):
+            result.timed_out += 1
+        return
+    except (aiohttp.ClientError, OSError) as exc:
         if result.in_window(time.perf_counter()):
             result.errors[type(exc).__name__] += 1
         return
@@ -133,14 +153,19 @@ async def closed_loop(
     stop_at: float,
     result: LoadResult,
 ) -> set[asyncio.Task[None]]:
-    """Start ``concurrency`` clients that each send back to back until ``stop_at``."""
+    """``concurrency`` clients that each send back to back until ``stop_at``; returns,
+    at ``stop_at``, the clients still finishing their last request."""
 
     async def client() -> None:
         while time.perf_counter() < stop_at:
             result.sent += 1
             await send_one(session, url, next(bodies), result)
 
-    return {asyncio.create_task(client()) for _ in range(concurrency)}
+    clients = {asyncio.create_task(client()) for _ in range(concurrency)}
+    # Here and not in the caller's final wait, which only gives the last requests one
+    # timeout to finish: the clients run for the whole warmup and measured window.
+    await asyncio.sleep(stop_at - time.perf_counter())
+    return {task for task in clients if not task.done()}
 
 
 async def open_loop(
@@ -165,7 +190,8 @@ async def open_loop(
             # Waiting for a free slot would silently lower the rate; dropping shows it.
             result.dropped += counted
             continue
-        result.late += counted and time.perf_counter() - scheduled > LATE_TOLERANCE_SECONDS
+        if counted and time.perf_counter() - scheduled > LATE_TOLERANCE_SECONDS:
+            result.late += 1
         result.sent += 1
         task = asyncio.create_task(send_one(session, url, next(bodies), result))
         in_flight.add(task)
@@ -184,7 +210,7 @@ async def run_load(args: argparse.Namespace) -> LoadResult:
     result = LoadResult(window_start=window_start, window_end=stop_at)
 
     connector = aiohttp.TCPConnector(limit=args.concurrency)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+    timeout = aiohttp.ClientTimeout(total=args.timeout)
     headers = {"X-API-Key": args.api_key}
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
         if args.rate is None:
@@ -194,7 +220,7 @@ async def run_load(args: argparse.Namespace) -> LoadResult:
                 session, url, bodies, args.rate, args.concurrency, start_at, stop_at, result
             )
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_SECONDS)
+            _, pending = await asyncio.wait(tasks, timeout=args.timeout + END_WAIT_SLACK_SECONDS)
             for task in pending:
                 task.cancel()
             # Let the cancellations finish before the session closes under them.
@@ -217,11 +243,18 @@ def summarize(result: LoadResult, args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "rate": args.rate,
         "requests_sent": result.sent,
-        "requests_measured": sum(result.statuses.values()) + sum(result.errors.values()),
+        "timeout_s": args.timeout,
+        "requests_measured": (
+            sum(result.statuses.values()) + result.timed_out + sum(result.errors.values())
+        ),
         "duration_measured_s": measured,
+        "accepted": result.statuses[ACCEPTED],
         "throughput_accepted_per_s": result.statuses[ACCEPTED] / measured,
         "latency_ms": latency_ms,
         "status_counts": dict(sorted(result.statuses.items())),
+        "refused": sum(result.statuses[status] for status in REFUSED),
+        "refused_by_status": {status: result.statuses[status] for status in REFUSED},
+        "timed_out": result.timed_out,
         "errors": dict(sorted(result.errors.items())),
         "unfinished": result.unfinished,
     }
@@ -246,12 +279,16 @@ def format_table(summary: dict[str, Any]) -> str:
         ("requests sent", f"{summary['requests_sent']} (incl. warmup)"),
         ("requests measured", str(summary["requests_measured"])),
         ("duration measured", f"{summary['duration_measured_s']:.2f} s"),
+        ("accepted (202)", str(summary["accepted"])),
         ("throughput (202/s)", f"{summary['throughput_accepted_per_s']:.1f}"),
     ]
-    rows += [(f"latency {name}", ms(value)) for name, value in summary["latency_ms"].items()]
+    rows += [(f"202 latency {name}", ms(value)) for name, value in summary["latency_ms"].items()]
+    refused = ", ".join(f"{count} x {status}" for status, count in summary["refused_by_status"].items())
     rows += [
         ("status counts", str(summary["status_counts"])),
-        ("errors", str(summary["errors"])),
+        ("refused", f"{summary['refused']} ({refused})"),
+        ("timed out", f"{summary['timed_out']} (after {summary['timeout_s']:g} s)"),
+        ("other errors", str(summary["errors"])),
         ("unfinished at end", str(summary["unfinished"])),
     ]
     if mode == "open":
@@ -298,6 +335,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="clients in the closed loop; with --rate, the cap on requests in flight",
     )
     parser.add_argument("--rate", type=positive_float, help="requests per second (open loop)")
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=DEFAULT_REQUEST_TIMEOUT_SECONDS,
+        help="seconds one request may take before it counts as timed out; also how long the "
+        "run waits for the requests in flight at the end",
+    )
     parser.add_argument("--channel", default="inapp", choices=("email", "sms", "push", "inapp"))
     parser.add_argument(
         "--recipients", type=positive_int, default=1000, help="distinct recipient ids to cycle over"

@@ -1,43 +1,72 @@
-"""End-to-end benchmark of NotifyHub's Kafka topology, beside a plain Kafka relay.
+"""End-to-end benchmark of NotifyHub's Kafka topology, beside three relays that do nothing.
 
 It makes a fresh deployment of its own on the running native stack (app id and topic
 prefix ``bench-<8 hex>``): migrates the database, creates a tenant, starts ``--workers``
-worker processes that send every channel to the sink provider, produces ``--count``
-intake messages (the public v1 contract, each with its own ``id``) straight to
-``{prefix}.intake`` as fast as one producer can, and waits until the sink has recorded
-every one. From the produce times and the sink's ``recorded_at`` it reports:
+worker processes that send every channel to the sink provider, and produces intake
+messages (the public v1 contract, each with its own ``id``) straight to
+``{prefix}.intake``. The load is either
 
-* throughput: count / (last notification recorded - first produced);
-* intake→sent latency per notification (p50/p95/p99/max, nearest rank);
-* duplicates (ids the sink recorded more than once) and missing ids, and the repeated
-  sends the sink's dedupe key absorbed (``sink repeats``: sent again, recorded once);
-* each worker's peak RSS (``VmHWM``, with the highest ``VmRSS`` sampled every second
-  as a check).
+* a burst (default): ``--count`` messages, as fast as one producer takes them; latency
+  is then mostly time spent waiting in the backlog (about count / throughput / 2 at the
+  median), not the latency of one notification through an idle pipeline; or
+* an open loop (``--rate R --duration S``): R·S messages, each handed to the producer at
+  its slot of a fixed schedule (never earlier, without waiting for acks in between),
+  whatever the pipeline does; latency then shows how the pipeline keeps up with R/s.
 
-Then, on the same broker, with the workers stopped, a baseline: the same messages
-through a plain aiokafka relay (``{prefix}-relay.0`` → … → ``{prefix}-relay.<hops>``,
-by default 3 hops like intake→enrich→send; JSON decoded and re-encoded at each hop,
-acks=all, each hop's offsets committed only after what it produced is acknowledged),
-and the ratios NotifyHub/relay. The relay's tasks share this process with the load
-producer; NotifyHub's delivery events and PostgreSQL writes have no counterpart in it.
+A notification is done when PostgreSQL says so: its ``notifications`` row is
+``delivered``. The bench polls the tenant's rows until every expected notification has a
+final status (``delivered``, ``failed``, ``dropped``, ``cancelled``) or ``--timeout``
+seconds passed after the last message was produced, and reports:
+
+* throughput: delivered / (last delivered - first produced);
+* intake→delivered latency per notification (p50/p95/p99/max, nearest rank): the row's
+  ``updated_at`` (the worker's clock, this machine's, when the provider answered; the
+  send stage writes it once its batch's sends are done) minus the moment the message was
+  handed to the producer;
+* missing (never delivered) and not final (neither delivered nor another final status,
+  with their statuses; ``absent`` if the row does not even exist);
+* duplicates, from the sink: ids its list holds more than once, and ``sink repeats``,
+  sends the provider was asked for twice that its dedupe key absorbed;
+* the workers' CPU seconds per 1,000 delivered notifications (utime + stime from
+  ``/proc/<pid>/stat``, from just before the first message is produced to when the
+  last is seen delivered), and each worker's peak RSS (``VmHWM``, with the highest
+  ``VmRSS`` sampled every second as a check).
+
+Then, on the same broker, with the workers stopped, the baselines, each fed the same
+messages the same way (burst or schedule) and drained from its last topic by a plain
+consumer (a record arrives when that consumer reads it), with the same figures:
+
+* the plain relay (``{prefix}-relay.0`` → … → ``{prefix}-relay.<hops>``, aiokafka only,
+  JSON decoded and re-encoded at each hop, acks=all, each hop's offsets committed only
+  after what it produced is acknowledged): what Kafka and aiokafka can do. Its tasks
+  share this process with the load producer and the drain, so its CPU figure is this
+  process's and includes those;
+* the stock Faust relay (``bench/faust_relay.py``, ``faust.App``, ``take_events`` and
+  ``Topic.send``, a worker process of its own): what Faust itself costs;
+* the NotifyHub Faust relay (the same with ``notifyhub.faust_app``: ``NotifyHubApp``,
+  ``take_batches`` and ``produce``): what our Faust changes leave of that cost.
+
+Each relay makes ``--relay-hops`` topic-to-topic hops (3 by default, as many as a
+notification makes before it is delivered: intake → accepted → enrich → send.<channel>); the
+report gives the ratios NotifyHub/each baseline and Faust notifyhub/Faust stock. What
+NotifyHub does beyond moving records (PostgreSQL reads and writes, the sink, its tables)
+has no counterpart in the relays. ``--skip-relay`` skips every baseline;
+``--faust-relay`` chooses the Faust ones.
 
 With ``--provider ses|smtp|twilio`` the workers send through that provider's real client
-to its local protocol server (``tests/servers/``, in a process of its own) and arrivals
-are read from the delivery log (``delivered`` rows, stamped when the provider answered;
-a second row for one notification counts as a duplicate).
-
-Every message is produced in one burst, so latency here is mostly time spent waiting
-in the backlog (about count / throughput / 2 at the median), not the latency of one
-notification through an idle pipeline.
+to its local protocol server (``tests/servers/``, in a process of its own) instead of the
+sink; done is still ``delivered`` in PostgreSQL, and duplicates are notifications with
+more than one ``delivered`` row in the delivery log (one per provider answer).
 
 Addresses come from ``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL`` and ``REDIS_URL``,
 else from ``deployments/local/stack.sh env``; each must be a loopback address. At the
-end the workers are stopped and the deployment's topics and sink list are deleted;
-PostgreSQL rows (the tenant and its notifications) and Kafka's record of the consumer
-groups (expired by the broker) are left behind.
+end the workers and relays are stopped and the deployment's topics and sink list are
+deleted; PostgreSQL rows (the tenant and its notifications) and Kafka's record of the
+consumer groups (expired by the broker) are left behind.
 
     deployments/local/stack.sh up
     .venv/bin/python bench/topology.py --count 20000 --workers 2
+    .venv/bin/python bench/topology.py --rate 200 --duration 60
 """
 
 from __future__ import annotations
@@ -56,8 +85,9 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,6 +103,7 @@ from http_load import is_loopback_host, nearest_rank, positive_float, positive_i
 
 from notifyhub.db import tenants
 from notifyhub.providers.sink import sink_key, sink_keys
+from notifyhub.status import FINAL_STATUSES, Status
 
 REPO = Path(__file__).resolve().parent.parent
 STACK_SCRIPT = REPO / "deployments" / "local" / "stack.sh"
@@ -94,15 +125,40 @@ CONNECT_TIMEOUT_SECONDS = 3
 # A few milliseconds of batching is what a throughput-minded producer does.
 PRODUCER_LINGER_MS = 5
 POLL_SECONDS = 0.5
+# ``notifications`` has no index on updated_at: the status keyset makes PostgreSQL read
+# every row of the tenant (about 0.7 µs each here), a lookup by primary key one per
+# pending id (about 2.5 µs each). Up to this many pending ids, the lookup is the
+# cheaper for any run of a few thousand notifications or more.
+PROBE_MAX_IDS = 1000
+# The lookup also runs this often whatever the count, so that a row the keyset missed
+# ends a run after at most this long.
+PROBE_EVERY_SECONDS = 10
 PROGRESS_SECONDS = 5
 RSS_SAMPLE_SECONDS = 1
 # LRANGE this many records per call, so a 50,000-record list is not one huge reply.
 SINK_READ_CHUNK = 5000
-# intake → enrich → send.<channel>: the hops a notification takes between topics.
-DEFAULT_RELAY_HOPS = 3
+DEFAULT_COUNT = 50_000
+# intake → accepted → enrich → send.<channel>: the topic-to-topic hops a notification makes
+# before the send stage writes its delivered status (delivery events come after).
+NOTIFYHUB_HOPS = 3
+DEFAULT_RELAY_HOPS = NOTIFYHUB_HOPS
+FAUST_RELAY_SCRIPT = Path(__file__).resolve().with_name("faust_relay.py")
+FAUST_RELAY_MODES = ("stock", "notifyhub")
+# What the Faust relay logs at: with "warn" Faust's terminal spinner sets the root logger
+# to DEBUG, and every library's debug line would cost CPU counted in its figures.
+FAUST_RELAY_LOG_LEVEL = "info"
+# /proc/<pid>/stat fields 14 and 15 (utime, stime), counted from field 3, the first after
+# the process name, which may hold spaces and is read past.
+PROC_STAT_UTIME_INDEX = 14 - 3
+PROC_STAT_STIME_INDEX = 15 - 3
+CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+FINAL_STATUS_NAMES = sorted(status.value for status in FINAL_STATUSES)
+# CPU is reported per this many notifications (or relayed records).
+CPU_PER_RECORDS = 1000
 LOG_TAIL_LINES = 40
 PERCENTILES = (50, 95, 99)
 KIB_PER_MIB = 1024
+MS_PER_S = 1000
 
 
 def log(message: str) -> None:
@@ -195,7 +251,8 @@ def proc_status_kib(pid: int, field_name: str) -> int | None:
 
 @dataclass
 class WorkerProcess:
-    """One ``notifyhub worker`` of the benchmark deployment, and its memory figures."""
+    """One ``notifyhub worker`` of the benchmark deployment (or a Faust relay's worker),
+    and its memory figures."""
 
     index: int
     process: asyncio.subprocess.Process
@@ -203,6 +260,12 @@ class WorkerProcess:
     log_path: Path
     max_sampled_rss_kib: int = 0
     peak_rss_kib: int | None = None
+    # What messages call it; "worker <index>" unless given.
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or f"worker {self.index}"
 
     def log_tail(self) -> str:
         try:
@@ -212,7 +275,7 @@ class WorkerProcess:
         return "\n".join(lines[-LOG_TAIL_LINES:])
 
     def describe_failure(self, what: str) -> str:
-        return f"worker {self.index} {what}; last lines of {self.log_path}:\n{self.log_tail()}"
+        return f"{self.name} {what}; last lines of {self.log_path}:\n{self.log_tail()}"
 
     def sample_rss(self) -> None:
         rss = proc_status_kib(self.process.pid, "VmRSS")
@@ -230,7 +293,7 @@ class WorkerProcess:
         except ProcessLookupError:
             return
         except TimeoutError:
-            log(f"worker {self.index} did not stop in {WORKER_STOP_TIMEOUT_SECONDS}s; killing it")
+            log(f"{self.name} did not stop in {WORKER_STOP_TIMEOUT_SECONDS}s; killing it")
             self.process.kill()
             await self.process.wait()
 
@@ -307,6 +370,23 @@ def provider_settings(provider: str, channel: str, server_env: dict[str, str]) -
     }
 
 
+async def start_process(
+    command: Sequence[str], env: dict[str, str], home: Path
+) -> tuple[asyncio.subprocess.Process, Path]:
+    """Start a process in ``home`` (a directory of its own), its output in ``home/worker.log``."""
+    log_path = home / "worker.log"
+    with log_path.open("wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            env=env,
+            cwd=home,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    return process, log_path
+
+
 async def start_workers(
     services: Services,
     name: str,
@@ -334,19 +414,8 @@ async def start_workers(
             "NOTIFYHUB_TABLE_STANDBY_REPLICAS": "0",
             "NOTIFYHUB_LOG_LEVEL": "warning",
         }
-        log_path = home / "worker.log"
-        with log_path.open("wb") as log_file:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "notifyhub.cli",
-                "worker",
-                env=env,
-                cwd=home,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT,
-            )
+        command = [sys.executable, "-m", "notifyhub.cli", "worker"]
+        process, log_path = await start_process(command, env, home)
         workers.append(WorkerProcess(index, process, f"http://127.0.0.1:{port}", log_path))
     return workers
 
@@ -414,41 +483,56 @@ def intake_messages(
 
 
 @dataclass
-class Burst:
-    """When each message was handed to the producer, and when the last was acknowledged."""
+class Production:
+    """When each message was handed to the producer, how late the latest was for its slot
+    of the schedule (0 for a burst), and when the last was acknowledged."""
 
     sent_at: dict[str, float]
     first_sent: float
     all_acked: float
+    behind_schedule_max: float
 
     @property
     def rate(self) -> float:
         return len(self.sent_at) / max(self.all_acked - self.first_sent, 1e-9)
 
 
-async def produce_burst(
-    producer: AIOKafkaProducer, topic: str, messages: list[OutgoingMessage]
-) -> Burst:
-    """Produce every message as fast as the producer takes them, then wait for the acks."""
+async def produce_load(
+    producer: AIOKafkaProducer, topic: str, messages: list[OutgoingMessage], rate: float | None
+) -> Production:
+    """Hand every message to the producer, as fast as it takes them (``rate`` None) or each
+    at its slot of a fixed schedule of ``rate`` per second (never earlier, and without
+    waiting for acks in between: the open loop); then wait for the acks."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    behind = 0.0
     sent_at: dict[str, float] = {}
     acks = []
-    for message in messages:
-        # time.time(), not a monotonic clock: the sink's recorded_at is the worker's time.time().
+    for n, message in enumerate(messages):
+        if rate is not None:
+            due = start + n / rate
+            if (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            behind = max(behind, loop.time() - due)
+        # time.time(), not a monotonic clock: arrivals are stamped with the wall clock
+        # (updated_at is the worker's, on this machine).
         sent_at[message.id] = time.time()
         acks.append(await producer.send(topic, value=message.value, key=message.key))
     await asyncio.wait_for(asyncio.gather(*acks), SERVICE_TIMEOUT_SECONDS)
-    all_acked = time.time()
-    return Burst(sent_at, min(sent_at.values()), all_acked)
+    return Production(sent_at, min(sent_at.values()), time.time(), behind)
 
 
 @dataclass
 class Arrivals:
-    """What reached the end of a pipeline: the first arrival time of each id, and copies."""
+    """What reached the end of a pipeline: the first arrival time of each id and the
+    copies, and the ids that ended otherwise (NotifyHub's other final statuses)."""
 
     expected: frozenset[str]
     first: dict[str, float] = field(default_factory=dict)
     copies: Counter[str] = field(default_factory=Counter)
+    ended_otherwise: dict[str, str] = field(default_factory=dict)
     unexpected: int = 0
+    all_in: asyncio.Event = field(default_factory=asyncio.Event)
 
     def record(self, message_id: str, at: float) -> None:
         if message_id not in self.expected:
@@ -456,86 +540,62 @@ class Arrivals:
             return
         self.copies[message_id] += 1
         self.first.setdefault(message_id, at)
+        self._check_complete()
+
+    def end_otherwise(self, message_id: str, status: str) -> None:
+        self.ended_otherwise[message_id] = status
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        if len(self.first) + len(self.ended_otherwise) >= len(self.expected):
+            self.all_in.set()
+
+    def pending(self) -> list[str]:
+        """The expected ids that neither arrived nor ended otherwise."""
+        return [i for i in self.expected if i not in self.first and i not in self.ended_otherwise]
 
     @property
-    def complete(self) -> bool:
-        return len(self.first) >= len(self.expected)
+    def duplicates(self) -> int:
+        return sum(1 for copies in self.copies.values() if copies > 1)
 
 
 async def wait_for_arrivals(
     label: str, arrivals: Arrivals, deadline: float, still_running: Callable[[], bool]
 ) -> None:
-    """Until every message arrived, the deadline (loop time) passed or nothing runs any more."""
+    """Until every message arrived or ended, the deadline (loop time) passed or nothing runs
+    any more; returns as soon as the last one is in."""
     loop = asyncio.get_running_loop()
     last_report, last_count = loop.time(), 0
-    while not arrivals.complete and loop.time() < deadline and still_running():
-        await asyncio.sleep(POLL_SECONDS)
+    while not arrivals.all_in.is_set() and loop.time() < deadline and still_running():
+        try:
+            await asyncio.wait_for(arrivals.all_in.wait(), min(POLL_SECONDS, deadline - loop.time()))
+        except TimeoutError:
+            pass
         now = loop.time()
         if now - last_report >= PROGRESS_SECONDS:
             count = len(arrivals.first)
             rate = (count - last_count) / (now - last_report)
             log(
                 f"{label}: {count}/{len(arrivals.expected)} arrived "
-                f"({rate:.0f}/s lately), {deadline - now:.0f}s left"
+                f"({rate:.0f}/s lately), {max(deadline - now, 0):.0f}s left"
             )
             last_report, last_count = now, count
 
 
-async def read_sink(client: redis.Redis, key: str, arrivals: Arrivals) -> None:
-    """Follow the sink's list (append-only, so indexes are stable) into ``arrivals``."""
-    read = 0
-    while True:
-        length = await client.llen(key)
-        while read < length:
-            chunk = await client.lrange(key, read, min(read + SINK_READ_CHUNK, length) - 1)
-            if not chunk:
-                break
-            for raw in chunk:
-                record = json.loads(raw)
-                arrivals.record(record["notification_id"], record["recorded_at"])
-            read += len(chunk)
-        await asyncio.sleep(POLL_SECONDS)
-
-
-async def read_delivery_log(database_url: str, tenant_id: uuid.UUID, arrivals: Arrivals) -> None:
-    """Follow the tenant's ``delivered`` rows in the delivery log into ``arrivals`` (for real
-    providers, which record nothing we can read): ``occurred_at`` is the worker's clock
-    when the provider answered, and a second row for a notification is a second send."""
-    connection = await asyncpg.connect(database_url)
-    try:
-        after = 0
-        while True:
-            rows = await connection.fetch(
-                "SELECT id, notification_id::text AS nid, extract(epoch FROM occurred_at) AS at "
-                "FROM delivery_log WHERE tenant_id = $1 AND status = 'delivered' AND id > $2 "
-                "ORDER BY id LIMIT $3",
-                tenant_id,
-                after,
-                SINK_READ_CHUNK,
-            )
-            for row in rows:
-                arrivals.record(row["nid"], float(row["at"]))
-                after = row["id"]
-            if len(rows) < SINK_READ_CHUNK:
-                await asyncio.sleep(POLL_SECONDS)
-    finally:
-        await connection.close()
-
-
-def stage_figures(arrivals: Arrivals, burst: Burst) -> dict[str, Any]:
-    """Throughput, latency percentiles (ms), duplicates and missing ids of one run."""
-    latencies = sorted(at - burst.sent_at[message_id] for message_id, at in arrivals.first.items())
+def stage_figures(arrivals: Arrivals, production: Production) -> dict[str, Any]:
+    """Throughput, latency percentiles (ms) and missing ids of one run."""
+    latencies = sorted(at - production.sent_at[message_id] for message_id, at in arrivals.first.items())
     latency_ms: dict[str, float | None] = {
-        f"p{p}": nearest_rank(latencies, p) * 1000 if latencies else None for p in PERCENTILES
+        f"p{p}": nearest_rank(latencies, p) * MS_PER_S if latencies else None for p in PERCENTILES
     }
-    latency_ms["max"] = latencies[-1] * 1000 if latencies else None
-    elapsed = max(arrivals.first.values()) - burst.first_sent if arrivals.first else None
+    latency_ms["max"] = latencies[-1] * MS_PER_S if latencies else None
+    elapsed = max(arrivals.first.values()) - production.first_sent if arrivals.first else None
     return {
         "delivered": len(arrivals.first),
         "missing": len(arrivals.expected) - len(arrivals.first),
-        "duplicates": sum(1 for copies in arrivals.copies.values() if copies > 1),
         "unexpected": arrivals.unexpected,
-        "produce_rate_per_s": burst.rate,
+        "produce_rate_per_s": production.rate,
+        "behind_schedule_max_ms": production.behind_schedule_max * MS_PER_S,
         "elapsed_s": elapsed,
         "throughput_per_s": len(arrivals.first) / elapsed if elapsed else None,
         "latency_ms": latency_ms,
@@ -551,7 +611,131 @@ def load_producer(services: Services) -> AIOKafkaProducer:
     )
 
 
+# ---------------------------------------------------------------- CPU
+
+
+def cpu_ticks(pid: int) -> int | None:
+    """A process's utime + stime in clock ticks; None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[PROC_STAT_UTIME_INDEX]) + int(fields[PROC_STAT_STIME_INDEX])
+
+
+def cpu_seconds(pids: list[int], before: list[int | None]) -> float | None:
+    """The CPU the processes used since ``before`` (their ``cpu_ticks`` then); None if
+    one of them is gone, as its CPU is then unknown."""
+    after = [cpu_ticks(pid) for pid in pids]
+    if None in before or None in after:
+        return None
+    return sum(a - b for a, b in zip(after, before, strict=True)) / CLOCK_TICKS_PER_SECOND
+
+
+def per_records(seconds: float | None, records: int) -> float | None:
+    return seconds * CPU_PER_RECORDS / records if seconds is not None and records else None
+
+
 # ---------------------------------------------------------------- NotifyHub
+
+
+class StatusFollower:
+    """Follows the bench tenant's notifications in PostgreSQL into ``arrivals``: an
+    expected notification arrives when its row is ``delivered`` (at its ``updated_at``),
+    or ends otherwise at another final status.
+
+    Each poll asks for the new final rows (a keyset: ``updated_at`` at or past the latest
+    seen, so only those come back), or for the pending ids by primary key once few are
+    left (``PROBE_MAX_IDS``) and every ``PROBE_EVERY_SECONDS``. The keyset can miss a
+    row whose status committed after a later ``updated_at`` had been read (the time is
+    the event's, not the commit's, and workers commit batches concurrently); the lookup
+    by primary key misses nothing, and one ends every run.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, tenant_id: uuid.UUID, arrivals: Arrivals) -> None:
+        self.pool = pool
+        self.tenant_id = tenant_id
+        self.arrivals = arrivals
+        self.latest_seen = datetime.fromtimestamp(0, UTC)  # the latest updated_at read
+
+    async def follow(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_probe = loop.time()
+        while not self.arrivals.all_in.is_set():
+            pending = self.arrivals.pending()
+            if len(pending) <= PROBE_MAX_IDS or loop.time() - last_probe >= PROBE_EVERY_SECONDS:
+                await self.poll_pending(pending)
+                last_probe = loop.time()
+            else:
+                await self.poll_recent()
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def poll_recent(self) -> None:
+        rows = await self.pool.fetch(
+            "SELECT id::text AS id, status, updated_at FROM notifications "
+            "WHERE tenant_id = $1 AND status = ANY($2::text[]) AND updated_at >= $3",
+            self.tenant_id,
+            FINAL_STATUS_NAMES,
+            self.latest_seen,
+        )
+        self._take(rows)
+
+    async def poll_pending(self, pending: list[str]) -> None:
+        rows = await self.pool.fetch(
+            "SELECT id::text AS id, status, updated_at FROM notifications "
+            "WHERE id = ANY($1::uuid[]) AND tenant_id = $2 AND status = ANY($3::text[])",
+            pending,
+            self.tenant_id,
+            FINAL_STATUS_NAMES,
+        )
+        self._take(rows)
+
+    def _take(self, rows: list[asyncpg.Record]) -> None:
+        arrivals = self.arrivals
+        for row in rows:
+            message_id = row["id"]
+            if message_id in arrivals.first or message_id in arrivals.ended_otherwise:
+                continue  # read again: the keyset's bound is inclusive
+            if row["status"] == Status.DELIVERED:
+                arrivals.record(message_id, row["updated_at"].timestamp())
+            else:
+                arrivals.end_otherwise(message_id, row["status"])
+            self.latest_seen = max(self.latest_seen, row["updated_at"])
+
+    async def not_final_statuses(self) -> dict[str, int]:
+        """How many pending notifications have each status (``absent``: no row at all)."""
+        pending = self.arrivals.pending()
+        rows = await self.pool.fetch(
+            "SELECT status, count(*) AS n FROM notifications "
+            "WHERE id = ANY($1::uuid[]) AND tenant_id = $2 GROUP BY status",
+            pending,
+            self.tenant_id,
+        )
+        statuses = {row["status"]: row["n"] for row in rows}
+        absent = len(pending) - sum(statuses.values())
+        return {**statuses, "absent": absent} if absent else statuses
+
+
+async def sink_duplicates(client: redis.Redis, key: str) -> int:
+    """How many notification ids the sink's list holds more than once."""
+    copies: Counter[str] = Counter()
+    length = await client.llen(key)
+    for start in range(0, length, SINK_READ_CHUNK):
+        for raw in await client.lrange(key, start, start + SINK_READ_CHUNK - 1):
+            copies[json.loads(raw)["notification_id"]] += 1
+    return sum(1 for n in copies.values() if n > 1)
+
+
+async def delivery_log_duplicates(pool: asyncpg.Pool, expected: list[str]) -> int:
+    """How many notifications have more than one ``delivered`` row in the delivery log (a
+    real provider records nothing we can read: each row is one of its answers)."""
+    return await pool.fetchval(
+        "SELECT count(*) FROM (SELECT notification_id FROM delivery_log "
+        "WHERE notification_id = ANY($1::uuid[]) AND status = 'delivered' "
+        "GROUP BY notification_id HAVING count(*) > 1) AS repeated",
+        expected,
+    )
 
 
 async def run_notifyhub(
@@ -562,8 +746,8 @@ async def run_notifyhub(
     messages: list[OutgoingMessage],
     tenant_id: uuid.UUID,
 ) -> dict[str, Any]:
-    """Produce the burst to intake and follow the sink (or, for a real provider, the
-    delivery log) until all arrived or time ran out."""
+    """Produce the load to intake and follow PostgreSQL until every notification is final
+    or time ran out; duplicates from the sink (or, for a real provider, the delivery log)."""
     loop = asyncio.get_running_loop()
     client = redis.Redis.from_url(
         services.redis_url,
@@ -571,33 +755,54 @@ async def run_notifyhub(
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
     )
     producer = load_producer(services)
+    # A pool, though of one connection: it cleans up after a query cancelled with the follower.
+    pool = await asyncpg.create_pool(
+        services.database_url, min_size=1, max_size=1, command_timeout=SERVICE_TIMEOUT_SECONDS
+    )
+    arrivals = Arrivals(frozenset(message.id for message in messages))
+    follower = StatusFollower(pool, tenant_id, arrivals)
     reader: asyncio.Task[None] | None = None
     try:
         await asyncio.wait_for(producer.start(), SERVICE_TIMEOUT_SECONDS)
-        deadline = loop.time() + args.timeout
+        # Started first: in an open loop the first notifications are delivered while
+        # the rest are still being produced.
+        reader = asyncio.create_task(follower.follow())
+        pids = [worker.process.pid for worker in workers]
+        cpu_before = [cpu_ticks(pid) for pid in pids]
         log(f"producing {len(messages)} messages to {name}.intake")
-        burst = await produce_burst(producer, f"{name}.intake", messages)
-        log(f"produced at {burst.rate:.0f}/s; waiting for the {args.provider} provider")
-        arrivals = Arrivals(frozenset(burst.sent_at))
-        if args.provider == "sink":
-            reader = asyncio.create_task(read_sink(client, sink_key(name), arrivals))
-        else:
-            reader = asyncio.create_task(read_delivery_log(services.database_url, tenant_id, arrivals))
+        production = await produce_load(producer, f"{name}.intake", messages, args.rate)
+        log(f"produced at {production.rate:.0f}/s; waiting for PostgreSQL to say delivered")
 
         def still_running() -> bool:
             if reader.done():
                 return False
             return any(worker.process.returncode is None for worker in workers)
 
-        await wait_for_arrivals("NotifyHub", arrivals, deadline, still_running)
+        await wait_for_arrivals("NotifyHub", arrivals, loop.time() + args.timeout, still_running)
+        worker_cpu = cpu_seconds(pids, cpu_before)
         if reader.done() and reader.exception() is not None:
-            raise DeploymentFailed(f"reading the sink failed: {reader.exception()!r}")
+            raise DeploymentFailed(f"following PostgreSQL failed: {reader.exception()!r}")
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
         for worker in workers:
             if worker.process.returncode is not None:
                 log(worker.describe_failure(f"exited ({worker.process.returncode}) during the run"))
-        figures = stage_figures(arrivals, burst)
+        await follower.poll_pending(arrivals.pending())
+        figures = stage_figures(arrivals, production)
+        not_final = await follower.not_final_statuses()
+        figures.update(
+            not_final=sum(not_final.values()),
+            not_final_statuses=not_final,
+            ended_otherwise=dict(Counter(arrivals.ended_otherwise.values())),
+            cpu_of="workers",
+            cpu_s=worker_cpu,
+            cpu_s_per_1000=per_records(worker_cpu, len(arrivals.first)),
+        )
         if args.provider == "sink":
+            figures["duplicates"] = await sink_duplicates(client, sink_key(name))
             figures["sink_repeats"] = int(await client.get(sink_keys(name).repeats) or 0)
+        else:
+            figures["duplicates"] = await delivery_log_duplicates(pool, sorted(arrivals.expected))
         return figures
     finally:
         if reader is not None:
@@ -605,9 +810,21 @@ async def run_notifyhub(
             await asyncio.gather(reader, return_exceptions=True)
         await producer.stop()
         await client.aclose()
+        await pool.close()
 
 
-# ---------------------------------------------------------------- the relay baseline
+# ---------------------------------------------------------------- the relay baselines
+
+
+def relay_consumer(services: Services, topic: str, group: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=services.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=SERVICE_TIMEOUT_SECONDS * 1000,
+    )
 
 
 async def relay_hop(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, destination: str) -> None:
@@ -638,7 +855,7 @@ async def drain(consumer: AIOKafkaConsumer, arrivals: Arrivals) -> None:
 async def wait_for_assignment(
     consumers: list[AIOKafkaConsumer], tasks: list[asyncio.Task[None]]
 ) -> None:
-    """Until every consumer joined its group, so the burst does not wait for the joins."""
+    """Until every consumer joined its group, so the load does not wait for the joins."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SERVICE_TIMEOUT_SECONDS
     while not all(consumer.assignment() for consumer in consumers):
@@ -654,61 +871,163 @@ def relay_topics(name: str, hops: int) -> list[str]:
     return [f"{name}-relay.{hop}" for hop in range(hops + 1)]
 
 
+def faust_relay_prefix(name: str, mode: str) -> str:
+    return f"{name}-{mode}"
+
+
+def faust_relay_topics(prefix: str, hops: int) -> list[str]:
+    """The Faust relay's topics, as ``bench/faust_relay.py`` names them."""
+    return [f"{prefix}-frelay.{hop}" for hop in range(hops + 1)]
+
+
+async def measure_relay(
+    label: str,
+    args: argparse.Namespace,
+    services: Services,
+    topics: list[str],
+    drain_group: str,
+    messages: list[OutgoingMessage],
+    cpu_of: str,
+    cpu_pid: int,
+    still_running: Callable[[], bool],
+) -> dict[str, Any]:
+    """Produce the load to a running relay's first topic and drain its last with a plain
+    consumer; the figures, CPU being process ``cpu_pid``'s (``cpu_of`` says what it is)."""
+    loop = asyncio.get_running_loop()
+    final = relay_consumer(services, topics[-1], drain_group)
+    producer = load_producer(services)
+    drainer: asyncio.Task[None] | None = None
+    started: list[AIOKafkaConsumer | AIOKafkaProducer] = []
+    try:
+        for client in (final, producer):
+            await asyncio.wait_for(client.start(), SERVICE_TIMEOUT_SECONDS)
+            started.append(client)
+        # Known before the load: the first messages arrive while it is still being produced.
+        arrivals = Arrivals(frozenset(message.id for message in messages))
+        drainer = asyncio.create_task(drain(final, arrivals))
+        await wait_for_assignment([final], [drainer])
+
+        cpu_before = [cpu_ticks(cpu_pid)]
+        log(f"{label}: producing {len(messages)} messages to {topics[0]}")
+        production = await produce_load(producer, topics[0], messages, args.rate)
+        log(f"{label}: produced at {production.rate:.0f}/s; waiting for {topics[-1]}")
+        await wait_for_arrivals(
+            label, arrivals, loop.time() + args.timeout, lambda: still_running() and not drainer.done()
+        )
+        cpu = cpu_seconds([cpu_pid], cpu_before)
+        if drainer.done():
+            drainer.result()
+        return {
+            "hops": args.relay_hops,
+            **stage_figures(arrivals, production),
+            "duplicates": arrivals.duplicates,
+            "cpu_of": cpu_of,
+            "cpu_s": cpu,
+            "cpu_s_per_1000": per_records(cpu, len(arrivals.first)),
+        }
+    finally:
+        if drainer is not None:
+            drainer.cancel()
+            await asyncio.gather(drainer, return_exceptions=True)
+        for client in reversed(started):
+            await client.stop()
+
+
 async def run_relay(
     args: argparse.Namespace, services: Services, name: str, messages: list[OutgoingMessage]
 ) -> dict[str, Any]:
-    """The same burst through ``--relay-hops`` plain consume→produce hops; the same figures."""
-    loop = asyncio.get_running_loop()
+    """The same load through ``--relay-hops`` plain consume→produce hops in this process;
+    the same figures, CPU this process's (the load producer and the drain included)."""
     topics = relay_topics(name, args.relay_hops)
-    bootstrap = services.kafka_bootstrap_servers
-
-    def consumer(topic: str, group: str) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            request_timeout_ms=SERVICE_TIMEOUT_SECONDS * 1000,
-        )
-
-    hops = [consumer(topic, f"{name}-relay-{hop}") for hop, topic in enumerate(topics[:-1])]
-    final = consumer(topics[-1], f"{name}-relay-final")
+    hops = [
+        relay_consumer(services, topic, f"{name}-relay-{hop}") for hop, topic in enumerate(topics[:-1])
+    ]
     relay_producer = load_producer(services)
-    producer = load_producer(services)
-    clients: list[AIOKafkaConsumer | AIOKafkaProducer] = [*hops, final, relay_producer, producer]
     tasks: list[asyncio.Task[None]] = []
     started: list[AIOKafkaConsumer | AIOKafkaProducer] = []
     try:
-        for client in clients:
+        for client in (*hops, relay_producer):
             await asyncio.wait_for(client.start(), SERVICE_TIMEOUT_SECONDS)
             started.append(client)
-        # Known before the burst: the first messages arrive while it is still being produced.
-        arrivals = Arrivals(frozenset(message.id for message in messages))
         tasks = [
             asyncio.create_task(relay_hop(hop, relay_producer, destination))
             for hop, destination in zip(hops, topics[1:], strict=True)
         ]
-        tasks.append(asyncio.create_task(drain(final, arrivals)))
-        await wait_for_assignment([*hops, final], tasks)
-
-        deadline = loop.time() + args.timeout
-        log(f"relay: producing {len(messages)} messages to {topics[0]}")
-        burst = await produce_burst(producer, topics[0], messages)
-        log(f"relay: produced at {burst.rate:.0f}/s; waiting for {topics[-1]}")
-        await wait_for_arrivals(
-            "relay", arrivals, deadline, lambda: not any(task.done() for task in tasks)
+        await wait_for_assignment(hops, tasks)
+        figures = await measure_relay(
+            "relay",
+            args,
+            services,
+            topics,
+            f"{name}-relay-final",
+            messages,
+            "this process: relay hops, load producer and drain",
+            os.getpid(),
+            lambda: not any(task.done() for task in tasks),
         )
         for task in tasks:
             if task.done():
                 task.result()
-        return {"hops": args.relay_hops, **stage_figures(arrivals, burst)}
+        return figures
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for client in reversed(started):
             await client.stop()
+
+
+async def run_faust_relay(
+    args: argparse.Namespace,
+    services: Services,
+    name: str,
+    workdir: Path,
+    mode: str,
+    messages: list[OutgoingMessage],
+) -> dict[str, Any]:
+    """The same load through ``bench/faust_relay.py`` in ``mode``, a worker process of its
+    own; the same figures, CPU and peak RSS that worker's."""
+    prefix = faust_relay_prefix(name, mode)
+    topics = faust_relay_topics(prefix, args.relay_hops)
+    home = workdir / f"faust-relay-{mode}"
+    home.mkdir()
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap_servers,
+        "FAUST_RELAY_PREFIX": prefix,
+        "FAUST_RELAY_HOPS": str(args.relay_hops),
+        "FAUST_RELAY_MODE": mode,
+        "FAUST_RELAY_PARTITIONS": str(args.partitions),
+        "FAUST_RELAY_PORT": str(port),
+        "FAUST_RELAY_DATADIR": str(home / "data"),
+    }
+    command = [sys.executable, str(FAUST_RELAY_SCRIPT), "worker", "-l", FAUST_RELAY_LOG_LEVEL]
+    process, log_path = await start_process(command, env, home)
+    relay = WorkerProcess(
+        0, process, f"http://127.0.0.1:{port}", log_path, label=f"{mode} Faust relay worker"
+    )
+    label = f"Faust relay ({mode})"
+    try:
+        log(f"{label}: waiting for its worker to be ready")
+        await wait_until_ready([relay])
+        figures = await measure_relay(
+            label,
+            args,
+            services,
+            topics,
+            f"{prefix}-drain",
+            messages,
+            "relay worker",
+            process.pid,
+            lambda: process.returncode is None,
+        )
+        if process.returncode is not None:
+            log(relay.describe_failure(f"exited ({process.returncode}) during the run"))
+    finally:
+        await relay.stop()
+    figures["peak_rss_mib"] = None if relay.peak_rss_kib is None else relay.peak_rss_kib / KIB_PER_MIB
+    return figures
 
 
 # ---------------------------------------------------------------- clean-up
@@ -783,11 +1102,14 @@ async def run(args: argparse.Namespace, services: Services) -> dict[str, Any]:
             provider_server, server_env = await start_provider_server(PROVIDER_SERVERS[args.provider][0])
             log(f"local {args.provider} server: {server_env}")
         await migrate(services)
-        if not args.skip_relay:
-            # Now rather than just before the relay runs: for a while after a topic is
-            # created the broker answers NotLeaderForPartition and clients retry, which
-            # would land in the relay's figures.
-            topics = relay_topics(name, args.relay_hops)
+        # Every relay topic now rather than just before its relay runs: for a while after
+        # a topic is created the broker answers NotLeaderForPartition and clients retry,
+        # which would land in the relay's figures. (The Faust relay's last topic has no
+        # agent, so Faust would not create it anyway.)
+        topics = [] if args.skip_relay else relay_topics(name, args.relay_hops)
+        for mode in args.faust_relay:
+            topics += faust_relay_topics(faust_relay_prefix(name, mode), args.relay_hops)
+        if topics:
             await create_topics(services.kafka_bootstrap_servers, topics, args.partitions)
         tenant_id = await create_tenant(services.database_url, name)
         messages = intake_messages(tenant_id, args.channel, args.count, args.recipients)
@@ -803,8 +1125,13 @@ async def run(args: argparse.Namespace, services: Services) -> dict[str, Any]:
         )
         await wait_until_ready(workers)
         notifyhub = await run_notifyhub(args, services, name, workers, messages, tenant_id)
+        # The baselines run alone, on the cores the workers had.
         await asyncio.gather(*(worker.stop() for worker in workers))
         relay = None if args.skip_relay else await run_relay(args, services, name, messages)
+        faust_relays = {
+            mode: await run_faust_relay(args, services, name, workdir, mode, messages)
+            for mode in args.faust_relay
+        }
         succeeded = True
     finally:
         if sampler is not None:
@@ -818,11 +1145,39 @@ async def run(args: argparse.Namespace, services: Services) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             log(f"worker logs kept under {workdir}")
-    return report(args, name, tenant_id, notifyhub, workers, relay)
+    return report(args, name, tenant_id, notifyhub, workers, relay, faust_relays)
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator is not None and denominator else None
+
+
+# Report keys and titles of the stages, in the order they run.
+STAGE_TITLES = {
+    "notifyhub": "NotifyHub",
+    "relay": "plain relay",
+    "faust_stock": "Faust stock",
+    "faust_notifyhub": "Faust notifyhub",
+}
+# NotifyHub against each baseline, and what our Faust changes leave of Faust's cost.
+RATIO_PAIRS = (
+    ("notifyhub", "relay"),
+    ("notifyhub", "faust_stock"),
+    ("notifyhub", "faust_notifyhub"),
+    ("faust_notifyhub", "faust_stock"),
+)
+# The plain relay's CPU is this process's, load producer and drain included: not a
+# figure to divide a worker's by.
+CPU_NOT_COMPARABLE = frozenset({"relay"})
+
+
+def stages_run(
+    notifyhub: dict[str, Any], relay: dict[str, Any] | None, faust_relays: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The figures of each stage that ran, by ``STAGE_TITLES`` key, in order."""
+    stages = {"notifyhub": notifyhub, "relay": relay}
+    stages.update({f"faust_{mode}": figures for mode, figures in faust_relays.items()})
+    return {key: figures for key, figures in stages.items() if figures is not None}
 
 
 def report(
@@ -832,30 +1187,45 @@ def report(
     notifyhub: dict[str, Any],
     workers: list[WorkerProcess],
     relay: dict[str, Any] | None,
+    faust_relays: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """The result as plain data: the table and ``--json`` show the same numbers."""
     peaks = [None if w.peak_rss_kib is None else w.peak_rss_kib / KIB_PER_MIB for w in workers]
     known_peaks = [peak for peak in peaks if peak is not None]
-    ratios = None
-    if relay is not None:
-        ratios = {
-            "throughput": ratio(notifyhub["throughput_per_s"], relay["throughput_per_s"]),
-            "latency_p50": ratio(notifyhub["latency_ms"]["p50"], relay["latency_ms"]["p50"]),
+    stages = stages_run(notifyhub, relay, faust_relays)
+    ratios = {
+        f"{top}/{bottom}": {
+            "throughput": ratio(stages[top]["throughput_per_s"], stages[bottom]["throughput_per_s"]),
+            "cpu_s_per_1000": None
+            if CPU_NOT_COMPARABLE & {top, bottom}
+            else ratio(stages[top]["cpu_s_per_1000"], stages[bottom]["cpu_s_per_1000"]),
         }
+        for top, bottom in RATIO_PAIRS
+        if top in stages and bottom in stages
+    }
+    load = (
+        {"mode": "burst"}
+        if args.rate is None
+        else {"mode": "open loop", "rate_per_s": args.rate, "duration_s": args.duration}
+    )
     return {
         "deployment": name,
         "count": args.count,
+        "load": load,
         "workers": args.workers,
         "partitions": args.partitions,
         "channel": args.channel,
         "provider": args.provider,
         "recipients": args.recipients,
+        "notifyhub_hops": NOTIFYHUB_HOPS,
+        "relay_hops": args.relay_hops,
         "notifyhub": notifyhub,
         "worker_peak_rss_mib": peaks,
         "worker_peak_rss_mib_max": max(known_peaks) if known_peaks else None,
         "worker_sampled_rss_mib_max": [w.max_sampled_rss_kib / KIB_PER_MIB for w in workers],
         "relay": relay,
-        "ratios": ratios,
+        "faust_relay": faust_relays,
+        "ratios": ratios or None,
         "kept_in_postgresql": f"tenant {name} ({tenant_id}) and its notifications",
     }
 
@@ -869,68 +1239,134 @@ def format_table(summary: dict[str, Any]) -> str:
     def number(value: float | None, unit: str = "") -> str:
         return "-" if value is None else f"{value:,.1f}{unit}"
 
+    def cpu(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f} s"
+
     def times(value: float | None) -> str:
         return "-" if value is None else f"{value:.3g}"
 
     def mib(value: float | None) -> str:
         return "-" if value is None else f"{value:.0f} MiB"
 
-    ours, relay, ratios = summary["notifyhub"], summary["relay"], summary["ratios"]
+    ours = summary["notifyhub"]
+    stages = stages_run(ours, summary["relay"], summary["faust_relay"])
+    load = summary["load"]
+    if load["mode"] == "burst":
+        load_text = f"a burst of {summary['count']}"
+    else:
+        load_text = (
+            f"open loop, {load['rate_per_s']:g}/s for {load['duration_s']:g} s ({summary['count']})"
+        )
     sampled = summary["worker_sampled_rss_mib_max"]
     facts = [
         ("deployment", summary["deployment"]),
+        ("load", load_text),
         (
             "notifications",
             f"{summary['count']} on {summary['channel']} via {summary['provider']}, "
             f"{summary['recipients']} recipients",
         ),
         ("workers", f"{summary['workers']}, {summary['partitions']} partitions per topic"),
-        ("produce rate", number(ours["produce_rate_per_s"], "/s")),
+        (
+            "hops",
+            f"NotifyHub {summary['notifyhub_hops']} (intake → accepted → enrich → send, "
+            "which writes delivered)"
+            + (f"; each relay {summary['relay_hops']}" if len(stages) > 1 else ""),
+        ),
         ("worker peak RSS", ", ".join(mib(peak) for peak in summary["worker_peak_rss_mib"])),
         ("  max sampled RSS", ", ".join(mib(peak) for peak in sampled)),
-        ("kept in PostgreSQL", summary["kept_in_postgresql"]),
     ]
+    if ours["not_final"]:
+        statuses = ", ".join(f"{count} {status}" for status, count in ours["not_final_statuses"].items())
+        facts.append(("not final", statuses))
+    if ours["ended_otherwise"]:
+        ended = ", ".join(f"{count} {status}" for status, count in ours["ended_otherwise"].items())
+        facts.append(("final, not delivered", ended))
+    facts.append(("kept in PostgreSQL", summary["kept_in_postgresql"]))
     width = max(len(label) for label, _ in facts)
     lines = [f"{label:<{width}}  {value}" for label, value in facts]
 
-    relay_title = f"relay ({relay['hops']} hops)" if relay else "relay (skipped)"
-    rows: list[tuple[str, str, str, str]] = [("", "NotifyHub", relay_title, "NotifyHub/relay")]
+    def table(rows: list[list[str]]) -> None:
+        widths = [max(len(r[column]) for r in rows) for column in range(len(rows[0]))]
+        lines.append("")
+        for cells in rows:
+            lines.append(
+                "  ".join(
+                    cell.ljust(widths[0]) if column == 0 else cell.rjust(widths[column])
+                    for column, cell in enumerate(cells)
+                ).rstrip()
+            )
 
-    def row(label: str, ours_text: str, relay_text: str, ratio_value: float | None = None) -> None:
-        rows.append((label, ours_text, relay_text if relay else "-", times(ratio_value)))
+    rows = [["", *(STAGE_TITLES[key] for key in stages)]]
 
-    row(
-        "throughput",
-        number(ours["throughput_per_s"], "/s"),
-        number(relay and relay["throughput_per_s"], "/s"),
-        ratios and ratios["throughput"],
-    )
+    def row(label: str, text: Callable[[dict[str, Any]], str]) -> None:
+        rows.append([label, *(text(figures) for figures in stages.values())])
+
+    row("produced at", lambda f: number(f["produce_rate_per_s"], "/s"))
+    if load["mode"] != "burst":
+        row("behind schedule (max)", lambda f: duration(f["behind_schedule_max_ms"]))
+    row("throughput", lambda f: number(f["throughput_per_s"], "/s"))
     for name in ("p50", "p95", "p99", "max"):
-        row(
-            f"latency {name}",
-            duration(ours["latency_ms"][name]),
-            duration(relay and relay["latency_ms"][name]),
-            ratios["latency_p50"] if ratios and name == "p50" else None,
-        )
-    for name in ("duplicates", "missing"):
-        row(name, str(ours[name]), str(relay and relay[name]))
+        row(f"latency {name}", lambda f, name=name: duration(f["latency_ms"][name]))
+    row("delivered", lambda f: str(f["delivered"]))
+    row("missing", lambda f: str(f["missing"]))
+    row("not final", lambda f: str(f["not_final"]) if "not_final" in f else "-")
+    row("duplicates", lambda f: str(f["duplicates"]))
     if "sink_repeats" in ours:
-        row("sink repeats", str(ours["sink_repeats"]), "")
-    widths = [max(len(r[column]) for r in rows) for column in range(4)]
-    lines.append("")
-    for cells in rows:
-        lines.append(
-            "  ".join(
-                cell.ljust(widths[0]) if column == 0 else cell.rjust(widths[column])
-                for column, cell in enumerate(cells)
-            ).rstrip()
-        )
+        row("sink repeats", lambda f: str(f["sink_repeats"]) if "sink_repeats" in f else "-")
+    row("CPU per 1,000", lambda f: cpu(f["cpu_s_per_1000"]) + ("*" if f is stages.get("relay") else ""))
+    row(
+        "peak RSS",
+        lambda f: mib(summary["worker_peak_rss_mib_max"] if f is ours else f.get("peak_rss_mib")),
+    )
+    table(rows)
+    if "relay" in stages:
+        lines.append(f"* CPU of {stages['relay']['cpu_of']}; the others' is their worker processes'")
+
+    if summary["ratios"]:
+        ratio_rows = [["ratios", "throughput", "CPU per 1,000"]]
+        for pair, values in summary["ratios"].items():
+            top, bottom = pair.split("/")
+            ratio_rows.append(
+                [
+                    f"{STAGE_TITLES[top]} / {STAGE_TITLES[bottom]}",
+                    times(values["throughput"]),
+                    times(values["cpu_s_per_1000"]),
+                ]
+            )
+        table(ratio_rows)
     return "\n".join(lines)
+
+
+def faust_relay_modes(text: str) -> tuple[str, ...]:
+    """``--faust-relay``: comma-separated modes, or ``none``."""
+    if text == "none":
+        return ()
+    modes = tuple(dict.fromkeys(mode.strip() for mode in text.split(",")))
+    unknown = [mode for mode in modes if mode not in FAUST_RELAY_MODES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(FAUST_RELAY_MODES)} or none"
+        )
+    return modes
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=positive_int, default=50_000, help="notifications to send")
+    parser.add_argument(
+        "--count",
+        type=positive_int,
+        help=f"notifications to send in one burst (default {DEFAULT_COUNT})",
+    )
+    parser.add_argument(
+        "--rate",
+        type=positive_float,
+        help="open loop: notifications per second, each at its slot of a fixed schedule "
+        "(with --duration, instead of --count)",
+    )
+    parser.add_argument(
+        "--duration", type=positive_float, help="open loop: seconds to produce at --rate"
+    )
     parser.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     parser.add_argument("--partitions", type=positive_int, default=8, help="partitions per topic")
     parser.add_argument(
@@ -948,17 +1384,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--timeout",
         type=positive_float,
         default=600.0,
-        help="seconds to wait for every message to arrive, for NotifyHub and again for the relay",
+        help="seconds to wait, once the last message is produced, for every one to arrive "
+        "(for NotifyHub and again for each relay)",
     )
     parser.add_argument(
         "--relay-hops",
         type=positive_int,
         default=DEFAULT_RELAY_HOPS,
-        help="consume→produce hops of the relay baseline",
+        help="consume→produce hops of each relay baseline",
     )
-    parser.add_argument("--skip-relay", action="store_true", help="do not run the relay baseline")
+    parser.add_argument(
+        "--faust-relay",
+        type=faust_relay_modes,
+        default=",".join(FAUST_RELAY_MODES),
+        help="Faust relay baselines to run: stock, notifyhub, both (the default) or none",
+    )
+    parser.add_argument("--skip-relay", action="store_true", help="run no relay baseline at all")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
+    if (args.rate is None) != (args.duration is None):
+        parser.error("--rate and --duration go together")
+    if args.rate is not None:
+        if args.count is not None:
+            parser.error("--count is for a burst; an open loop sends --rate * --duration")
+        args.count = round(args.rate * args.duration)
+        if args.count < 1:
+            parser.error("--rate * --duration must make at least one notification")
+    elif args.count is None:
+        args.count = DEFAULT_COUNT
+    if args.skip_relay:
+        args.faust_relay = ()
     if args.provider != "sink":
         args.channel = PROVIDER_SERVERS[args.provider][1]
     if args.channel == "sms" and args.recipients > 10**4:
@@ -987,8 +1442,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"topology: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps(summary) if args.json else format_table(summary))
-    relay_missing = summary["relay"]["missing"] if summary["relay"] else 0
-    return EXIT_FAILED if summary["notifyhub"]["missing"] or relay_missing else 0
+    stages = [summary["notifyhub"], summary["relay"], *summary["faust_relay"].values()]
+    return EXIT_FAILED if any(stage["missing"] for stage in stages if stage) else 0
 
 
 if __name__ == "__main__":
