@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -50,18 +49,24 @@ def sink_keys(topic_prefix: str) -> SinkKeys:
     return SinkKeys(records, f"{records}:sent", f"{records}:repeats")
 
 
-# Atomic, so that a send retried after a lost answer finds the first one's dedupe key.
-# KEYS: the list, the hash of dedupe keys, the repeat counter.
-# ARGV: the dedupe key, the message id, the record.
+# Atomic, so that a send retried after a lost answer finds the first one's dedupe key; one
+# call for a whole batch, in order. KEYS: the list, the hash of dedupe keys, the repeat
+# counter. ARGV: per message, its dedupe key, its message id and its record. Answers each
+# message's id (the first send's, for a repeat).
 RECORD_ONCE = """
-local first = redis.call('HGET', KEYS[2], ARGV[1])
-if first then
-    redis.call('INCR', KEYS[3])
-    return first
+local answers = {}
+for i = 1, #ARGV, 3 do
+    local first = redis.call('HGET', KEYS[2], ARGV[i])
+    if first then
+        redis.call('INCR', KEYS[3])
+        answers[#answers + 1] = first
+    else
+        redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+        redis.call('RPUSH', KEYS[1], ARGV[i + 2])
+        answers[#answers + 1] = ARGV[i + 1]
+    end
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('RPUSH', KEYS[1], ARGV[3])
-return ARGV[2]
+return answers
 """
 
 
@@ -81,26 +86,18 @@ class SinkProvider:
         return answer
 
     async def send_many(self, notifications: Sequence[Notification]) -> list[SendResult | Exception]:
-        """Every record in one pipelined round trip, in order."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            for notification in notifications:
-                provider_message_id = f"sink-{uuid.uuid4()}"
-                await self._record_once(
-                    keys=self._keys,
-                    args=[
-                        str(notification.id),
-                        provider_message_id,
-                        self._record(notification, provider_message_id),
-                    ],
-                    client=pipe,
-                )
-            answers = await pipe.execute(raise_on_error=False)
-        return [
-            answer
-            if isinstance(answer, Exception)
-            else SendResult(answer.decode() if isinstance(answer, bytes) else answer)
-            for answer in answers
-        ]
+        """Every record in one call, in order."""
+        args: list[str] = []
+        for notification in notifications:
+            # One message id per send, as a provider gives: the notification and its attempt.
+            provider_message_id = f"sink-{notification.id}-{notification.attempt}"
+            args += (
+                str(notification.id),
+                provider_message_id,
+                self._record(notification, provider_message_id),
+            )
+        answers = await self._record_once(keys=self._keys, args=args)
+        return [SendResult(a.decode() if isinstance(a, bytes) else a) for a in answers]
 
     @staticmethod
     def _record(notification: Notification, provider_message_id: str) -> str:
