@@ -13,6 +13,12 @@ POOL_MAX_SIZE = 10
 COMMAND_TIMEOUT_SECONDS = 10.0
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Nothing to reset: our queries set no session state (no LISTEN, no SET, no advisory
+    locks; migrations take theirs on a connection of their own). asyncpg still rolls back
+    a transaction left open; its default reset query would cost a round trip per release."""
+
+
 async def create_pool(settings: Settings) -> asyncpg.Pool:
     """A connection pool to the configured database."""
     return await asyncpg.create_pool(
@@ -20,4 +26,5 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         min_size=1,
         max_size=POOL_MAX_SIZE,
         command_timeout=COMMAND_TIMEOUT_SECONDS,
+        reset=_keep_session,
     )

@@ -310,6 +310,12 @@ async def store_accepted(
     (a record read again after a worker died is passed on again; the send stage's claim
     keeps it from being sent twice).
     """
+    if not any(m.idempotency_key for m in messages):
+        # One statement: no transaction of its own to open and commit.
+        rows = await pool.fetch(
+            STORE_ACCEPTED, *_store_arguments(list(zip(accepted, messages, strict=True)))
+        )
+        return {row["id"]: row["new"] for row in rows}
     async with pool.acquire() as conn, conn.transaction():
         owners = await claim_idempotency_keys(conn, messages, retention_seconds=None)
         wanted = [

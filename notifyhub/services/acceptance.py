@@ -240,6 +240,9 @@ async def _store(
 ) -> tuple[dict[uuid.UUID, asyncpg.Record], dict[uuid.UUID, uuid.UUID]]:
     """Store the group in one transaction: each key's owner, and the rows (new ones and those
     the keys stand for), by id. ``owners`` maps a message whose key another holds to it."""
+    if not any(m.idempotency_key for m in messages):
+        # One statement: no transaction of its own to open and commit.
+        return await notifications.insert_pending(pool, messages), {}
     async with pool.acquire() as conn, conn.transaction():
         claimed = await notifications.claim_idempotency_keys(conn, messages, retention_seconds=None)
         owners = {
