@@ -46,9 +46,10 @@ consumer (a record arrives when that consumer reads it), with the same figures:
 * the NotifyHub Faust relay (the same with ``notifyhub.faust_app``: ``NotifyHubApp``,
   ``take_batches`` and ``produce``): what our Faust changes leave of that cost.
 
-Each relay makes ``--relay-hops`` topic-to-topic hops (3 by default, as many as a
-notification makes before it is delivered: intake → accepted → enrich → send.<channel>); the
-report gives the ratios NotifyHub/each baseline and Faust notifyhub/Faust stock. What
+Each relay makes ``--relay-hops`` topic-to-topic hops (4 by default: as many agents as
+consume a notification's records in a worker, intake → enrich → send.<channel> → delivery
+events, the last of them two records a notification); the report gives the ratios
+NotifyHub/each baseline and Faust notifyhub/Faust stock. What
 NotifyHub does beyond moving records (PostgreSQL reads and writes, the sink, its tables)
 has no counterpart in the relays. ``--skip-relay`` skips every baseline;
 ``--faust-relay`` chooses the Faust ones.
@@ -138,9 +139,10 @@ RSS_SAMPLE_SECONDS = 1
 # LRANGE this many records per call, so a 50,000-record list is not one huge reply.
 SINK_READ_CHUNK = 5000
 DEFAULT_COUNT = 50_000
-# intake → accepted → enrich → send.<channel>: the topic-to-topic hops a notification makes
-# before the send stage writes its delivered status (delivery events come after).
-NOTIFYHUB_HOPS = 3
+# intake → enrich → send.<channel> → delivery events: the stages that consume a
+# notification's records in a worker (the send stage writes its delivered status; the
+# delivery events stage takes two events a notification, queued and delivered).
+NOTIFYHUB_HOPS = 4
 DEFAULT_RELAY_HOPS = NOTIFYHUB_HOPS
 FAUST_RELAY_SCRIPT = Path(__file__).resolve().with_name("faust_relay.py")
 FAUST_RELAY_MODES = ("stock", "notifyhub")
@@ -1269,8 +1271,8 @@ def format_table(summary: dict[str, Any]) -> str:
         ("workers", f"{summary['workers']}, {summary['partitions']} partitions per topic"),
         (
             "hops",
-            f"NotifyHub {summary['notifyhub_hops']} (intake → accepted → enrich → send, "
-            "which writes delivered)"
+            f"NotifyHub {summary['notifyhub_hops']} (intake → enrich → send, which writes "
+            "delivered → delivery events)"
             + (f"; each relay {summary['relay_hops']}" if len(stages) > 1 else ""),
         ),
         ("worker peak RSS", ", ".join(mib(peak) for peak in summary["worker_peak_rss_mib"])),
