@@ -13,7 +13,11 @@ before an agent sees the record; most of it is machinery a batch agent does not 
   (``asyncio.sleep(0)``), runs processors and sensors per record, and ``take_events``
   adds a processor per record on top (``take_batches`` drains the buffer instead);
 * ``Topic.send`` builds a future message and calls sensors per record
-  (``produce`` hands bytes to the Kafka producer).
+  (``produce`` hands bytes to the Kafka producer);
+* a table write sends its changelog record through the producer buffer, one future
+  message and a RocksDB write of the persisted offset each (``ChangelogTable`` keeps them
+  until the agent's batch is done, then ``flush_changelogs`` produces them together and
+  records each partition's last offset once).
 
 Each piece keeps Faust's contract: the same acks and offsets, the same flow control
 (rebalances suspend and clear the buffers), the same producer flush before commits.
@@ -23,10 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import faust
 from faust.streams import _current_event
@@ -36,12 +40,79 @@ from mode.utils.queues import FlowControlEvent
 
 from notifyhub.kafka_consumer import InOrderTransport, StreamFlowControl
 
-__all__ = ["NotifyHubApp", "NotifyHubWorker", "at_event", "produce", "take_batches"]
+__all__ = [
+    "ChangelogTable",
+    "NotifyHubApp",
+    "NotifyHubWorker",
+    "at_event",
+    "flush_changelogs",
+    "produce",
+    "take_batches",
+]
+
+
+class ChangelogTable(faust.Table):
+    """Faust's table, whose changelog records wait in ``pending`` until ``flush_changelogs``.
+
+    The store is written at once, as Faust does; what changes is when the changelog record
+    reaches the producer: at the end of the agent's batch, before the batch is acknowledged
+    (so, as with Faust's own buffer, before the source offset can be committed).
+    """
+
+    # (table, partition, key bytes, value bytes): what the next flush produces, in order.
+    pending: ClassVar[list[tuple[ChangelogTable, int, bytes, bytes | None]]] = []
+
+    def on_key_set(self, key: Any, value: Any) -> None:
+        partition = self.partition_for_key(key)
+        assert partition is not None  # no use_partitioner: the current event's partition
+        self._hold(partition, key, value, self.value_serializer)
+        self._maybe_set_key_ttl(key, partition)
+        self._sensor_on_set(self, key, value)
+
+    def on_key_del(self, key: Any) -> None:
+        partition = self.partition_for_key(key)
+        assert partition is not None
+        self._hold(partition, key, None, "raw")
+        self._maybe_del_key_ttl(key, partition)
+        self._sensor_on_del(self, key)
+
+    def _hold(self, partition: int, key: Any, value: Any, value_serializer: Any) -> None:
+        topic = self.changelog_topic
+        key_bytes, _ = topic.prepare_key(key, self.key_serializer)
+        value_bytes, _ = topic.prepare_value(value, value_serializer)
+        ChangelogTable.pending.append((self, partition, key_bytes, value_bytes))
+
+
+async def flush_changelogs(app: faust.App) -> None:
+    """Produce the changelog records tables hold, in order; once the broker has the last of
+    a partition, that offset is the table's persisted offset (how far its store is
+    known to hold the changelog, read again from there after a restart)."""
+    held, ChangelogTable.pending = ChangelogTable.pending, []
+    last: dict[tuple[ChangelogTable, int], asyncio.Future[Any]] = {}
+    for table, partition, key, value in held:
+        topic = table.changelog_topic.get_topic_name()
+        last[(table, partition)] = await produce(app, topic, key, value, partition=partition)
+    for (table, _), sent in last.items():
+        sent.add_done_callback(table_persisted(table))
+
+
+def table_persisted(table: ChangelogTable) -> Callable[[asyncio.Future[Any]], None]:
+    def persisted(sent: asyncio.Future[Any]) -> None:
+        if not sent.cancelled() and sent.exception() is None:
+            metadata = sent.result()
+            table.data.set_persisted_offset(metadata.topic_partition, metadata.offset)
+
+    return persisted
 
 
 class NotifyHubApp(faust.App):
-    """Faust's app with the two fixes ``notifyhub.kafka_consumer`` explains, and a consumer
-    that delivers records to the stream buffers without a task per record."""
+    """Faust's app with the two fixes ``notifyhub.kafka_consumer`` explains, a consumer
+    that delivers records to the stream buffers without a task per record, and tables
+    whose changelog records are produced per batch (``ChangelogTable``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("Table", ChangelogTable)
+        super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> TransportT:
         return InOrderTransport(self.conf.broker_consumer, self)

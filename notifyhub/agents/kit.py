@@ -20,7 +20,8 @@ import faust
 from pydantic import BaseModel, ValidationError
 
 from notifyhub.agents.reliability import dead_letter, letter_for
-from notifyhub.faust_app import take_batches
+from notifyhub.app import app
+from notifyhub.faust_app import flush_changelogs, take_batches
 from notifyhub.messages import DeadLetter
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,12 @@ async def guarded(
     downstream drops what it saw); a step that calls providers dead-letters the whole batch.
     """
     try:
-        await step(events)
+        try:
+            await step(events)
+        finally:
+            # What the step wrote to tables is in their stores: its changelog goes out even
+            # when the step failed half-way, so store and changelog stay the same.
+            await flush_changelogs(app)
     except Exception as exc:
         if isolate and len(events) > 1:
             logger.warning("%s of %d records failed (%r); one at a time now", what, len(events), exc)
