@@ -31,10 +31,10 @@ def in_lock_order(rows: Sequence[T], key: Callable[[T], Any]) -> list[T]:
     return sorted(rows, key=key)
 
 
-def as_api_dict(row: asyncpg.Record) -> dict[str, Any]:
-    """A notification row in the HTTP API's shape."""
+def as_api_dict(row: asyncpg.Record, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A notification row in the HTTP API's shape (``payload``: the row's, decoded already)."""
     notification = dict(row)
-    notification["payload"] = json.loads(notification["payload"])
+    notification["payload"] = json.loads(notification["payload"]) if payload is None else payload
     return notification
 
 

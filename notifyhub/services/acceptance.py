@@ -195,12 +195,15 @@ class Acceptance:
                 # gave up waiting): it is sent again; what follows takes one copy.
                 if owner not in sent and (fresh or row["status"] == Status.PENDING.value):
                     sent.add(owner)
-                    notification = as_notification(notifications.as_intake_message(row))
+                    stored = message if fresh else notifications.as_intake_message(row)
+                    notification = as_notification(stored)
                     event = entry_event(notification, now)
                     records += entry_records(
                         self._topics, notification, event, request.headers, persisted=False
                     )
-                answered.append(Answer(notifications.as_api_dict(row), fresh))
+                # A new row's payload is the message's: no need to decode it back.
+                payload = message.payload if fresh else None
+                answered.append(Answer(notifications.as_api_dict(row, payload), fresh))
             answers.append(answered if answered else KeyInProgress())
         try:
             await self._publish(records, PUBLISH_TIMEOUT_SECONDS)
