@@ -56,7 +56,7 @@ MAX_REQUEST_BODY_BYTES = 1024 * 1024
 
 # Producer batching, chosen by measurement (bench/topology.py): a few milliseconds let a
 # batch stage's records share produce requests, for a few milliseconds of latency.
-PRODUCER_LINGER_SECONDS = 0.005
+PRODUCER_LINGER_SECONDS = 0.002
 
 
 app = NotifyHubApp(

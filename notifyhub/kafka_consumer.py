@@ -28,11 +28,16 @@ group's commit stopped there too, waiting for acks that never came). faust-strea
 issue #596 describes it. ``StreamFlowControl`` clears the buffers only when flow
 resumes after being suspended (the rebalance's own clear), not when it is already
 flowing.
+
+Two costs cut: the consumer puts a record into the stream buffers itself when nothing has
+to wait (``_Delivery``; Faust makes two tasks per record for it), and fetches adapt to
+the traffic (``AdaptiveFetchConsumerThread``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -105,31 +110,51 @@ class OffsetGate:
         return target
 
 
+# A fetch names every partition the worker has (some 200 with our topics), so each one
+# costs the worker the same however little it brings back. Kafka's defaults, which Faust
+# keeps, have the broker answer as soon as it has one byte: under a steady trickle that is
+# a fetch every few milliseconds, whose encoding and decoding took a third of a worker at
+# 500 notifications/s. While records flow, the broker now waits until it has this much...
+BUSY_FETCH_MIN_BYTES = 64 * 1024
+# ...or this long, whichever comes first (measured at a steady 500/s with
+# bench/topology.py --rate 500: worker CPU per 1,000 notifications 1.77 s at 1 byte, 1.4 s
+# at 10 ms, 1.1 s at 25 ms, 0.9 s at 50 ms; p99 to delivered lowest at 25 ms, 195-200 ms).
+BUSY_FETCH_MAX_WAIT_MS = 25
+# A fetch that brought nothing puts the next one back to Kafka's way (the first byte
+# answers it; Faust's 1.5 s long poll otherwise): an idle worker would spend 12% of a core
+# on a fetch every 25 ms (2% this way), and the first record after a lull would wait.
+IDLE_FETCH_MIN_BYTES = 1
+
+
+async def _adaptive(
+    fetcher: Any, idle_max_wait_ms: int, fetch: Callable[..., Awaitable[bool]], *args: Any
+) -> bool:
+    got = await fetch(*args)
+    # aiokafka reads these when it builds the next fetch request.
+    if got:
+        fetcher._fetch_min_bytes = BUSY_FETCH_MIN_BYTES
+        fetcher._fetch_max_wait_ms = BUSY_FETCH_MAX_WAIT_MS
+    else:
+        fetcher._fetch_min_bytes = IDLE_FETCH_MIN_BYTES
+        fetcher._fetch_max_wait_ms = idle_max_wait_ms
+    return got
+
+
+class AdaptiveFetchConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose aiokafka fetcher lets the broker gather records for
+    a fetch while they flow, and answers at once after a lull."""
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # aiokafka has no setting for it: its fetch routine calls this per request.
+        fetcher = self._consumer._fetcher
+        fetcher._proc_fetch_request = functools.partial(
+            _adaptive, fetcher, fetcher._fetch_max_wait_ms, fetcher._proc_fetch_request
+        )
+
+
 # The fetch loop lets other tasks run after this many records passed on (as Faust's does).
 YIELD_EVERY_RECORDS = 100
-
-# A fetch names every partition the worker has (some 170 with our topics), so each one
-# costs the worker the same however little it brings back. Faust asks the broker to answer
-# as soon as there is one byte (Kafka's default); under a steady trickle that is a fetch
-# every few milliseconds. The broker now answers once it has this much for us...
-FETCH_MIN_BYTES = 64 * 1024
-# ...or after this long, whichever is first; a burst fills the minimum at once. Measured at
-# a steady 500 notifications/s (bench/topology.py --rate 500): worker CPU per 1,000 went
-# from 1.77 s (1 byte) to 1.4 s (10 ms), 1.1 s (25 ms), 0.9 s (50 ms); p99 to delivered
-# was best at 25 ms (about 200 ms), as a busy worker queues less; 50 ms adds more wait than
-# it saves.
-FETCH_MAX_WAIT_MS = 25
-
-
-class FetchTunedConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
-    """Faust's consumer thread, with the fetch sizes above."""
-
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        # Faust sets neither (no public setting); aiokafka hands them to its fetcher at start.
-        consumer._fetch_min_bytes = FETCH_MIN_BYTES
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        return consumer
 
 
 class InOrderConsumer(aiokafka_driver.Consumer):
@@ -140,8 +165,8 @@ class InOrderConsumer(aiokafka_driver.Consumer):
         super().__init__(*args, **kwargs)
         self._gate = OffsetGate()
 
-    def _new_consumer_thread(self) -> FetchTunedConsumerThread:
-        return FetchTunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+    def _new_consumer_thread(self) -> AdaptiveFetchConsumerThread:
+        return AdaptiveFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """Faust's fetch loop, minus two tasks per record.

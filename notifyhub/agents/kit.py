@@ -31,7 +31,7 @@ M = TypeVar("M", bound=BaseModel)
 # A batch amortises each stage's I/O (one statement, one produce hand-over); the wait
 # bounds the latency a lone record pays for it.
 BATCH_SIZE = 500
-BATCH_WAIT_SECONDS = 0.005
+BATCH_WAIT_SECONDS = 0.002
 
 
 def batches(
