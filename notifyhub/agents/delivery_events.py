@@ -18,16 +18,14 @@ import faust
 from notifyhub import tracing
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
 from notifyhub.agents.reliability import through_outages
-from notifyhub.app import app, delivery_events_topic, emit, resources, topics
+from notifyhub.agents.webhooks import fan_out
+from notifyhub.app import app, delivery_events_topic, resources
 from notifyhub.cores.records import PERSISTED_HEADER
-from notifyhub.cores.webhooks import SourceEvent, fan_out
+from notifyhub.cores.webhooks import SourceEvent
 from notifyhub.db import notifications
 from notifyhub.messages import DeliveryEvent
 from notifyhub.metrics import NOTIFICATIONS_PROCESSED
 from notifyhub.webhooks.events import notification_payload
-from notifyhub.webhooks.subscriptions import Subscriptions
-
-subscriptions = Subscriptions(resources)
 
 
 async def _apply(records: Sequence[faust.EventT]) -> None:
@@ -50,12 +48,8 @@ async def _apply(records: Sequence[faust.EventT]) -> None:
             name, payload = notification_payload(event)
             headers = tracing.passed_on(record.headers, trace_of[record])
             sources.append(SourceEvent(event.tenant_id, name, event.event_id, payload, headers))
-        subscribed = await through_outages(
-            lambda: subscriptions.endpoints((s.tenant_id, s.name) for s in sources),
-            f"find webhook endpoints for {len(sources)} events",
-        )
         await dead_letters(letters)
-        await emit(fan_out(sources, subscribed, topics))
+        await fan_out(sources)
         processed = Counter((event.channel.value, event.status.value) for _, event in good)
         for (channel, status), count in processed.items():
             NOTIFICATIONS_PROCESSED.labels(channel=channel, status=status).inc(count)

@@ -43,7 +43,8 @@ from notifyhub.app import (
 )
 from notifyhub.cores.held import webhook_retry_record
 from notifyhub.cores.records import Headers
-from notifyhub.cores.webhooks import SourceEvent, fan_out
+from notifyhub.cores.webhooks import SourceEvent
+from notifyhub.cores.webhooks import fan_out as deliveries_for
 from notifyhub.db import webhooks as webhooks_db
 from notifyhub.delivery.backoff import retry_delay
 from notifyhub.messages import DeadLetter, DeviceTokenEvent, WebhookDelivery
@@ -66,6 +67,16 @@ subscriptions = Subscriptions(resources)
 # (Delivery events are fanned out by their own stage, ``agents/delivery_events.py``.)
 
 
+async def fan_out(sources: Sequence[SourceEvent]) -> None:
+    """Hand one delivery per subscribed endpoint and event to the producer (both the
+    delivery events stage and the token events fan-out use it)."""
+    subscribed = await through_outages(
+        lambda: subscriptions.endpoints((s.tenant_id, s.name) for s in sources),
+        f"find webhook endpoints for {len(sources)} events",
+    )
+    await emit(deliveries_for(sources, subscribed, topics))
+
+
 async def _fan_out_device_token_events(records: Sequence[faust.EventT]) -> None:
     good, letters = parsed(records, DeviceTokenEvent, "device token event")
     sources = []
@@ -73,12 +84,8 @@ async def _fan_out_device_token_events(records: Sequence[faust.EventT]) -> None:
         name, payload = device_token_payload(event)
         headers = tracing.passed_on(record.headers)
         sources.append(SourceEvent(event.tenant_id, name, event.event_id, payload, headers))
-    subscribed = await through_outages(
-        lambda: subscriptions.endpoints((s.tenant_id, s.name) for s in sources),
-        f"find webhook endpoints for {len(sources)} events",
-    )
     await dead_letters(letters)
-    await emit(fan_out(sources, subscribed, topics))
+    await fan_out(sources)
 
 
 @app.agent(device_token_events_topic, name="webhook-device-token-events")

@@ -56,6 +56,16 @@ async def insert_pending(
                       recipient_address, template_id, payload, priority, scheduled_at)
             ON CONFLICT (id) DO NOTHING
             RETURNING {NOTIFICATION_COLUMNS}""",
+        *_columns(messages),
+        [m.scheduled_at for m in messages],
+    )
+    return {row["id"]: row for row in rows}
+
+
+def _columns(messages: Sequence[IntakeMessage]) -> tuple[list[Any], ...]:
+    """The messages' columns as arrays for ``unnest``: id, tenant_id, idempotency_key, type,
+    channel, recipient_id, recipient_address, template_id, payload, priority."""
+    return (
         [m.id for m in messages],
         [m.tenant_id for m in messages],
         [m.idempotency_key for m in messages],
@@ -66,9 +76,7 @@ async def insert_pending(
         [uuid.UUID(m.template_id) if m.template_id else None for m in messages],
         [json.dumps(m.payload) for m in messages],
         [m.priority for m in messages],
-        [m.scheduled_at for m in messages],
     )
-    return {row["id"]: row for row in rows}
 
 
 async def get_many(
@@ -335,16 +343,7 @@ def _store_arguments(
 ) -> tuple[list[Any], ...]:
     messages = [m for _, m in wanted]
     return (
-        [m.id for m in messages],
-        [m.tenant_id for m in messages],
-        [m.idempotency_key for m in messages],
-        [m.type for m in messages],
-        [m.channel.value for m in messages],
-        [m.recipient_id for m in messages],
-        [m.recipient_address for m in messages],
-        [uuid.UUID(m.template_id) if m.template_id else None for m in messages],
-        [json.dumps(m.payload) for m in messages],
-        [m.priority for m in messages],
+        *_columns(messages),
         [e.status.value for e, _ in wanted],
         [m.scheduled_at for m in messages],
         [e.event_id for e, _ in wanted],

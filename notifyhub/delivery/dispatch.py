@@ -73,6 +73,20 @@ def _classified(provider: Provider, error: Exception) -> ProviderError | None:
     return provider.classify(error)
 
 
+def _refused(provider: Provider, error: ProviderError) -> Outcome:
+    """The outcome of a provider's refusal: temporary (another provider, or a later attempt,
+    may do), or for good."""
+    if error.temporary:
+        return Outcome(Result.TEMPORARY, provider=provider.name, reason=f"{provider.name}: {error}")
+    code = f" ({error.code})" if error.code else ""
+    return Outcome(
+        Result.FAILED,
+        provider=provider.name,
+        reason=f"{provider.name}{code}: {error}",
+        address_invalid=error.address_invalid,
+    )
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -161,15 +175,7 @@ class Dispatcher:
             return Outcome(
                 Result.FAILED, provider=provider.name, reason=f"internal error in send: {answer!r}"
             )
-        if error.temporary:
-            return Outcome(Result.TEMPORARY, provider=provider.name, reason=f"{provider.name}: {error}")
-        code = f" ({error.code})" if error.code else ""
-        return Outcome(
-            Result.FAILED,
-            provider=provider.name,
-            reason=f"{provider.name}{code}: {error}",
-            address_invalid=error.address_invalid,
-        )
+        return _refused(provider, error)
 
     def _observe_many(self, provider: Provider, outcomes: Sequence[Outcome], seconds: float) -> None:
         kinds = Counter(_METRIC_OUTCOMES[o.result] for o in outcomes)
@@ -230,18 +236,10 @@ class Dispatcher:
                 self._observe(provider, kind, started)
                 if error.temporary:
                     breaker.record_failure()
-                    return Outcome(
-                        Result.TEMPORARY, provider=provider.name, reason=f"{provider.name}: {error}"
-                    )
-                # A refusal is an answer: the provider is up.
-                breaker.record_success()
-                code = f" ({error.code})" if error.code else ""
-                return Outcome(
-                    Result.FAILED,
-                    provider=provider.name,
-                    reason=f"{provider.name}{code}: {error}",
-                    address_invalid=error.address_invalid,
-                )
+                else:
+                    # A refusal is an answer: the provider is up.
+                    breaker.record_success()
+                return _refused(provider, error)
             answered = True
             self._observe(provider, "delivered", started)
             breaker.record_success()
