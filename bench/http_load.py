@@ -76,6 +76,8 @@ class LoadResult:
     window_end: float
     sent: int = 0
     latencies: list[float] = field(default_factory=list)
+    # Every answer's latency, whatever its status: how long the slowest client waited.
+    slowest_answer: float = 0.0
     statuses: Counter[int] = field(default_factory=Counter)
     timed_out: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -141,6 +143,7 @@ async def send_one(
     if not result.in_window(finished):
         return
     result.statuses[response.status] += 1
+    result.slowest_answer = max(result.slowest_answer, finished - started)
     if response.status == ACCEPTED:
         result.latencies.append(finished - started)
 
@@ -251,6 +254,7 @@ def summarize(result: LoadResult, args: argparse.Namespace) -> dict[str, Any]:
         "accepted": result.statuses[ACCEPTED],
         "throughput_accepted_per_s": result.statuses[ACCEPTED] / measured,
         "latency_ms": latency_ms,
+        "slowest_answer_ms": result.slowest_answer * 1000,
         "status_counts": dict(sorted(result.statuses.items())),
         "refused": sum(result.statuses[status] for status in REFUSED),
         "refused_by_status": {status: result.statuses[status] for status in REFUSED},
@@ -283,6 +287,7 @@ def format_table(summary: dict[str, Any]) -> str:
         ("throughput (202/s)", f"{summary['throughput_accepted_per_s']:.1f}"),
     ]
     rows += [(f"202 latency {name}", ms(value)) for name, value in summary["latency_ms"].items()]
+    rows.append(("slowest answer (any)", ms(summary["slowest_answer_ms"])))
     refused = ", ".join(f"{count} x {status}" for status, count in summary["refused_by_status"].items())
     rows += [
         ("status counts", str(summary["status_counts"])),

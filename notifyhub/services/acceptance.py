@@ -10,8 +10,9 @@ acknowledged all of them. A few groups are in flight at once, so the next group 
 while one waits for the broker.
 
 Past capacity, requests are refused at once (``Overloaded``: a 503 with ``Retry-After``)
-instead of waiting: when more than ``MAX_WAITING`` notifications wait for a group, or the
-oldest has waited more than ``MAX_WAIT_SECONDS``.
+instead of waiting: when more than ``MAX_WAITING`` notifications wait for a group, the
+oldest has waited more than ``MAX_WAIT_SECONDS``, or the worker's event loop has been
+running late for a while (``LoopLag``: requests then queue before any handler sees them).
 
 With PostgreSQL unavailable, requests go to the intake topic instead (the intake stage
 stores them once PostgreSQL is back); with Kafka unavailable, the group's requests fail
@@ -59,12 +60,41 @@ MAX_WAITING = 2000
 # ...or while the oldest one waiting has waited this long: a client is better served by a
 # quick 503 and a retry than by a request that waits for seconds.
 MAX_WAIT_SECONDS = 0.25
+# Refuse while the event loop has run at least this late for LOOP_LAG_SAMPLES samples in
+# a row, one every LOOP_LAG_INTERVAL_SECONDS: a loop that late makes every request wait
+# before its handler runs. In a row, so that one long step (a table's recovery, a large
+# batch) does not refuse anybody.
+MAX_LOOP_LAG_SECONDS = 0.1
+LOOP_LAG_INTERVAL_SECONDS = 0.05
+LOOP_LAG_SAMPLES = 4
 # Seconds a client is told to wait before retrying a refused request.
 RETRY_AFTER_SECONDS = 1
 # How long a group waits for Kafka's acknowledgements before its requests fail.
 PUBLISH_TIMEOUT_SECONDS = 10.0
 
 Publish = Callable[[Sequence[Outgoing], float], Awaitable[None]]
+
+
+class LoopLag:
+    """How late this worker's event loop runs what is due: a task asks to wake every
+    ``LOOP_LAG_INTERVAL_SECONDS`` and notes how late it woke."""
+
+    def __init__(self) -> None:
+        self._recent: deque[float] = deque(maxlen=LOOP_LAG_SAMPLES)
+        self._task: asyncio.Task[None] | None = None
+
+    def late(self) -> bool:
+        """Whether each of the last samples was later than ``MAX_LOOP_LAG_SECONDS``."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._measure(), name="loop-lag")
+        return len(self._recent) == LOOP_LAG_SAMPLES and min(self._recent) > MAX_LOOP_LAG_SECONDS
+
+    async def _measure(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(LOOP_LAG_INTERVAL_SECONDS)
+            self._recent.append(loop.time() - asked - LOOP_LAG_INTERVAL_SECONDS)
 
 
 class Overloaded(Exception):
@@ -110,10 +140,11 @@ class Acceptance:
         self._in_flight = asyncio.Semaphore(MAX_GROUPS_IN_FLIGHT)
         self._loop_task: asyncio.Task[None] | None = None
         self._groups: set[asyncio.Task[None]] = set()
+        self._lag = LoopLag()
 
     def check_load(self) -> None:
         """Raise ``Overloaded`` when a new request would wait too long."""
-        if self._waiting_count >= MAX_WAITING:
+        if self._waiting_count >= MAX_WAITING or self._lag.late():
             raise Overloaded
         if self._waiting and time.monotonic() - self._waiting[0].arrived > MAX_WAIT_SECONDS:
             raise Overloaded

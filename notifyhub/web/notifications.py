@@ -61,7 +61,8 @@ def _overloaded() -> ApiError:
 
 
 def _admitted() -> None:
-    """Refuse at once, before the body is even read, when the queue is over its bound."""
+    """Refuse at once, before the caller or the body is even read, when the worker is over
+    capacity."""
     try:
         acceptance.check_load()
     except Overloaded:
@@ -170,8 +171,8 @@ _LIST_FILTERS = ("recipient_id", "channel", "status")
 @app.page("/api/v1/notifications")
 class NotificationsView(View):
     async def post(self, request: web.Request) -> web.Response:
-        caller = await authenticate_tenant(request)
         _admitted()
+        caller = await authenticate_tenant(request)
         body = await read_json_object(request)
         if "idempotency_key" not in body and request.headers.get("Idempotency-Key"):
             body["idempotency_key"] = request.headers["Idempotency-Key"]
@@ -198,8 +199,8 @@ class NotificationsView(View):
 @app.page("/api/v1/notifications/bulk")
 class BulkNotificationsView(View):
     async def post(self, request: web.Request) -> web.Response:
-        caller = await authenticate_tenant(request)
         _admitted()
+        caller = await authenticate_tenant(request)
         bulk = await parse_body(request, BulkRequest, "bulk request")
         accepted, errors = await _accept_bulk(request, caller, bulk)
         return ok(request, {"accepted": accepted, "errors": errors}, status=202)
