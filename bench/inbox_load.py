@@ -32,7 +32,6 @@ import json
 import resource
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,20 +42,18 @@ from typing import Any
 import aiohttp
 
 # Run as a script, this folder is on sys.path: share the topology benchmark's deployment helpers.
-from http_load import is_loopback_host, nearest_rank, positive_float, positive_int
+from http_load import nearest_rank, positive_float, positive_int
 from topology import (
     EXIT_FAILED,
     EXIT_NO_STACK,
-    STACK_HINT,
     DeploymentFailed,
     Services,
     WorkerProcess,
     clean_up,
     create_tenant,
-    find_services,
     migrate,
     start_workers,
-    unreachable,
+    usable_services,
     wait_until_ready,
 )
 
@@ -310,18 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
-    try:
-        services = find_services()
-    except (OSError, subprocess.SubprocessError, KeyError) as exc:
-        print(f"inbox_load: no service addresses ({exc!r}); {STACK_HINT}", file=sys.stderr)
-        return EXIT_NO_STACK
-    remote = [f"{n} {h}" for n, h, _ in services.endpoints() if not is_loopback_host(h)]
-    if remote:
-        print(f"inbox_load: not loopback addresses, refused: {', '.join(remote)}", file=sys.stderr)
-        return EXIT_NO_STACK
-    missing = asyncio.run(unreachable(services))
-    if missing:
-        print(f"inbox_load: {', '.join(missing)} not answering; {STACK_HINT}", file=sys.stderr)
+    services = usable_services("inbox_load")
+    if services is None:
         return EXIT_NO_STACK
     try:
         summary = asyncio.run(run(args, services))

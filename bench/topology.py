@@ -1423,20 +1423,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def usable_services(label: str) -> Services | None:
+    """The services a bench may use: found, on loopback and answering; else None, with the
+    reason printed (``label``: the bench's name)."""
     try:
         services = find_services()
     except (OSError, subprocess.SubprocessError, KeyError) as exc:
-        print(f"topology: no service addresses ({exc!r}); {STACK_HINT}", file=sys.stderr)
-        return EXIT_NO_STACK
+        print(f"{label}: no service addresses ({exc!r}); {STACK_HINT}", file=sys.stderr)
+        return None
     remote = [f"{n} {h}" for n, h, _ in services.endpoints() if not is_loopback_host(h)]
     if remote:
-        print(f"topology: not loopback addresses, refused: {', '.join(remote)}", file=sys.stderr)
-        return EXIT_NO_STACK
+        print(f"{label}: not loopback addresses, refused: {', '.join(remote)}", file=sys.stderr)
+        return None
     missing = asyncio.run(unreachable(services))
     if missing:
-        print(f"topology: {', '.join(missing)} not answering; {STACK_HINT}", file=sys.stderr)
+        print(f"{label}: {', '.join(missing)} not answering; {STACK_HINT}", file=sys.stderr)
+        return None
+    return services
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    services = usable_services("topology")
+    if services is None:
         return EXIT_NO_STACK
     try:
         summary = asyncio.run(run(args, services))

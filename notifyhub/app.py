@@ -164,41 +164,34 @@ async def enqueue(topic: faust.TopicT, key: bytes | None, value: bytes, **kwargs
     await topic.send(key=key, value=value, **kwargs)
 
 
-async def emit(records: Iterable[Outgoing]) -> None:
-    """Hand records to the producer, in order, without waiting for the broker (inside agents:
-    Faust flushes the producer before it commits the offsets of what produced them).
+async def _send(record: Outgoing) -> asyncio.Future[Any]:
+    """Hand one record to the producer; the future resolves when the broker has it.
 
     The partition is computed here (``partition_of`` remembers recent keys; the producer's
     own murmur2 is pure Python), the same the producer's default partitioner would choose.
     """
-    partitions = settings.topic_partitions
+    key = record.key
+    return await produce(
+        app,
+        record.topic,
+        key,
+        record.value,
+        partition=None if key is None else partition_of(key, settings.topic_partitions),
+        headers=list(record.headers) if record.headers else None,
+    )
+
+
+async def emit(records: Iterable[Outgoing]) -> None:
+    """Hand records to the producer, in order, without waiting for the broker (inside agents:
+    Faust flushes the producer before it commits the offsets of what produced them)."""
     for record in records:
-        key = record.key
-        await produce(
-            app,
-            record.topic,
-            key,
-            record.value,
-            partition=None if key is None else partition_of(key, partitions),
-            headers=list(record.headers) if record.headers else None,
-        )
+        await _send(record)
 
 
 async def publish_all(records: Sequence[Outgoing], within: float) -> None:
     """Produce records and wait until the broker has every one of them (acks=all), at
     most ``within`` seconds (then ``TimeoutError``; the broker may still take them)."""
-    partitions = settings.topic_partitions
-    acks = [
-        await produce(
-            app,
-            record.topic,
-            record.key,
-            record.value,
-            partition=None if record.key is None else partition_of(record.key, partitions),
-            headers=list(record.headers) if record.headers else None,
-        )
-        for record in records
-    ]
+    acks = [await _send(record) for record in records]
     await asyncio.wait_for(asyncio.gather(*acks), within)
 
 

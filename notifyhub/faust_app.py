@@ -8,7 +8,7 @@ before an agent sees the record; most of it is machinery a batch agent does not 
 
 * the consumer hands each record to the conductor as a task of its own, raced against
   a second task (``wait_first``), although delivering it to a stream's buffer almost
-  never waits (``FastDeliveryConsumer``);
+  never waits (``notifyhub.kafka_consumer``: ``_Delivery``);
 * a stream takes each record from its buffer with a loop turn of its own
   (``asyncio.sleep(0)``), runs processors and sensors per record, and ``take_events``
   adds a processor per record on top (``take_batches`` drains the buffer instead);

@@ -255,7 +255,6 @@ class _Delivery:
 
     def __init__(self, app: Any) -> None:
         self._app = app
-        self._conductor = app.topics
         self._handlers = app.topics._tp_to_callback
         self._lock = app.topics._tp_to_callback_lock
         self._is_flowing = app.flow_control.is_active

@@ -2,10 +2,9 @@
 through every stage to the provider call and its delivery event.
 
 The trace context crosses Kafka in each record's headers (W3C ``traceparent`` and
-``tracestate``): ``app.enqueue``/``app.publish`` write the current context into the
-records they produce, and each stage starts its span as a child of the context in the
-record it consumed (``consuming``). Inside a stage the context is the current one
-(contextvars), so whatever the stage produces carries it on.
+``tracestate``): the records a stage produces carry the context of its span for the
+record that led to them (``passed_on``), and each stage starts its spans as children of
+the contexts in the records it consumed (``batch_spans``).
 
 ``NOTIFYHUB_TRACE_EXPORTER`` decides where spans go (otlp, console). With ``none`` (the
 default) nothing would read them, so no span is made at all: the stages only pass the
@@ -186,31 +185,6 @@ def observe_consumed(event: faust.EventT, stage: str) -> None:
     produced = event.message.timestamp
     if produced:
         _consume_lag(stage).observe(max(0.0, time.time() - produced))
-
-
-@contextmanager
-def consuming(
-    event: faust.EventT, stage: str, *, tenant_id: object = None, notification_id: object = None
-) -> Iterator[trace.Span]:
-    """A span for one stage's work on one consumed record, as a child of the record's
-    trace context, and current while the stage works on it (log records made meanwhile
-    name the stage, and the tenant and notification when given)."""
-    observe_consumed(event, stage)
-    message = event.message
-    with working_on(
-        context_of(event.headers),
-        stage,
-        tenant_id=tenant_id,
-        notification_id=notification_id,
-        **{
-            "messaging.system": "kafka",
-            "messaging.operation": "process",
-            "messaging.destination.name": message.topic,
-            "messaging.kafka.destination.partition": message.partition,
-            "messaging.kafka.message.offset": message.offset,
-        },
-    ) as span:
-        yield span
 
 
 @contextmanager

@@ -20,7 +20,7 @@ import faust
 from pydantic import BaseModel, ValidationError
 
 from notifyhub.agents.reliability import dead_letter, letter_for
-from notifyhub.app import app
+from notifyhub.app import app, dead_letter_topic
 from notifyhub.faust_app import flush_changelogs, take_batches
 from notifyhub.messages import DeadLetter
 
@@ -56,12 +56,9 @@ def parsed(
     return good, bad
 
 
-async def dead_letters(letters: Sequence[DeadLetter], topic: faust.TopicT | None = None) -> None:
+async def dead_letters(letters: Sequence[DeadLetter], topic: faust.TopicT = dead_letter_topic) -> None:
     for letter in letters:
-        if topic is None:
-            await dead_letter(letter)
-        else:
-            await dead_letter(letter, topic)
+        await dead_letter(letter, topic)
 
 
 async def guarded(
@@ -70,7 +67,7 @@ async def guarded(
     what: str,
     *,
     isolate: bool = True,
-    topic: faust.TopicT | None = None,
+    topic: faust.TopicT = dead_letter_topic,
     **details: object,
 ) -> None:
     """Run a batch's step; on a bug or poison, find the record at fault and send it to the

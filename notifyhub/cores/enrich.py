@@ -97,6 +97,14 @@ def preference_in(stored: Mapping[str, Any] | None, channel: Channel) -> Channel
     return ChannelPreference()
 
 
+def _report(
+    topics: TopicNames, notification: Notification, headers: Headers, status: Status, reason: str
+) -> Outgoing:
+    """The delivery event saying what became of a notification that is not sent now."""
+    event = DeliveryEvent.about(notification, status, reason=reason)
+    return Outgoing(topics.delivery_events, str(notification.id).encode(), event.to_bytes(), headers)
+
+
 def route(
     batch: Sequence[tuple[Notification, Headers]],
     *,
@@ -114,27 +122,19 @@ def route(
     routed = Routed()
     for notification, headers in batch:
         key = notification.recipient_key
-
-        def report(
-            status: Status, reason: str, n: Notification = notification, h: Headers = headers
-        ) -> Outgoing:
-            event = DeliveryEvent.about(n, status, reason=reason)
-            return Outgoing(topics.delivery_events, str(n.id).encode(), event.to_bytes(), h)
-
         started = time.perf_counter()
         try:
             ready = content(notification, templates)
         except _Undeliverable as exc:
-            routed.records.append(report(exc.status, exc.reason))
+            routed.records.append(_report(topics, notification, headers, exc.status, exc.reason))
             continue
         channel = notification.channel
         if notification.template_id is not None:
             routed.renders.append((channel, time.perf_counter() - started))
         preference = preference_in(preferences.get(key), channel)
         if not preference.enabled:
-            routed.records.append(
-                report(Status.DROPPED, f"the recipient turned the {channel} channel off")
-            )
+            reason = f"the recipient turned the {channel} channel off"
+            routed.records.append(_report(topics, notification, headers, Status.DROPPED, reason))
             continue
         if preference.quiet_hours_start and preference.quiet_hours_end:
             until = quiet_until(
@@ -144,7 +144,9 @@ def route(
                 preference.timezone,
             )
             if until is not None:
-                routed.records.append(report(Status.DEFERRED, "quiet hours"))
+                routed.records.append(
+                    _report(topics, notification, headers, Status.DEFERRED, "quiet hours")
+                )
                 routed.records.append(
                     hold_record(topics, notification, until.timestamp(), "enrich", headers)
                 )
@@ -156,7 +158,8 @@ def route(
             routed.counted.add(key)
         if not decision.allowed:
             routed.limited += 1
-            routed.records.append(report(Status.DROPPED, cap_reason(decision, channel)))
+            reason = cap_reason(decision, channel)
+            routed.records.append(_report(topics, notification, headers, Status.DROPPED, reason))
             continue
         routed.allowed += 1
         routed.records.append(

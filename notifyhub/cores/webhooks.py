@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import to_json
@@ -23,24 +24,15 @@ DELIVERY_NAMESPACE = uuid.UUID("0f3c8a2e-6d1b-4c55-9d7e-77656268f0f1")
 Subscriptions = Mapping[tuple[uuid.UUID, str], Sequence[uuid.UUID]]
 
 
+@dataclass(frozen=True, slots=True)
 class SourceEvent:
     """An event to fan out: its tenant, name, id, webhook payload, and the record's headers."""
 
-    __slots__ = ("event_id", "headers", "name", "payload", "tenant_id")
-
-    def __init__(
-        self,
-        tenant_id: uuid.UUID,
-        name: str,
-        event_id: uuid.UUID,
-        payload: dict[str, Any],
-        headers: Headers = (),
-    ) -> None:
-        self.tenant_id = tenant_id
-        self.name = name
-        self.event_id = event_id
-        self.payload = payload
-        self.headers = headers
+    tenant_id: uuid.UUID
+    name: str
+    event_id: uuid.UUID
+    payload: dict[str, Any]
+    headers: Headers = ()
 
 
 def fan_out(

@@ -109,9 +109,9 @@ class Dispatcher:
             return await self._fan_out(notification)
         return await self._through_providers(notification)
 
-    def batch_provider(self) -> BatchProvider | None:
+    def _batch_provider(self) -> BatchProvider | None:
         """The provider a batch may go to in one call: the first in failover order, when it
-        takes batches, has no rate limit and its breaker would let a call through now."""
+        takes batches and has no rate limit (each send would wait for its own token)."""
         if self.channel is Channel.PUSH or not self.providers:
             return None
         provider = self.providers[0]
@@ -122,12 +122,14 @@ class Dispatcher:
     async def deliver_many(
         self, notifications: Sequence[Notification], parents: Sequence[Span | None] = ()
     ) -> list[Outcome] | None:
-        """A batch through its first provider in one call (``batch_provider``), in order;
+        """A batch through its first provider in one call (``_batch_provider``), in order;
         each one it failed temporarily goes on through the other providers. ``None``: the
         batch must go one by one (``deliver``), as it does when the breaker is open.
 
         ``parents``: each notification's stage span, the parent of its provider span."""
-        provider = self.batch_provider()
+        if not notifications:
+            return []
+        provider = self._batch_provider()
         if provider is None:
             return None
         breaker = self._breakers[provider.name]

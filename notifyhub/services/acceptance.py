@@ -73,6 +73,8 @@ RETRY_AFTER_SECONDS = 1
 PUBLISH_TIMEOUT_SECONDS = 10.0
 
 Publish = Callable[[Sequence[Outgoing], float], Awaitable[None]]
+# A notification as the HTTP API shows it.
+ApiNotification = dict[str, Any]
 
 
 class LoopLag:
@@ -110,19 +112,11 @@ class KeyInProgress(Exception):
 
 
 @dataclass
-class Answer:
-    """One accepted notification: as the API shows it, and whether this request made it."""
-
-    notification: dict[str, Any]
-    created: bool
-
-
-@dataclass
 class _Request:
     messages: list[IntakeMessage]
     headers: Headers
     arrived: float
-    answer: asyncio.Future[list[Answer]] = field(
+    answer: asyncio.Future[list[ApiNotification]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -149,8 +143,11 @@ class Acceptance:
         if self._waiting and time.monotonic() - self._waiting[0].arrived > MAX_WAIT_SECONDS:
             raise Overloaded
 
-    async def accept(self, messages: list[IntakeMessage], headers: Headers = ()) -> list[Answer]:
-        """Store and enqueue the notifications (resolved already); each one's answer."""
+    async def accept(
+        self, messages: list[IntakeMessage], headers: Headers = ()
+    ) -> list[ApiNotification]:
+        """Store and enqueue the notifications (resolved already); each one as the API
+        shows it."""
         self.check_load()
         request = _Request(messages, headers, time.monotonic())
         self._waiting.append(request)
@@ -198,7 +195,7 @@ class Acceptance:
         finally:
             self._in_flight.release()
 
-    async def _commit(self, group: list[_Request]) -> list[list[Answer] | Exception]:
+    async def _commit(self, group: list[_Request]) -> list[list[ApiNotification] | Exception]:
         messages = [m for request in group for m in request.messages]
         try:
             pool = await self._resources.db()
@@ -208,11 +205,11 @@ class Acceptance:
             return await self._through_intake(group)
         now = time.time()
         records: list[Outgoing] = []
-        created: list[uuid.UUID] = []
+        created: set[uuid.UUID] = set()
         sent: set[uuid.UUID] = set()
-        answers: list[list[Answer] | Exception] = []
+        answers: list[list[ApiNotification] | Exception] = []
         for request in group:
-            answered: list[Answer] = []
+            answered: list[ApiNotification] = []
             for message in request.messages:
                 owner = owners.get(message.id, message.id)
                 row = rows.get(owner)
@@ -221,7 +218,7 @@ class Acceptance:
                     break
                 fresh = owner == message.id
                 if fresh:
-                    created.append(message.id)
+                    created.add(message.id)
                 # A row still pending may not have reached Kafka (the request that made it
                 # gave up waiting): it is sent again; what follows takes one copy.
                 if owner not in sent and (fresh or row["status"] == Status.PENDING.value):
@@ -234,7 +231,7 @@ class Acceptance:
                     )
                 # A new row's payload is the message's: no need to decode it back.
                 payload = message.payload if fresh else None
-                answered.append(Answer(notifications.as_api_dict(row, payload), fresh))
+                answered.append(notifications.as_api_dict(row, payload))
             answers.append(answered if answered else KeyInProgress())
         try:
             await self._publish(records, PUBLISH_TIMEOUT_SECONDS)
@@ -249,7 +246,7 @@ class Acceptance:
                 NOTIFICATIONS_ENQUEUED.labels(channel=message.channel.value).inc()
         return answers
 
-    async def _through_intake(self, group: list[_Request]) -> list[list[Answer] | Exception]:
+    async def _through_intake(self, group: list[_Request]) -> list[list[ApiNotification] | Exception]:
         """PostgreSQL is down: Kafka alone makes the notifications durable."""
         records = [
             Outgoing(
@@ -266,7 +263,7 @@ class Acceptance:
         except Exception:
             logger.exception("%d notifications refused: Kafka unavailable", len(records))
             raise QueueUnavailable from None
-        return [[Answer(_as_pending(m), True) for m in request.messages] for request in group]
+        return [[_as_pending(m) for m in request.messages] for request in group]
 
 
 async def _store(

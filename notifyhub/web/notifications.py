@@ -29,7 +29,6 @@ from notifyhub.resolve import Unresolvable, resolve
 from notifyhub.services.acceptance import (
     RETRY_AFTER_SECONDS,
     Acceptance,
-    Answer,
     KeyInProgress,
     Overloaded,
     QueueUnavailable,
@@ -78,7 +77,7 @@ def _checked(wanted: NotificationRequest, prefix: str = "") -> NotificationReque
     return wanted
 
 
-async def _accepted(request: web.Request, messages: list[IntakeMessage]) -> list[Answer]:
+async def _accepted(request: web.Request, messages: list[IntakeMessage]) -> list[dict[str, Any]]:
     """Stored and in Kafka (``services.acceptance``), or the API error saying why not."""
     try:
         return await acceptance.accept(messages, tracing.from_request(request.headers))
@@ -108,8 +107,8 @@ async def _accept_one(
         if wanted.needs_lookup:
             raise
     message = IntakeMessage(id=uuid.uuid4(), tenant_id=caller.tenant_id, **dict(wanted))
-    [answer] = await _accepted(request, [message])
-    return answer.notification
+    [notification] = await _accepted(request, [message])
+    return notification
 
 
 class BulkRecipient(Message):
@@ -161,8 +160,7 @@ async def _accept_bulk(
         messages.append(IntakeMessage(id=uuid.uuid4(), tenant_id=caller.tenant_id, **dict(wanted)))
     if not messages:
         return [], errors
-    answers = await _accepted(request, messages)
-    return [answer.notification for answer in answers], errors
+    return await _accepted(request, messages), errors
 
 
 _LIST_FILTERS = ("recipient_id", "channel", "status")
