@@ -7,20 +7,27 @@ NotifyHub's own, but the delivery events topic is documented for consumers too.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
+from pydantic.networks import validate_email
+from pydantic_core import PydanticCustomError
 
+from notifyhub import limits
 from notifyhub.channels import Channel
 from notifyhub.status import Status
 
@@ -30,6 +37,55 @@ KAFKA_ORIGIN_NAMESPACE = uuid.UUID("5b0e0a52-1c1e-4b5e-9a55-6e6f74696679")
 
 RecipientId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 ShortText = Annotated[str, StringConstraints(max_length=255)]
+
+
+def _within_limits(payload: dict[str, Any]) -> dict[str, Any]:
+    problem = limits.json_problem(payload, "payload")
+    if problem is not None:
+        field, text = problem
+        raise PydanticCustomError("payload_limit", "{field}: {text}", {"field": field, "text": text})
+    return payload
+
+
+def _usable_time(when: datetime) -> datetime:
+    problem = limits.scheduled_at_problem(when)
+    if problem is not None:
+        raise PydanticCustomError("scheduled_at", problem)
+    return when
+
+
+def _one_line(text: str | None) -> str | None:
+    if text is not None and (limits.has_line_break(text) or not limits.is_storable(text)):
+        raise PydanticCustomError("one_line", "may not contain CR, LF or NUL")
+    return text
+
+
+# A client's payload: a JSON object within ``notifyhub.limits`` (depth, numbers, size).
+Payload = Annotated[dict[str, Any], AfterValidator(_within_limits)]
+# A client's scheduled_at: with a time zone, convertible to UTC, not in the distant past.
+ScheduledAt = Annotated[AwareDatetime, AfterValidator(_usable_time)]
+# Text that may end up in a header (an address, a subject): one line.
+OneLine = Annotated[str, StringConstraints(max_length=255), AfterValidator(_one_line)]
+
+# Twilio and every SMS provider we know take E.164 numbers.
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def channel_address(channel: Channel, address: str) -> str:
+    """The address as ``channel``'s provider takes it, or a validation error saying why not.
+
+    E-mail: one RFC 5322 address (email-validator; ``Ada <ada@example.com>`` keeps only
+    the address), never a list. SMS: an E.164 number.
+    """
+    if channel is Channel.EMAIL:
+        try:
+            return validate_email(address)[1]
+        except PydanticCustomError:
+            raise PydanticCustomError("email", "a single e-mail address is required") from None
+    if channel is Channel.SMS and not E164.match(address):
+        raise PydanticCustomError("e164", "an E.164 phone number is required (+ and 7 to 15 digits)")
+    return address
+
 
 # Held notifications live in a table; a bound keeps forgotten far-future sends out of it.
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
@@ -54,13 +110,42 @@ class NotificationRequest(Message):
 
     channel: Channel
     recipient_id: RecipientId
-    recipient_address: ShortText | None = None
+    recipient_address: OneLine | None = Field(
+        default=None,
+        description="One line. E-mail: a single RFC 5322 address (a display name is dropped); "
+        "SMS: an E.164 number.",
+    )
     type: ShortText | None = None
     template_id: ShortText | None = None
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: Payload = Field(
+        default_factory=dict,
+        description=f"At most {limits.MAX_JSON_DEPTH} levels deep and "
+        f"{limits.MAX_PAYLOAD_SIZE // 1024} KB of text; numbers finite (no NaN or Infinity), "
+        "integers within 64 bits; no NUL or unpaired surrogates; keys at most "
+        f"{limits.MAX_KEY_CHARS} characters; `subject` on one line.",
+    )
     priority: int = Field(default=5, ge=1, le=10)
     idempotency_key: ShortText | None = None
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: ScheduledAt | None = Field(
+        default=None,
+        description="With a time zone; from 2000-01-01 to 366 days ahead.",
+    )
+
+    @field_validator("recipient_address")
+    @classmethod
+    def _addressed_as_its_channel_needs(cls, address: str | None, info: ValidationInfo) -> str | None:
+        channel = info.data.get("channel")
+        if not address or channel is None:
+            return address
+        return channel_address(channel, address)
+
+    @field_validator("payload")
+    @classmethod
+    def _subject_on_one_line(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        subject = payload.get("subject")
+        if isinstance(subject, str) and limits.has_line_break(subject):
+            raise PydanticCustomError("one_line", "payload.subject may not contain CR or LF")
+        return payload
 
     def unsupported_fields(self, now: datetime) -> dict[str, str]:
         """Fields whose value the pipeline cannot honour (yet), mapped to why.
@@ -108,6 +193,9 @@ class Notification(Message):
     # Filled in by enrich: what the provider is asked to send.
     subject: str | None = None
     body: str | None = None
+    # Filled in by enrich: whether ``body`` is HTML, as rendering decided from the template
+    # (payload values are escaped only in HTML templates); None for a body from the payload.
+    body_html: bool | None = None
     # Which send attempt this message is (a temporary failure comes back with one more).
     attempt: int = Field(default=1, ge=1)
 

@@ -14,16 +14,11 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from notifyhub import logs, tracing
+from notifyhub.limits import UNSTORABLE_TEXT, is_storable
 from notifyhub.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from notifyhub.outages import OUTAGES
 from notifyhub.tracing import tracer
-from notifyhub.web.responses import (
-    REQUEST_ID_KEY,
-    UNSTORABLE_TEXT,
-    ApiError,
-    error,
-    is_storable,
-)
+from notifyhub.web.responses import REQUEST_ID_KEY, ApiError, error
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +90,22 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
+def _check_text_of(request: web.Request) -> None:
+    """The path, query and headers as text we can compare, log and store: aiohttp keeps
+    bytes that are not UTF-8 as lone surrogates, which fail any later ``encode``."""
+    if not is_storable(request.path) or not all(
+        is_storable(k) and is_storable(v) for k, v in request.query.items()
+    ):
+        raise ApiError("VALIDATION_ERROR", "invalid URL", {"url": UNSTORABLE_TEXT})
+    for name, value in request.headers.items():
+        if not is_storable(value):
+            raise ApiError("VALIDATION_ERROR", f"invalid {name} header", {name: UNSTORABLE_TEXT})
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        if not is_storable(request.path) or not all(
-            is_storable(k) and is_storable(v) for k, v in request.query.items()
-        ):
-            raise ApiError("VALIDATION_ERROR", "invalid URL", {"url": UNSTORABLE_TEXT})
+        _check_text_of(request)
         return await handler(request)
     except ApiError as exc:
         return error(request, exc)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 from pydantic_core import to_json
+
+from notifyhub.limits import (
+    MAX_JSON_DEPTH,
+    Unacceptable,
+    json_problem,
+    loads,
+)
 
 REQUEST_ID_KEY = "request_id"
 
@@ -82,14 +88,23 @@ def validation_details(exc: ValidationError) -> dict[str, str]:
     return details
 
 
+# A guard against pathological nesting in any body; each model then checks its payloads
+# against the precise limit (MAX_JSON_DEPTH from the payload down) and names the field.
+BODY_DEPTH = 2 * MAX_JSON_DEPTH
+
+
 async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 422 that says what is wrong with it."""
+    """The request body as a JSON object, or a 422 that says what is wrong with it.
+
+    The limits that apply everywhere (``notifyhub.limits``) are checked here for the whole
+    body; each model checks its payloads against their own, tighter bounds.
+    """
     raw = await request.read()
     try:
-        body = json.loads(raw) if raw else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = loads(raw) if raw else None
+    except Unacceptable as exc:
         raise ApiError(
-            "VALIDATION_ERROR", "request body is not valid JSON", {"body": str(exc)}
+            "VALIDATION_ERROR", "request body is not valid JSON", {exc.field: exc.problem}
         ) from None
     if not isinstance(body, dict):
         raise ApiError(
@@ -97,44 +112,13 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             "request body must be a JSON object",
             {"body": "expected a JSON object"},
         )
-    field = _unstorable_string_at(body)
-    if field is not None:
-        raise ApiError(
-            "VALIDATION_ERROR",
-            "request body has a string that cannot be stored",
-            {field: UNSTORABLE_TEXT},
-        )
+    problem = json_problem(body, "body", max_depth=BODY_DEPTH, max_size=None)
+    if problem is not None:
+        field, text = problem
+        raise ApiError("VALIDATION_ERROR", "request body is over a limit", {_field(field): text})
     return body
 
 
-UNSTORABLE_TEXT = "text may not contain NUL characters or unpaired surrogates"
-
-
-def is_storable(text: str) -> bool:
-    """PostgreSQL text cannot hold NUL, and UTF-8 cannot encode a lone surrogate."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _unstorable_string_at(value: Any, path: str = "body") -> str | None:
-    """The path of the first string (key or value) in a JSON document PostgreSQL cannot store."""
-    if isinstance(value, str):
-        return None if is_storable(value) else path
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not is_storable(key):
-                return path
-            found = _unstorable_string_at(item, key if path == "body" else f"{path}.{key}")
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _unstorable_string_at(item, f"{path}.{index}")
-            if found is not None:
-                return found
-    return None
+def _field(path: str) -> str:
+    """``body.payload.a`` → ``payload.a``: details name fields as the client sent them."""
+    return path.removeprefix("body.") if path != "body" else path
