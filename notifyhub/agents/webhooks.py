@@ -50,7 +50,13 @@ from notifyhub.delivery.backoff import retry_delay
 from notifyhub.messages import DeadLetter, DeviceTokenEvent, WebhookDelivery
 from notifyhub.metrics import WEBHOOK_DELIVERED, WEBHOOK_FAILED
 from notifyhub.webhooks import endpoint_secrets, signing
-from notifyhub.webhooks.addresses import AddressPolicy, AddressRefused, GuardedResolver
+from notifyhub.webhooks.addresses import (
+    AddressPolicy,
+    AddressRefused,
+    GuardedResolver,
+    InvalidUrl,
+    parse_url,
+)
 from notifyhub.webhooks.events import device_token_payload
 from notifyhub.webhooks.subscriptions import Subscriptions
 
@@ -58,6 +64,10 @@ logger = logging.getLogger(__name__)
 
 # Kept in the log of an attempt: enough of an error to see what went wrong.
 MAX_ERROR_LENGTH = 500
+# Of a receiver's non-2xx answer, only this much is read (a hostile receiver could stream
+# gigabytes), and of that only an excerpt is kept in the error.
+MAX_ANSWER_BYTES = 4096
+ANSWER_EXCERPT_LENGTH = 200
 
 policy = AddressPolicy(settings.webhook_allowed_hosts)
 subscriptions = Subscriptions(resources)
@@ -135,24 +145,26 @@ async def _attempt(delivery: WebhookDelivery, target: webhooks_db.Target) -> web
     status: int | None = None
     error: str | None = None
     try:
-        policy.check_url(target.url)
-        secret = endpoint_secrets.decrypt(
-            settings.webhook_secret_key.get_secret_value(), target.secret_ciphertext
-        )
+        url = parse_url(target.url)
+        policy.check_url(url)
+        secret = endpoint_secrets.decrypt(settings.webhook_secret_keys(), target.secret_ciphertext)
         body = delivery.body.encode()
         headers = signing.headers(
             secret, str(delivery.delivery_id), delivery.event, int(time.time()), body
         )
+        # Redirects are not followed: a 3xx is a failed attempt like any other non-2xx, so
+        # only the checked URL is ever connected to.
         async with outbound.session().post(
-            target.url, data=body, headers=headers, allow_redirects=False
+            url, data=body, headers=headers, allow_redirects=False
         ) as response:
             status = response.status
             if not 200 <= status < 300:
-                error = f"HTTP {status}: {(await response.text())[:200]}"
-    except AddressRefused as exc:
+                answer = await _answer_excerpt(response)
+                error = f"HTTP {status}: {answer}"
+    except (InvalidUrl, AddressRefused) as exc:
         error = f"refused: {exc}"
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        error = _connection_error(exc)
     return webhooks_db.Attempt(
         delivery_id=delivery.delivery_id,
         endpoint_id=delivery.endpoint_id,
@@ -164,6 +176,29 @@ async def _attempt(delivery: WebhookDelivery, target: webhooks_db.Target) -> web
         succeeded=error is None,
         duration_ms=(time.perf_counter() - started) * 1000,
     )
+
+
+async def _answer_excerpt(response: aiohttp.ClientResponse) -> str:
+    """The start of the answer's body: at most ``MAX_ANSWER_BYTES`` are read, whatever it
+    says its length is, and bytes its charset cannot decode are replaced."""
+    start = bytearray()
+    while len(start) < MAX_ANSWER_BYTES:
+        chunk = await response.content.read(MAX_ANSWER_BYTES - len(start))
+        if not chunk:
+            break
+        start += chunk
+    try:
+        text = start.decode(response.charset or "utf-8", errors="replace")
+    except LookupError:
+        text = start.decode("utf-8", errors="replace")
+    return text[:ANSWER_EXCERPT_LENGTH]
+
+
+def _connection_error(exc: Exception) -> str:
+    """What went wrong; a refusal by ``GuardedResolver`` arrives wrapped by aiohttp."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
+        return f"refused: {exc.os_error}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _deliver_in_order(

@@ -13,27 +13,47 @@ ENDPOINT_COLUMNS = "id, tenant_id, url, events, is_active, created_at, updated_a
 
 
 async def create_endpoint(
-    pool: asyncpg.Pool, tenant_id: uuid.UUID, url: str, secret_ciphertext: bytes, events: Sequence[str]
-) -> asyncpg.Record:
-    return await pool.fetchrow(
-        f"""INSERT INTO webhook_endpoints (id, tenant_id, url, secret_ciphertext, events)
-            VALUES ($1, $2, $3, $4, $5) RETURNING {ENDPOINT_COLUMNS}""",
-        uuid.uuid4(),
-        tenant_id,
-        url,
-        secret_ciphertext,
-        sorted(set(events)),
-    )
-
-
-async def endpoints(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> list[asyncpg.Record]:
-    return list(
-        await pool.fetch(
-            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 "
-            "ORDER BY created_at DESC, id",
-            tenant_id,
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    url: str,
+    secret_ciphertext: bytes,
+    events: Sequence[str],
+    limit: int,
+) -> asyncpg.Record | None:
+    """The new endpoint, or ``None`` when the tenant already has ``limit`` of them."""
+    async with pool.acquire() as conn, conn.transaction():
+        # Creations for one tenant take turns on its row, so two cannot both pass the count.
+        # (NO KEY UPDATE leaves the row free for the key-share locks of inserts elsewhere.)
+        await conn.execute("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE", tenant_id)
+        count = await conn.fetchval(
+            "SELECT count(*) FROM webhook_endpoints WHERE tenant_id = $1", tenant_id
         )
+        if count >= limit:
+            return None
+        return await conn.fetchrow(
+            f"""INSERT INTO webhook_endpoints (id, tenant_id, url, secret_ciphertext, events)
+                VALUES ($1, $2, $3, $4, $5) RETURNING {ENDPOINT_COLUMNS}""",
+            uuid.uuid4(),
+            tenant_id,
+            url,
+            secret_ciphertext,
+            sorted(set(events)),
+        )
+
+
+async def page(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[asyncpg.Record], int]:
+    """One page of the tenant's endpoints, newest first, and how many it has in all."""
+    rows = await pool.fetch(
+        f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 "
+        "ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
+        tenant_id,
+        limit,
+        offset,
     )
+    total = await pool.fetchval("SELECT count(*) FROM webhook_endpoints WHERE tenant_id = $1", tenant_id)
+    return list(rows), total
 
 
 async def endpoint(

@@ -1,8 +1,10 @@
 """``/api/v1/webhooks``: a tenant's webhook endpoints, and the log of their deliveries.
 
-The secret is write-only: stored encrypted, never returned. A URL must be http(s) and
-may not lead to a private, loopback or link-local address unless the operator allowed
-it (``NOTIFYHUB_WEBHOOK_ALLOWED_HOSTS``).
+The secret is write-only: stored encrypted, never returned. A URL must be a plain http(s)
+URL (no user name or password, a valid host and port) whose host is and resolves to
+public addresses only, unless the operator allowed the host or its network
+(``NOTIFYHUB_WEBHOOK_ALLOWED_HOSTS``; ``notifyhub.webhooks.addresses`` says what public
+means). A tenant has at most ``MAX_ENDPOINTS_PER_TENANT`` endpoints, listed a page at a time.
 """
 
 from __future__ import annotations
@@ -13,18 +15,28 @@ from aiohttp import web
 from faust.web import View
 from pydantic import AfterValidator, Field, StringConstraints
 
-from notifyhub.agents.webhooks import policy
 from notifyhub.app import app, resources, settings
 from notifyhub.db import webhooks as webhooks_db
 from notifyhub.messages import Message
 from notifyhub.web.auth import authenticate_tenant
-from notifyhub.web.inputs import parse_body, parse_uuid
+from notifyhub.web.inputs import page_of, parse_body, parse_uuid
 from notifyhub.web.responses import ApiError, ok
 from notifyhub.webhooks import endpoint_secrets
-from notifyhub.webhooks.addresses import AddressRefused
+from notifyhub.webhooks.addresses import (
+    MAX_URL_LENGTH,
+    AddressPolicy,
+    AddressRefused,
+    InvalidUrl,
+    parse_url,
+)
 from notifyhub.webhooks.events import EVENTS
 
 MAX_ATTEMPTS_LISTED = 100
+# Every endpoint subscribed to an event is one more request per event: the cap bounds
+# what one tenant can make NotifyHub send.
+MAX_ENDPOINTS_PER_TENANT = 50
+
+policy = AddressPolicy(settings.webhook_allowed_hosts)
 
 
 def _known_event(name: str) -> str:
@@ -33,7 +45,16 @@ def _known_event(name: str) -> str:
     return name
 
 
-Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2048)]
+def _valid_url(raw: str) -> str:
+    parse_url(raw)
+    return raw
+
+
+Url = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=8, max_length=MAX_URL_LENGTH),
+    AfterValidator(_valid_url),
+]
 Secret = Annotated[str, StringConstraints(min_length=16, max_length=256)]
 Event = Annotated[str, AfterValidator(_known_event)]
 
@@ -52,9 +73,14 @@ class EndpointUpdate(Message):
 
 
 async def _checked_url(url: str) -> str:
+    """The URL, once its host resolves to addresses webhooks may reach (a 422 otherwise)."""
     try:
-        await policy.check_resolved(url)
+        await policy.check_resolved(parse_url(url))
     except AddressRefused as exc:
+        raise ApiError(
+            "VALIDATION_ERROR", "invalid webhook endpoint", {"url": f"refused: {exc}"}
+        ) from None
+    except InvalidUrl as exc:
         raise ApiError("VALIDATION_ERROR", "invalid webhook endpoint", {"url": str(exc)}) from None
     return url
 
@@ -70,14 +96,28 @@ class WebhooksView(View):
         wanted = await parse_body(request, EndpointCreate, "webhook endpoint")
         url = await _checked_url(wanted.url)
         row = await webhooks_db.create_endpoint(
-            await resources.db(), caller.tenant_id, url, _encrypted(wanted.secret), wanted.events
+            await resources.db(),
+            caller.tenant_id,
+            url,
+            _encrypted(wanted.secret),
+            wanted.events,
+            limit=MAX_ENDPOINTS_PER_TENANT,
         )
+        if row is None:
+            raise ApiError(
+                "CONFLICT",
+                f"a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} webhook endpoints; "
+                "delete one to add another",
+            )
         return ok(request, dict(row), status=201)
 
     async def get(self, request: web.Request) -> web.Response:
         caller = await authenticate_tenant(request)
-        rows = await webhooks_db.endpoints(await resources.db(), caller.tenant_id)
-        return ok(request, [dict(row) for row in rows])
+        page = page_of(request)
+        rows, total = await webhooks_db.page(
+            await resources.db(), caller.tenant_id, page.per_page, page.offset
+        )
+        return ok(request, [dict(row) for row in rows], **page.meta(total))
 
 
 @app.page("/api/v1/webhooks/{endpoint_id}")

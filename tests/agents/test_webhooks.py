@@ -8,19 +8,22 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
 
+from notifyhub.messages import WebhookDelivery
 from notifyhub.webhooks import endpoint_secrets
 from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
 from tests.servers.webhook_receiver import WebhookReceiver
+from tests.webhooks.endpoints import SECRET, post_endpoint, store_endpoints
 
 pytestmark = pytest.mark.stack
 
-SECRET = "whsec-test-0123456789abcdef"
 MAX_ATTEMPTS = 3
 
 
@@ -38,13 +41,7 @@ def hooked(worker_factory: Callable[..., Worker]) -> Worker:
 async def endpoint(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, url: str, events: list[str]
 ) -> dict:
-    status, body = await call(
-        http,
-        "POST",
-        f"{worker.base_url}/api/v1/webhooks",
-        json={"url": url, "secret": SECRET, "events": events},
-        headers=tenant.headers,
-    )
+    status, body = await post_endpoint(http, worker, tenant, url, events)
     assert status == 201, body
     return body["data"]
 
@@ -69,7 +66,7 @@ async def test_endpoint_crud_keeps_the_secret_encrypted_and_never_returns_it(
         "SELECT secret_ciphertext FROM webhook_endpoints WHERE id = $1", uuid.UUID(created["id"])
     )
     assert SECRET.encode() not in stored
-    assert endpoint_secrets.decrypt("dev-webhook-secret-key-change-me", stored) == SECRET
+    assert endpoint_secrets.decrypt(hooked.env["NOTIFYHUB_WEBHOOK_SECRET_KEY"], stored) == SECRET
 
     url = f"{hooked.base_url}/api/v1/webhooks/{created['id']}"
     status, body = await call(
@@ -120,20 +117,16 @@ async def test_invalid_endpoints_are_a_422_naming_the_field(
         "http://169.254.169.254/latest/meta-data",
         "http://10.0.0.1/hook",
         "http://[::1]/hook",
+        "http://100.64.0.1/hook",
+        "http://[2002:a9fe:a9fe::]/latest/meta-data",
     ],
 )
 async def test_private_addresses_are_refused_by_default(
     worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, url: str
 ) -> None:
-    status, body = await call(
-        http,
-        "POST",
-        f"{worker.base_url}/api/v1/webhooks",
-        json={"url": url, "secret": SECRET, "events": ["notification.delivered"]},
-        headers=tenant.headers,
-    )
+    status, body = await post_endpoint(http, worker, tenant, url, ["notification.delivered"])
     assert status == 422, body
-    assert "private or reserved" in body["error"]["details"]["url"]
+    assert body["error"]["details"] == {"url": "refused: not a public address"}
 
 
 async def test_a_delivered_notification_is_announced_signed_with_its_status(
@@ -219,3 +212,106 @@ async def test_failed_deliveries_are_retried_and_logged_then_dead_lettered_and_r
         return [r for r in for_notification(receiver, doomed["id"]) if r["answered"] == 200]
 
     await eventually(replayed, "the replayed webhook to be delivered")
+
+
+# A receiver that never stops answering: ~640 MB unless the client hangs up first.
+ENDLESS_CHUNKS = 10_000
+ENDLESS_CHUNK = b"x" * 65536
+
+
+async def _endless_answer(request: web.Request) -> web.StreamResponse:
+    await request.read()
+    response = web.StreamResponse(status=500)
+    response.content_type = "text/plain"
+    response.charset = "utf-8"
+    await response.prepare(request)
+    await response.write(b"\xff\xfe not UTF-8 ")
+    for _ in range(ENDLESS_CHUNKS):
+        await response.write(ENDLESS_CHUNK)
+    return response
+
+
+@pytest.fixture
+async def endless_receiver() -> AsyncIterator[str]:
+    """The URL of a receiver that answers 500 with an endless body."""
+    application = web.Application()
+    application.router.add_post("/{path:.*}", _endless_answer)
+    runner = web.AppRunner(application, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def deliveries_of(
+    http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, endpoint_id: str
+) -> list[dict]:
+    _, body = await call(
+        http,
+        "GET",
+        f"{worker.base_url}/api/v1/webhooks/{endpoint_id}/deliveries",
+        headers=tenant.headers,
+    )
+    return body["data"]
+
+
+async def deliver(producer: AIOKafkaProducer, worker: Worker, tenant: Tenant, endpoint_id: str) -> None:
+    """One delivery for the endpoint, as fan-out would hand it to the delivery agent."""
+    delivery = WebhookDelivery(
+        delivery_id=uuid.uuid4(),
+        endpoint_id=uuid.UUID(endpoint_id),
+        tenant_id=tenant.id,
+        event="notification.delivered",
+        body=json.dumps({"event": "notification.delivered"}),
+    )
+    await producer.send_and_wait(
+        worker.topic("webhooks.outbound"), delivery.to_bytes(), key=delivery.endpoint_key
+    )
+
+
+async def test_only_the_start_of_an_answer_is_read(
+    hooked: Worker,
+    tenant: Tenant,
+    http: aiohttp.ClientSession,
+    kafka_producer: AIOKafkaProducer,
+    endless_receiver: str,
+) -> None:
+    hook = await endpoint(http, hooked, tenant, f"{endless_receiver}/hook", ["notification.delivered"])
+    await deliver(kafka_producer, hooked, tenant, hook["id"])
+    [first, *_] = await eventually(
+        lambda: deliveries_of(http, hooked, tenant, hook["id"]), "the first attempt logged"
+    )
+    assert first["status_code"] == 500
+    # Undecodable bytes replaced; an excerpt kept, not the body (nor a timeout reading it).
+    assert first["error"].startswith("HTTP 500: \ufffd\ufffd not UTF-8 xxx"), first["error"]
+    assert len(first["error"]) == len("HTTP 500: ") + 200
+    assert first["duration_ms"] < 5000
+
+
+async def test_a_stored_url_that_leads_to_a_private_address_is_refused_at_connection(
+    worker: Worker,
+    tenant: Tenant,
+    http: aiohttp.ClientSession,
+    database: asyncpg.Pool,
+    kafka_producer: AIOKafkaProducer,
+    receiver: WebhookReceiver,
+) -> None:
+    """As if the name had been re-pointed after the endpoint was saved: stored directly."""
+    port = receiver.url.rsplit(":", 1)[1]
+    secret = endpoint_secrets.encrypt(worker.env["NOTIFYHUB_WEBHOOK_SECRET_KEY"], SECRET)
+    urls = [f"http://localhost:{port}/rebound", f"http://127.0.0.1:{port}/literal"]
+    ids = await store_endpoints(database, tenant, urls, secret, ["notification.delivered"])
+    received_before = len(receiver.requests)
+    for endpoint_id in ids:
+        await deliver(kafka_producer, worker, tenant, str(endpoint_id))
+    for endpoint_id in ids:
+        [attempt] = await eventually(
+            lambda endpoint_id=endpoint_id: deliveries_of(http, worker, tenant, str(endpoint_id)),
+            "the refused attempt logged",
+        )
+        # Refused for good (no retry), without saying what the name resolved to.
+        assert (attempt["succeeded"], attempt["status_code"]) == (False, None)
+        assert attempt["error"] == "refused: not a public address"
+    assert len(receiver.requests) == received_before
