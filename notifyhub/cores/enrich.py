@@ -28,7 +28,7 @@ from notifyhub.frequency_caps import admit
 from notifyhub.frequency_caps import reason as cap_reason
 from notifyhub.messages import ChannelPreference, DeliveryEvent, Notification
 from notifyhub.quiet_hours import quiet_until
-from notifyhub.rendering import RenderError, render
+from notifyhub.rendering import RenderBudgetExceeded, RenderError, render
 from notifyhub.status import Status
 from notifyhub.topics import TopicNames
 
@@ -62,6 +62,12 @@ class _Undeliverable(Exception):
         self.reason = reason
 
 
+# A template that went over a render budget fails the notifications that use it (the same
+# version of it) without rendering again, for this long.
+OVER_BUDGET_MEMORY_SECONDS = 60.0
+_over_budget: dict[tuple[str, str | None, str], tuple[float, str]] = {}
+
+
 def content(notification: Notification, templates: Mapping[uuid.UUID, Template | None]) -> Notification:
     """The notification with the subject and body its provider will send."""
     if notification.template_id is None:
@@ -77,6 +83,10 @@ def content(notification: Notification, templates: Mapping[uuid.UUID, Template |
         raise _Undeliverable(
             Status.FAILED, f"template {notification.template_id} was deleted or deactivated"
         )
+    sources = (notification.template_id, template.subject_template, template.body_template)
+    known = _over_budget.get(sources)
+    if known is not None and known[0] > time.monotonic():
+        raise _Undeliverable(Status.FAILED, known[1])
     try:
         rendered = render(
             notification.channel,
@@ -84,9 +94,19 @@ def content(notification: Notification, templates: Mapping[uuid.UUID, Template |
             template.body_template,
             notification.payload,
         )
+    except RenderBudgetExceeded as exc:
+        # Each render may hold the loop up to its time budget; a batch of 500 with the same
+        # hostile template must not hold it 500 times.
+        reason = f"template did not render: {exc}"
+        _over_budget[sources] = (time.monotonic() + OVER_BUDGET_MEMORY_SECONDS, reason)
+        raise _Undeliverable(Status.FAILED, reason) from None
     except RenderError as exc:
         raise _Undeliverable(Status.FAILED, f"template did not render: {exc}") from None
-    return notification.model_copy(update={"subject": rendered.subject, "body": rendered.body})
+    # A subject goes into a header: whatever line breaks payload values brought, one line.
+    subject = " ".join(rendered.subject.split()) if rendered.subject is not None else None
+    return notification.model_copy(
+        update={"subject": subject, "body": rendered.body, "body_html": rendered.html}
+    )
 
 
 def preference_in(stored: Mapping[str, Any] | None, channel: Channel) -> ChannelPreference:

@@ -16,6 +16,10 @@ COLUMNS = (
 )
 
 
+class TooManyTemplates(Exception):
+    """The tenant already has as many live templates as it may; one must be deleted first."""
+
+
 def as_api_dict(row: asyncpg.Record) -> dict[str, Any]:
     template = dict(row)
     template["metadata"] = json.loads(template["metadata"])
@@ -49,6 +53,30 @@ async def create(
     if row is not None:
         await _record_version(conn, row)
     return row
+
+
+async def create_capped(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    name: str,
+    channel: Channel,
+    subject_template: str | None,
+    body_template: str,
+    metadata: dict[str, Any],
+    cap: int,
+) -> asyncpg.Record | None:
+    """``create``, unless the tenant has ``cap`` live templates: then TooManyTemplates.
+
+    The tenant's row is locked first, so two creates at once cannot both take the last place.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", tenant_id)
+        live = await conn.fetchval(
+            "SELECT count(*) FROM templates WHERE tenant_id = $1 AND deleted_at IS NULL", tenant_id
+        )
+        if live >= cap:
+            raise TooManyTemplates(f"the tenant has {live} templates, the most it may have is {cap}")
+        return await create(conn, tenant_id, name, channel, subject_template, body_template, metadata)
 
 
 async def _record_version(conn: asyncpg.Pool | asyncpg.Connection, row: asyncpg.Record) -> None:
@@ -158,16 +186,23 @@ async def soft_delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, template_id: uui
 
 
 async def versions(
-    pool: asyncpg.Pool, tenant_id: uuid.UUID, template_id: uuid.UUID
-) -> list[asyncpg.Record]:
-    return await pool.fetch(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, template_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[asyncpg.Record], int]:
+    """A page of the template's versions, oldest first, and how many it has."""
+    rows = await pool.fetch(
         """SELECT v.version, v.subject_template, v.body_template, v.metadata, v.created_at
              FROM template_versions v JOIN templates t ON t.id = v.template_id
             WHERE t.tenant_id = $1 AND t.id = $2 AND t.deleted_at IS NULL
-            ORDER BY v.version""",
+            ORDER BY v.version LIMIT $3 OFFSET $4""",
         tenant_id,
         template_id,
+        limit,
+        offset,
     )
+    total = await pool.fetchval(
+        "SELECT count(*) FROM template_versions WHERE template_id = $1", template_id
+    )
+    return rows, total
 
 
 async def for_rendering_many(

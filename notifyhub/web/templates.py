@@ -13,15 +13,18 @@ from pydantic import Field, StringConstraints
 from notifyhub.app import app, resources
 from notifyhub.channels import Channel
 from notifyhub.db import templates
-from notifyhub.messages import Message
-from notifyhub.rendering import RenderError, check_syntax, render
+from notifyhub.messages import Message, Payload
+from notifyhub.rendering import MAX_TEMPLATE_CHARS, RenderError, check_syntax, render
 from notifyhub.web.auth import authenticate_tenant
 from notifyhub.web.inputs import page_of, parse_body, parse_uuid
 from notifyhub.web.responses import ApiError, ok
 
 TemplateName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 # Templates are code a worker compiles and keeps: bound their size.
-TemplateSource = Annotated[str, StringConstraints(max_length=65536)]
+TemplateSource = Annotated[str, StringConstraints(max_length=MAX_TEMPLATE_CHARS)]
+# Live templates per tenant: each is compiled and cached by every worker that renders it,
+# and a tenant needs one per kind of message, not one per message.
+MAX_TEMPLATES_PER_TENANT = 1000
 
 
 class TemplateCreate(Message):
@@ -29,14 +32,14 @@ class TemplateCreate(Message):
     channel: Channel
     subject_template: TemplateSource | None = None
     body_template: Annotated[TemplateSource, StringConstraints(min_length=1)]
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Payload = Field(default_factory=dict)
 
 
 class TemplateUpdate(Message):
     name: TemplateName | None = None
     subject_template: TemplateSource | None = None
     body_template: Annotated[TemplateSource, StringConstraints(min_length=1)] | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Payload | None = None
     is_active: bool | None = None
 
 
@@ -74,15 +77,21 @@ class TemplatesView(View):
         caller = await authenticate_tenant(request)
         wanted = await parse_body(request, TemplateCreate, "template")
         _check_syntax(wanted.subject_template, wanted.body_template)
-        row = await templates.create(
-            await resources.db(),
-            caller.tenant_id,
-            wanted.name,
-            wanted.channel,
-            wanted.subject_template,
-            wanted.body_template,
-            wanted.metadata,
-        )
+        try:
+            row = await templates.create_capped(
+                await resources.db(),
+                caller.tenant_id,
+                wanted.name,
+                wanted.channel,
+                wanted.subject_template,
+                wanted.body_template,
+                wanted.metadata,
+                MAX_TEMPLATES_PER_TENANT,
+            )
+        except templates.TooManyTemplates as exc:
+            raise ApiError(
+                "CONFLICT", f"{exc}; delete templates you no longer use to create new ones"
+            ) from None
         if row is None:
             raise _name_taken(wanted.name)
         return ok(request, templates.as_api_dict(row), status=201)
@@ -146,8 +155,15 @@ class TemplateView(View):
 class TemplateVersionsView(View):
     async def get(self, request: web.Request, template_id: str) -> web.Response:
         caller, row = await _live(request, template_id)
-        rows = await templates.versions(await resources.db(), caller.tenant_id, row["id"])
-        return ok(request, [{**dict(r), "metadata": json.loads(r["metadata"])} for r in rows])
+        page = page_of(request)
+        rows, total = await templates.versions(
+            await resources.db(), caller.tenant_id, row["id"], page.per_page, page.offset
+        )
+        return ok(
+            request,
+            [{**dict(r), "metadata": json.loads(r["metadata"])} for r in rows],
+            **page.meta(total),
+        )
 
 
 @app.page("/api/v1/templates/{template_id}/preview")

@@ -120,7 +120,7 @@ def test_a_notification_with_a_template_is_sent_rendered() -> None:
     routed = routed_of(n, templates={template_id: template})
     (record,) = routed.records
     assert sent(record) == n.model_copy(
-        update={"subject": "Hello Ada", "body": "Ada, you have 3 new messages"}
+        update={"subject": "Hello Ada", "body": "Ada, you have 3 new messages", "body_html": False}
     )
     assert [channel for channel, _ in routed.renders] == [Channel.EMAIL]
 

@@ -6,7 +6,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from notifyhub.db import tenants
+from notifyhub.channels import Channel
+from notifyhub.db import templates, tenants
+from notifyhub.rendering import MAX_TEMPLATE_CHARS
+from notifyhub.web.templates import MAX_TEMPLATES_PER_TENANT
 from tests.conftest import Tenant, Worker, call
 
 pytestmark = pytest.mark.stack
@@ -207,3 +210,96 @@ async def test_an_update_may_not_null_a_required_field(
     )
     assert status == 422
     assert body["error"]["details"] == {field: "cannot be null"}
+
+
+@pytest.mark.parametrize("field", ["subject_template", "body_template"])
+async def test_a_template_over_the_size_limit_is_a_422_naming_the_field(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, field: str
+) -> None:
+    too_big = "x" * (MAX_TEMPLATE_CHARS + 1)
+    status, body = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/api/v1/templates",
+        json={**ORDER_SHIPPED, field: too_big},
+        headers=tenant.headers,
+    )
+    assert status == 422 and field in body["error"]["details"], body
+
+    created = await create(http, worker, tenant)
+    status, body = await call(
+        http,
+        "PUT",
+        f"{worker.base_url}/api/v1/templates/{created['id']}",
+        json={field: too_big},
+        headers=tenant.headers,
+    )
+    assert status == 422 and field in body["error"]["details"], body
+
+
+async def test_a_tenant_has_at_most_the_template_cap(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, database: asyncpg.Pool
+) -> None:
+    live = await database.fetchval(
+        "SELECT count(*) FROM templates WHERE tenant_id = $1 AND deleted_at IS NULL", tenant.id
+    )
+    for number in range(MAX_TEMPLATES_PER_TENANT - live - 1):
+        await templates.create(database, tenant.id, f"filler-{number}", Channel.SMS, None, "hi", {})
+    last = await create(http, worker, tenant, name="the last one")
+    status, body = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/api/v1/templates",
+        json={**ORDER_SHIPPED, "name": "one too many"},
+        headers=tenant.headers,
+    )
+    assert status == 409, body
+    assert f"the most it may have is {MAX_TEMPLATES_PER_TENANT}" in body["error"]["message"]
+
+    status, _ = await call(
+        http, "DELETE", f"{worker.base_url}/api/v1/templates/{last['id']}", headers=tenant.headers
+    )
+    assert status == 204
+    await create(http, worker, tenant, name="one too many")
+
+
+async def test_versions_are_listed_in_pages(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    created = await create(http, worker, tenant)
+    url = f"{worker.base_url}/api/v1/templates/{created['id']}"
+    for order in range(2, 6):
+        status, _ = await call(
+            http, "PUT", url, json={"subject_template": f"v{order}"}, headers=tenant.headers
+        )
+        assert status == 200
+
+    status, body = await call(http, "GET", f"{url}/versions?per_page=2&page=2", headers=tenant.headers)
+    assert status == 200
+    assert [v["version"] for v in body["data"]] == [3, 4]
+    assert (body["meta"]["page"], body["meta"]["per_page"], body["meta"]["total"]) == (2, 2, 5)
+
+    status, body = await call(http, "GET", f"{url}/versions?per_page=0", headers=tenant.headers)
+    assert status == 422 and "per_page" in body["error"]["details"]
+
+
+async def test_a_template_over_a_render_budget_previews_as_a_422_naming_it(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    created = await create(
+        http,
+        worker,
+        tenant,
+        name="loop bomb",
+        subject_template=None,
+        body_template="{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+    )
+    status, body = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/api/v1/templates/{created['id']}/preview",
+        json={"payload": {}},
+        headers=tenant.headers,
+    )
+    assert status == 422, body
+    assert "over the budget" in body["error"]["details"]["body"], body
