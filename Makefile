@@ -29,6 +29,7 @@ stack: install
 	$(STACK) up
 
 # Logs are readable text in a terminal here; deployments keep the JSON default.
+# The workers' secrets are random, made once in $(RUN_DIR)/secrets.env (workers.sh).
 run: stack
 	@eval "$$($(STACK) env | sed 's/^/export /')"; \
 	$(VENV)/bin/notifyhub migrate; \
@@ -51,6 +52,8 @@ run: stack
 	echo "  Consumer lag:   $(VENV)/bin/notifyhub lag"; \
 	echo "  Health:         curl -s http://127.0.0.1:$(WORKER_PORT)/health   (metrics: /metrics)"; \
 	echo "  Worker logs:    tail -f $(RUN_DIR)/worker-*.log"; \
+	echo "  Secrets:        $(RUN_DIR)/secrets.env  (random, made once, mode 0600; the admin token for /internal/* and notifyhub dlq:"; \
+	echo "                  set -a; . $(RUN_DIR)/secrets.env; set +a)"; \
 	echo "  More workers:   make run WORKERS=3   (they share the partitions)"; \
 	echo "  Stop:           make stop   (workers and services)"
 

@@ -415,6 +415,8 @@ async def start_workers(
             "NOTIFYHUB_TOPIC_PARTITIONS": str(partitions),
             "NOTIFYHUB_TABLE_STANDBY_REPLICAS": "0",
             "NOTIFYHUB_LOG_LEVEL": "warning",
+            # The bench's throwaway deployment: the shipped development secrets will do.
+            "NOTIFYHUB_DEVELOPMENT": "true",
         }
         command = [sys.executable, "-m", "notifyhub.cli", "worker"]
         process, log_path = await start_process(command, env, home)

@@ -8,7 +8,7 @@ import asyncio
 import os
 import sys
 
-from notifyhub.settings import get_settings
+from notifyhub.settings import InsecureSecret, get_settings
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -19,6 +19,13 @@ def _worker(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         os.environ["NOTIFYHUB_DATA_DIR"] = args.data_dir
     get_settings.cache_clear()
+    # Before anything starts: a worker with a known secret would accept forged admin
+    # requests and inbox tokens, and encrypt webhook secrets under a public key.
+    try:
+        get_settings().refuse_insecure_secrets()
+    except InsecureSecret as exc:
+        print(f"notifyhub worker: {exc}", file=sys.stderr)
+        return 2
     from notifyhub import logs, tracing
     from notifyhub.faust_app import NotifyHubWorker
     from notifyhub.worker import load_app

@@ -18,6 +18,28 @@ from notifyhub.channels import Channel
 # NotifyHub's worker pool sizes per channel.
 DEFAULT_SEND_CONCURRENCY = {Channel.EMAIL: 5, Channel.PUSH: 3, Channel.SMS: 2, Channel.INAPP: 5}
 
+# Outside development a secret must be at least this long: 32 characters (openssl rand
+# -hex 16 and up) cannot be guessed, and placeholders such as "CHANGE-ME" are shorter.
+MIN_SECRET_LENGTH = 32
+# The settings holding secrets the worker refuses to start with when they are shipped
+# defaults or short; the previous ones (rotation) only when they are set.
+SECRET_SETTINGS = (
+    "admin_token",
+    "admin_token_previous",
+    "ws_token_secret",
+    "ws_token_previous_secret",
+    "webhook_secret_key",
+    "webhook_secret_previous_key",
+)
+
+
+class InsecureSecret(ValueError):
+    """A secret setting is a shipped default or shorter than MIN_SECRET_LENGTH.
+
+    Set it to a random value (``openssl rand -hex 32``), the same on every worker; or, on
+    a developer's machine only, start with ``NOTIFYHUB_DEVELOPMENT=true``.
+    """
+
 
 class Settings(BaseSettings):
     """NotifyHub's configuration. Unprefixed names follow the services' conventions."""
@@ -28,8 +50,17 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("postgresql://notifyhub:notifyhub@127.0.0.1:5433/notifyhub")
     redis_url: str = "redis://127.0.0.1:6380/0"
 
+    # Development mode: the worker starts even with the shipped default secrets, or short
+    # ones. For a developer's machine only: the defaults are in this public file.
+    development: bool = Field(default=False, validation_alias="NOTIFYHUB_DEVELOPMENT")
+
     admin_token: SecretStr = Field(
         default=SecretStr("dev-admin-token"), validation_alias="NOTIFYHUB_ADMIN_TOKEN"
+    )
+    # Rotation: the token before NOTIFYHUB_ADMIN_TOKEN, still accepted while operators and
+    # their scripts move to the new one. Unset it once they have.
+    admin_token_previous: SecretStr | None = Field(
+        default=None, validation_alias="NOTIFYHUB_ADMIN_TOKEN_PREVIOUS"
     )
     # The Faust app id names the consumer group and prefixes every changelog topic;
     # two deployments on one cluster need different ids.
@@ -91,6 +122,15 @@ class Settings(BaseSettings):
     api_rate_window_seconds: float = Field(
         default=60.0, gt=0, validation_alias="NOTIFYHUB_API_RATE_WINDOW_SECONDS"
     )
+    # Each tenant's accepted notifications per second over the HTTP API, unless the admin
+    # API gives it its own (services/quotas.py): one tenant cannot fill the pipeline for all.
+    tenant_notifications_per_second: int = Field(
+        default=2000, ge=1, validation_alias="NOTIFYHUB_TENANT_NOTIFICATIONS_PER_SECOND"
+    )
+    # Requests per inbox token (a browser's), sliding window like the API key's.
+    inbox_token_rate_limit: int = Field(
+        default=120, ge=1, validation_alias="NOTIFYHUB_INBOX_TOKEN_RATE_LIMIT"
+    )
     # When Redis cannot answer: let requests through (true) or refuse them with 503 (false).
     rate_limit_fail_open: bool = Field(default=True, validation_alias="NOTIFYHUB_RATE_LIMIT_FAIL_OPEN")
 
@@ -105,6 +145,12 @@ class Settings(BaseSettings):
     ws_token_secret: SecretStr = Field(
         default=SecretStr("dev-ws-token-secret-change-me"), validation_alias="NOTIFYHUB_WS_TOKEN_SECRET"
     )
+    # Rotation: the secret before NOTIFYHUB_WS_TOKEN_SECRET. Tokens it signed are still
+    # accepted (new ones are signed with the current secret), so nobody's inbox is closed by
+    # a rotation; unset it one NOTIFYHUB_WS_TOKEN_TTL_SECONDS after every worker has the new one.
+    ws_token_previous_secret: SecretStr | None = Field(
+        default=None, validation_alias="NOTIFYHUB_WS_TOKEN_PREVIOUS_SECRET"
+    )
     ws_token_ttl_seconds: int = Field(
         default=900, ge=10, le=86400, validation_alias="NOTIFYHUB_WS_TOKEN_TTL_SECONDS"
     )
@@ -116,6 +162,11 @@ class Settings(BaseSettings):
     webhook_secret_key: SecretStr = Field(
         default=SecretStr("dev-webhook-secret-key-change-me"),
         validation_alias="NOTIFYHUB_WEBHOOK_SECRET_KEY",
+    )
+    # The key before the last rotation: endpoint secrets it encrypted are still read
+    # (``notifyhub rotate-webhook-secrets`` is not needed; new ones use the current key).
+    webhook_secret_previous_key: SecretStr | None = Field(
+        default=None, validation_alias="NOTIFYHUB_WEBHOOK_SECRET_PREVIOUS_KEY"
     )
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, validation_alias="NOTIFYHUB_WEBHOOK_TIMEOUT_SECONDS"
@@ -280,6 +331,39 @@ class Settings(BaseSettings):
                 return frozenset(Channel)
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    def refuse_insecure_secrets(self) -> None:
+        """Raise InsecureSecret, naming the setting, when a secret is a shipped default or
+        shorter than MIN_SECRET_LENGTH; development mode allows both."""
+        if self.development:
+            return
+        for name in SECRET_SETTINGS:
+            value: SecretStr | None = getattr(self, name)
+            if value is None:
+                continue
+            field = type(self).model_fields[name]
+            if isinstance(field.default, SecretStr) and value == field.default:
+                problem = "is the shipped development default"
+            elif len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+                problem = f"is shorter than {MIN_SECRET_LENGTH} characters"
+            else:
+                continue
+            raise InsecureSecret(
+                f"{field.validation_alias} {problem}: set it to a random value "
+                "(openssl rand -hex 32), or NOTIFYHUB_DEVELOPMENT=true on a developer's machine"
+            )
+
+    def ws_token_secrets(self) -> tuple[str, ...]:
+        """The inbox-token secrets a token may be signed with: the current one first."""
+        previous = self.ws_token_previous_secret
+        current = self.ws_token_secret.get_secret_value()
+        return (current,) if previous is None else (current, previous.get_secret_value())
+
+    def webhook_secret_keys(self) -> tuple[str, ...]:
+        """The keys endpoint secrets may be encrypted with: the current one first."""
+        previous = self.webhook_secret_previous_key
+        current = self.webhook_secret_key.get_secret_value()
+        return (current,) if previous is None else (current, previous.get_secret_value())
 
     def topic(self, name: str) -> str:
         """The full Kafka topic name for one of NotifyHub's topics."""

@@ -35,9 +35,14 @@ WORKER_READY_TIMEOUT_SECONDS = 90
 WORKER_STOP_TIMEOUT_SECONDS = 30
 # How long a test waits for the pipeline to reach an expected state.
 PIPELINE_TIMEOUT_SECONDS = 20.0
-# One admin token for every test worker: workers of one deployment forward admin requests
-# to each other, so they must agree on it.
-SESSION_ADMIN_TOKEN = f"admin-{uuid.uuid4().hex}"
+# One set of secrets for every test worker, random as in production (a worker refuses the
+# shipped defaults): workers of one deployment forward admin requests to each other and
+# check each other's inbox tokens, so they must agree on them.
+SESSION_SECRETS = {
+    "NOTIFYHUB_ADMIN_TOKEN": f"admin-{uuid.uuid4().hex}",
+    "NOTIFYHUB_WS_TOKEN_SECRET": f"ws-token-{uuid.uuid4().hex}",
+    "NOTIFYHUB_WEBHOOK_SECRET_KEY": f"webhook-key-{uuid.uuid4().hex}",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -165,7 +170,8 @@ def start_worker(
         "NOTIFYHUB_API_RATE_LIMIT": "1000000",
         **settings,
     }
-    env.setdefault("NOTIFYHUB_ADMIN_TOKEN", SESSION_ADMIN_TOKEN)
+    for name, value in SESSION_SECRETS.items():
+        env.setdefault(name, value)
     log_path = workdir / "worker.log"
     worker = Worker(
         _spawn(env, workdir, log_path),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from notifyhub.channels import Channel
-from notifyhub.settings import Settings
+from notifyhub.settings import MIN_SECRET_LENGTH, InsecureSecret, Settings
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,85 @@ def test_provider_rate_limits_are_per_second_per_provider(monkeypatch: pytest.Mo
     monkeypatch.setenv("NOTIFYHUB_PROVIDER_RATE_LIMITS", "ses=0")
     with pytest.raises(ValueError, match="above 0"):
         Settings()
+
+
+SECRET_VARIABLES = (
+    "NOTIFYHUB_ADMIN_TOKEN",
+    "NOTIFYHUB_ADMIN_TOKEN_PREVIOUS",
+    "NOTIFYHUB_WS_TOKEN_SECRET",
+    "NOTIFYHUB_WS_TOKEN_PREVIOUS_SECRET",
+    "NOTIFYHUB_WEBHOOK_SECRET_KEY",
+    "NOTIFYHUB_DEVELOPMENT",
+)
+GOOD_SECRET = "0123456789abcdef" * 2
+
+
+@pytest.fixture
+def good_secrets(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The three required secrets set to acceptable values, nothing else secret set."""
+    for name in SECRET_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name in ("NOTIFYHUB_ADMIN_TOKEN", "NOTIFYHUB_WS_TOKEN_SECRET", "NOTIFYHUB_WEBHOOK_SECRET_KEY"):
+        monkeypatch.setenv(name, GOOD_SECRET)
+    return monkeypatch
+
+
+def test_secrets_of_32_characters_or_more_are_accepted(good_secrets: pytest.MonkeyPatch) -> None:
+    Settings().refuse_insecure_secrets()
+
+
+@pytest.mark.parametrize(
+    "name", ["NOTIFYHUB_ADMIN_TOKEN", "NOTIFYHUB_WS_TOKEN_SECRET", "NOTIFYHUB_WEBHOOK_SECRET_KEY"]
+)
+def test_a_shipped_default_secret_is_refused_by_name(
+    good_secrets: pytest.MonkeyPatch, name: str
+) -> None:
+    good_secrets.delenv(name)
+    with pytest.raises(InsecureSecret) as refused:
+        Settings().refuse_insecure_secrets()
+    message = str(refused.value)
+    assert message.startswith(f"{name} is the shipped development default")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "NOTIFYHUB_ADMIN_TOKEN",
+        "NOTIFYHUB_ADMIN_TOKEN_PREVIOUS",
+        "NOTIFYHUB_WS_TOKEN_SECRET",
+        "NOTIFYHUB_WS_TOKEN_PREVIOUS_SECRET",
+        "NOTIFYHUB_WEBHOOK_SECRET_KEY",
+    ],
+)
+def test_a_short_secret_is_refused_by_name(good_secrets: pytest.MonkeyPatch, name: str) -> None:
+    good_secrets.setenv(name, "x" * (MIN_SECRET_LENGTH - 1))
+    with pytest.raises(InsecureSecret, match=f"^{name} is shorter than {MIN_SECRET_LENGTH}"):
+        Settings().refuse_insecure_secrets()
+
+
+def test_the_webhook_default_is_refused_although_it_is_32_characters_long(
+    good_secrets: pytest.MonkeyPatch,
+) -> None:
+    default = Settings.model_fields["webhook_secret_key"].default.get_secret_value()
+    assert len(default) >= MIN_SECRET_LENGTH
+    good_secrets.setenv("NOTIFYHUB_WEBHOOK_SECRET_KEY", default)
+    with pytest.raises(InsecureSecret, match=r"^NOTIFYHUB_WEBHOOK_SECRET_KEY is the shipped"):
+        Settings().refuse_insecure_secrets()
+
+
+def test_development_mode_allows_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SECRET_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(InsecureSecret):
+        Settings().refuse_insecure_secrets()
+    monkeypatch.setenv("NOTIFYHUB_DEVELOPMENT", "true")
+    Settings().refuse_insecure_secrets()
+
+
+def test_inbox_tokens_are_checked_against_the_current_secret_then_the_previous(
+    good_secrets: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().ws_token_secrets() == (GOOD_SECRET,)
+    good_secrets.setenv("NOTIFYHUB_WS_TOKEN_PREVIOUS_SECRET", "p" * MIN_SECRET_LENGTH)
+    assert Settings().ws_token_secrets() == (GOOD_SECRET, "p" * MIN_SECRET_LENGTH)

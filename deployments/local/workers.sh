@@ -8,6 +8,11 @@
 # RUN_DIR/worker-i (two workers on one host need their own data directory and port).
 # They form one consumer group and share the partitions; NOTIFYHUB_TOPIC_PARTITIONS caps
 # how many of them get work. The services' addresses come from the environment.
+#
+# Workers refuse the shipped default secrets, so `start` makes random ones once, in
+# RUN_DIR/secrets.env (mode 0600), and every later start reuses them: the admin token
+# stays valid and webhook secrets stored under the key stay readable. A secret already
+# in the environment wins over the file.
 set -euo pipefail
 
 RUN_DIR=${RUN_DIR:-.data}
@@ -19,9 +24,27 @@ STOP_TIMEOUT=${STOP_TIMEOUT:-60}
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+SECRET_NAMES="NOTIFYHUB_ADMIN_TOKEN NOTIFYHUB_WS_TOKEN_SECRET NOTIFYHUB_WEBHOOK_SECRET_KEY"
+
+load_secrets() {
+  local file=$RUN_DIR/secrets.env name value
+  if [ ! -s "$file" ]; then
+    # 32 random bytes as 64 hex characters each; the umask keeps the file the user's own.
+    (umask 077 && for name in $SECRET_NAMES; do
+      echo "$name=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+    done >"$file.tmp" && mv "$file.tmp" "$file")
+    echo "made random secrets in $file (kept for later runs)"
+  fi
+  while IFS='=' read -r name value; do
+    [ -n "$name" ] && [ -z "${!name:-}" ] && export "$name=$value"
+  done <"$file"
+  return 0
+}
+
 start() {
   local count=$1 i
   mkdir -p "$RUN_DIR"
+  load_secrets
   # Worker 0 first: on a new deployment it creates the topics, and a worker that joins
   # while they are missing gets none of their partitions until the next rebalance.
   launch 0

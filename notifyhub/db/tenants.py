@@ -83,6 +83,31 @@ async def find_api_key_owner(pool: asyncpg.Pool, raw_key: str) -> ApiKeyOwner | 
     return ApiKeyOwner(row["tenant_id"], row["key_id"], row["key_active"], row["tenant_active"])
 
 
+async def set_tenant_active(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, active: bool
+) -> asyncpg.Record | None:
+    """Activate or deactivate a tenant (its keys with it); None when there is no such tenant."""
+    return await pool.fetchrow(
+        "UPDATE tenants SET is_active = $2, updated_at = now() WHERE id = $1 "
+        "RETURNING id, name, is_active, created_at, updated_at",
+        tenant_id,
+        active,
+    )
+
+
+async def revoke_api_key(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, key_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """Deactivate one of the tenant's keys for good (the row stays, for the record); None
+    when the tenant has no such key. Revoking a revoked key changes nothing."""
+    return await pool.fetchrow(
+        "UPDATE api_keys SET is_active = false WHERE id = $1 AND tenant_id = $2 "
+        "RETURNING id, tenant_id, name, is_active, created_at",
+        key_id,
+        tenant_id,
+    )
+
+
 async def tenant_exists(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> bool:
     return bool(await pool.fetchval("SELECT 1 FROM tenants WHERE id = $1", tenant_id))
 

@@ -1,4 +1,15 @@
-"""Who is calling: tenants by ``X-API-Key`` (rate-limited), operators by ``X-Admin-Token``."""
+"""Who is calling: tenants by ``X-API-Key`` (rate-limited), operators by ``X-Admin-Token``.
+
+Revocation takes effect at once on every worker. A key found active is cached for
+API_KEY_CACHE_SECONDS, which keeps PostgreSQL off the request path (and intake going,
+into Kafka, while PostgreSQL is down). Revoking a key or deactivating a tenant writes
+PostgreSQL first, for every lookup to come, then a revocation marker in Redis; before
+trusting a cached owner each request asks Redis whether its key or tenant carries a
+marker (one EXISTS, beside the rate limiter's call), and on a marker drops the cache
+entry and asks PostgreSQL. A marker outlives every cache entry filled before it.
+While Redis cannot answer, cached owners are trusted as before markers existed (up to
+API_KEY_CACHE_SECONDS); NOTIFYHUB_RATE_LIMIT_FAIL_OPEN decides whether requests go on.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +19,9 @@ import uuid
 from dataclasses import dataclass
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
+from notifyhub import inbox_tokens
 from notifyhub.app import resources, settings
 from notifyhub.db import tenants
 from notifyhub.db.tenants import ApiKeyOwner, hash_api_key
@@ -17,8 +30,11 @@ from notifyhub.web.responses import ApiError
 
 # A key found active is trusted for this long without asking PostgreSQL again: it keeps
 # the database off every request and lets intake go on (into Kafka) while PostgreSQL is
-# down. The price: deactivating a key takes up to this long to reach every worker.
+# down. Revocation does not wait for it: see the module docstring.
 API_KEY_CACHE_SECONDS = 30.0
+# How long a revocation marker stays in Redis: far beyond API_KEY_CACHE_SECONDS, so a cache
+# entry filled by a lookup that raced the revocation has expired before its marker does.
+REVOCATION_MARKER_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -44,11 +60,42 @@ def _api_limiter() -> SlidingWindowLimiter:
     return _limiter
 
 
+def _key_marker(key_id: uuid.UUID) -> str:
+    return f"auth:revoked:api_key:{key_id}"
+
+
+def _tenant_marker(tenant_id: uuid.UUID) -> str:
+    return f"auth:revoked:tenant:{tenant_id}"
+
+
+async def mark_api_key_revoked(key_id: uuid.UUID) -> None:
+    """Make every worker stop trusting its cached owner of the key (after PostgreSQL says so)."""
+    await resources.redis().set(_key_marker(key_id), 1, ex=REVOCATION_MARKER_SECONDS)
+
+
+async def mark_tenant_deactivated(tenant_id: uuid.UUID, deactivated: bool) -> None:
+    """Set (or, on reactivation, clear) the tenant's marker, after PostgreSQL says so."""
+    if deactivated:
+        await resources.redis().set(_tenant_marker(tenant_id), 1, ex=REVOCATION_MARKER_SECONDS)
+    else:
+        await resources.redis().delete(_tenant_marker(tenant_id))
+
+
+async def _revoked_since_cached(owner: ApiKeyOwner) -> bool:
+    try:
+        markers = _key_marker(owner.key_id), _tenant_marker(owner.tenant_id)
+        return bool(await resources.redis().exists(*markers))
+    except (RedisError, OSError):
+        return False
+
+
 async def _owner_of(raw_key: str) -> ApiKeyOwner | None:
     key_hash = hash_api_key(raw_key)
     cached = _owners.get(key_hash)
     if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
+        if not await _revoked_since_cached(cached[1]):
+            return cached[1]
+        _owners.pop(key_hash, None)
     owner = await tenants.find_api_key_owner(await resources.db(), raw_key)
     if owner is not None and owner.key_active and owner.tenant_active:
         _owners[key_hash] = (time.monotonic() + API_KEY_CACHE_SECONDS, owner)
@@ -85,10 +132,49 @@ async def authenticate_tenant(request: web.Request) -> Caller:
 
 
 def authenticate_admin(request: web.Request) -> None:
-    """``X-Admin-Token``: 401 when missing, 403 when wrong (compared in constant time)."""
+    """``X-Admin-Token``: 401 when missing, 403 when wrong (compared in constant time). The
+    previous token (NOTIFYHUB_ADMIN_TOKEN_PREVIOUS), when set, is accepted too."""
     given = request.headers.get("X-Admin-Token", "")
     if not given:
         raise ApiError("UNAUTHORIZED", "missing X-Admin-Token header")
-    expected = settings.admin_token.get_secret_value()
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    # Both tokens are compared, so the time taken does not tell which one came close.
+    accepted = [settings.admin_token, settings.admin_token_previous]
+    matches = [
+        hmac.compare_digest(given.encode(), token.get_secret_value().encode())
+        for token in accepted
+        if token is not None
+    ]
+    if not any(matches):
         raise ApiError("FORBIDDEN", "invalid admin token")
+
+
+_inbox_limiter: SlidingWindowLimiter | None = None
+
+
+async def authenticate_inbox_token(token: str) -> inbox_tokens.InboxGrant:
+    """A recipient's inbox token (signed with the current or the previous secret), rate
+    limited per recipient like an API key: 401 when bad, 429 over the rate."""
+    global _inbox_limiter
+    try:
+        grant = inbox_tokens.verify(settings.ws_token_secrets(), token)
+    except inbox_tokens.InvalidToken as exc:
+        raise ApiError("UNAUTHORIZED", str(exc)) from None
+    if _inbox_limiter is None:
+        _inbox_limiter = SlidingWindowLimiter(
+            resources.redis(),
+            scope="inbox_token",
+            limit=settings.inbox_token_rate_limit,
+            window_seconds=settings.api_rate_window_seconds,
+            fail_open=settings.rate_limit_fail_open,
+        )
+    decision = await _inbox_limiter.check(f"{grant.tenant_id}:{grant.recipient_id}")
+    if not decision.allowed:
+        raise ApiError(
+            "SERVICE_UNAVAILABLE" if decision.degraded else "RATE_LIMITED",
+            "rate limiting is unavailable; retry later"
+            if decision.degraded
+            else f"over {settings.inbox_token_rate_limit} requests per "
+            f"{settings.api_rate_window_seconds:g} s for this recipient's inbox token",
+            headers={"Retry-After": str(decision.retry_after_seconds or 5)},
+        )
+    return grant

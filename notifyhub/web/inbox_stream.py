@@ -27,7 +27,7 @@ from notifyhub.db import inbox
 from notifyhub.messages import Message, RecipientId
 from notifyhub.metrics import INAPP_WS_CONNECTIONS
 from notifyhub.realtime import InboxHub
-from notifyhub.web.auth import authenticate_tenant
+from notifyhub.web.auth import authenticate_inbox_token, authenticate_tenant
 from notifyhub.web.inputs import parse_body, parse_uuid
 from notifyhub.web.responses import ApiError, ok
 
@@ -90,10 +90,7 @@ def _token_of(request: web.Request) -> str:
 @app.page("/api/v1/inbox/stream")
 class InboxStreamView(View):
     async def get(self, request: web.Request) -> web.StreamResponse:
-        try:
-            grant = inbox_tokens.verify(settings.ws_token_secret.get_secret_value(), _token_of(request))
-        except inbox_tokens.InvalidToken as exc:
-            raise ApiError("UNAUTHORIZED", str(exc)) from None
+        grant = await authenticate_inbox_token(_token_of(request))
         raw_since = request.query.get("since")
         since = parse_uuid(raw_since, "since") if raw_since else None
         # Frames are small JSON: compression would cost CPU per socket for little.

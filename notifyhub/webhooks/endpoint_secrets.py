@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 
 
 def _fernet(key_material: str) -> Fernet:
@@ -21,5 +22,8 @@ def encrypt(key_material: str, secret: str) -> bytes:
     return _fernet(key_material).encrypt(secret.encode())
 
 
-def decrypt(key_material: str, ciphertext: bytes) -> str:
-    return _fernet(key_material).decrypt(ciphertext).decode()
+def decrypt(key_materials: str | Sequence[str], ciphertext: bytes) -> str:
+    """The secret, decrypted with whichever key encrypted it (the current key and the one
+    before a rotation)."""
+    keys = [key_materials] if isinstance(key_materials, str) else list(key_materials)
+    return MultiFernet([_fernet(key) for key in keys]).decrypt(ciphertext).decode()

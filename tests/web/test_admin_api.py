@@ -108,3 +108,98 @@ async def test_admin_input_errors(
     assert got == status
     if field:
         assert field in answer["error"]["details"]
+
+
+async def test_revoking_a_key_answers_the_key_inactive_and_again_the_same(
+    worker: Worker, http: aiohttp.ClientSession
+) -> None:
+    tenant, key = await provision(http, worker, "Revoker")
+    url = f"{worker.base_url}/internal/tenants/{tenant['id']}/api-keys/{key['id']}/revoke"
+    for _ in range(2):
+        status, body = await call(http, "POST", url, headers=worker.admin_headers)
+        assert status == 200, body
+        assert body["data"] == {
+            "id": key["id"],
+            "tenant_id": tenant["id"],
+            "name": key["name"],
+            "is_active": False,
+            "created_at": key["created_at"],
+        }
+
+
+async def test_a_key_is_revoked_only_under_its_own_tenant(
+    worker: Worker, http: aiohttp.ClientSession, database: asyncpg.Pool
+) -> None:
+    _, key = await provision(http, worker, "Owner")
+    stranger, _ = await provision(http, worker, "Stranger")
+    status, body = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/internal/tenants/{stranger['id']}/api-keys/{key['id']}/revoke",
+        headers=worker.admin_headers,
+    )
+    assert status == 404, body
+    assert await database.fetchval("SELECT is_active FROM api_keys WHERE id = $1", uuid.UUID(key["id"]))
+
+
+async def test_deactivating_a_tenant_answers_the_tenant(
+    worker: Worker, http: aiohttp.ClientSession
+) -> None:
+    tenant, _ = await provision(http, worker, "Sleeper")
+    url = f"{worker.base_url}/internal/tenants/{tenant['id']}"
+    status, body = await call(
+        http, "PATCH", url, json={"is_active": False}, headers=worker.admin_headers
+    )
+    assert status == 200, body
+    assert body["data"]["id"] == tenant["id"]
+    assert body["data"]["name"] == "Sleeper"
+    assert body["data"]["is_active"] is False
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", f"/internal/tenants/{uuid.uuid4()}", {"is_active": False}),
+        ("POST", f"/internal/tenants/{uuid.uuid4()}/api-keys/{uuid.uuid4()}/revoke", None),
+    ],
+)
+@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-Admin-Token": "wrong"}, 403)])
+async def test_revocation_routes_need_the_admin_token(
+    worker: Worker,
+    http: aiohttp.ClientSession,
+    method: str,
+    path: str,
+    body: dict | None,
+    headers: dict,
+    status: int,
+) -> None:
+    got, _ = await call(http, method, worker.base_url + path, json=body, headers=headers)
+    assert got == status
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "field"),
+    [
+        ("PATCH", f"/internal/tenants/{uuid.uuid4()}", {"is_active": False}, 404, None),
+        ("PATCH", "/internal/tenants/not-a-uuid", {"is_active": False}, 422, "tenant_id"),
+        ("PATCH", f"/internal/tenants/{uuid.uuid4()}", {}, 422, "is_active"),
+        ("PATCH", f"/internal/tenants/{uuid.uuid4()}", {"is_active": "no"}, 422, "is_active"),
+        ("POST", f"/internal/tenants/{uuid.uuid4()}/api-keys/{uuid.uuid4()}/revoke", None, 404, None),
+        ("POST", f"/internal/tenants/{uuid.uuid4()}/api-keys/nope/revoke", None, 422, "key_id"),
+    ],
+)
+async def test_revocation_input_errors(
+    worker: Worker,
+    http: aiohttp.ClientSession,
+    method: str,
+    path: str,
+    body: dict | None,
+    status: int,
+    field: str | None,
+) -> None:
+    got, answer = await call(
+        http, method, worker.base_url + path, json=body, headers=worker.admin_headers
+    )
+    assert got == status, answer
+    if field:
+        assert field in answer["error"]["details"]
