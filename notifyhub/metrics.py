@@ -109,3 +109,9 @@ HELD_MESSAGES = Gauge(
     "notifyhub_held_messages",
     "Messages waiting in the held stage (scheduled, quiet hours, retries) on this worker.",
 )
+SWEPT_NOTIFICATIONS = Counter(
+    "notifyhub_swept_notifications_total",
+    "Notifications the sweep found stuck in pending, queued or processing, by what it did: "
+    "redriven (produced to enrich again), failed (still stuck after its re-drive).",
+    ["action"],
+)

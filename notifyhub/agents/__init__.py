@@ -15,6 +15,7 @@ from notifyhub.agents import (
     intake,
     preferences,
     send,
+    sweep,
     webhooks,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "intake",
     "preferences",
     "send",
+    "sweep",
     "webhooks",
 ]

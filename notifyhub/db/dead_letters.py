@@ -21,7 +21,7 @@ class AlreadyReplayed(Exception):
     """The dead letter was replayed before; replaying it again could send it twice."""
 
 
-async def insert_many(pool: asyncpg.Pool, letters: Sequence[DeadLetter]) -> None:
+async def insert_many(pool: asyncpg.Pool | asyncpg.Connection, letters: Sequence[DeadLetter]) -> None:
     """Store dead letters; one already stored (same id) is left as it is."""
     await pool.executemany(
         """INSERT INTO dead_letters (id, tenant_id, source_topic, channel, reason, message_key,
@@ -102,9 +102,10 @@ async def replay(
 
     One transaction, in this order: lock the letter (concurrent replays wait, then see it
     replayed); reopen its notification (``failed`` → ``queued``, so the send stage claims
-    it again); publish and wait for the broker; mark the letter replayed; commit. If the
-    publish fails nothing changes. If the commit fails after the publish, the notification
-    is still ``failed``, so the message is not sent, and the letter can be replayed again.
+    it again, and the sweep may re-drive it once more); publish and wait for the broker;
+    mark the letter replayed; commit. If the publish fails nothing changes. If the commit
+    fails after the publish, the notification is still ``failed``, so the message is not
+    sent, and the letter can be replayed again.
     Returns None for an unknown letter; raises AlreadyReplayed for a replayed one.
     """
     async with pool.acquire() as conn, conn.transaction():
@@ -122,7 +123,7 @@ async def replay(
             await conn.execute(
                 """UPDATE notifications
                       SET status = 'queued', status_reason = 'replayed from the dead-letter queue',
-                          updated_at = now(), reopened_at = now()
+                          updated_at = now(), reopened_at = now(), redriven_at = NULL
                     WHERE id = $1 AND tenant_id = $2 AND status = 'failed'""",
                 letter["notification_id"],
                 letter["tenant_id"],

@@ -8,7 +8,6 @@ Scoped by ``X-Tenant-ID`` like NotifyHub's; letters the pipeline could not tie t
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from typing import Any
 
@@ -16,6 +15,7 @@ import asyncpg
 from aiohttp import web
 from faust.web import View
 
+from notifyhub import limits
 from notifyhub.app import app, resources, settings
 from notifyhub.channels import Channel
 from notifyhub.db import dead_letters
@@ -29,6 +29,9 @@ DEFAULT_LIMIT = 50
 # NotifyHub's bound on one page.
 MAX_LIMIT = 500
 MAX_OFFSET = 10_000_000
+# The pipeline's messages wrap a payload in at most two levels (hold → notification →
+# payload); a message nested deeper is not one of them, and is shown as bytes only.
+MAX_MESSAGE_DEPTH = limits.MAX_JSON_DEPTH + 2
 
 
 def _tenant(request: web.Request) -> uuid.UUID | None:
@@ -41,12 +44,19 @@ def _tenant(request: web.Request) -> uuid.UUID | None:
     return None if tenant == NIL_TENANT else tenant
 
 
+def _message(raw: bytes) -> Any:
+    """The message as JSON, when it is JSON that any client can read back: within the
+    limits on depth and numbers (no NaN, no integer beyond 64 bits), its text storable."""
+    try:
+        message = limits.loads(raw)
+    except limits.Unacceptable:
+        return None
+    problem = limits.json_problem(message, "message", max_depth=MAX_MESSAGE_DEPTH, max_size=None)
+    return message if problem is None else None
+
+
 def _as_json(letter: asyncpg.Record) -> dict[str, Any]:
     raw: bytes = letter["message"]
-    try:
-        message = json.loads(raw)
-    except ValueError:
-        message = None
     key: bytes | None = letter["message_key"]
     try:
         message_key = key.decode() if key is not None else None
@@ -61,8 +71,8 @@ def _as_json(letter: asyncpg.Record) -> dict[str, Any]:
         "reason": letter["reason"],
         "attempts": letter["attempts"],
         "message_key": message_key,
-        # The message as JSON when it is JSON; its exact bytes always.
-        "message": message,
+        # The message as JSON when it is JSON within bounds; its exact bytes always.
+        "message": _message(raw),
         "message_base64": base64.b64encode(raw).decode(),
         "created_at": letter["created_at"],
         "replayed_at": letter["replayed_at"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -118,3 +119,43 @@ async def test_replaying_an_intake_letter_delivers_its_notification(
         http, "POST", f"{worker.base_url}/internal/dlq/{uuid.uuid4()}/replay", headers=headers
     )
     assert status == 404
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"[" * 250 + b"]" * 250,
+        b'{"a": NaN, "b": Infinity}',
+        b'{"big": 1e999}',
+        b'{"n": 1' + b"0" * 30 + b"}",
+        b'{"n": 1' + b"0" * 5000 + b"}",
+        b'{"s": "\\ud800"}',
+    ],
+    ids=[
+        "nested-250-deep",
+        "nan-infinity",
+        "float-overflow",
+        "int-beyond-64-bits",
+        "int-5000-digits",
+        "lone-surrogate",
+    ],
+)
+async def test_any_message_is_shown_as_its_bytes_when_not_as_json(
+    worker: Worker,
+    tenant: Tenant,
+    http: aiohttp.ClientSession,
+    database: asyncpg.Pool,
+    message: bytes,
+) -> None:
+    letter = DeadLetter(
+        source_topic=worker.topic("enrich"), reason="poison", tenant_id=tenant.id, message=message
+    )
+    await dead_letters.insert_many(database, [letter])
+    headers = {**worker.admin_headers, "X-Tenant-ID": str(tenant.id)}
+    status, listed = await call(http, "GET", f"{worker.base_url}/internal/dlq", headers=headers)
+    assert status == 200, listed
+    status, one = await call(http, "GET", f"{worker.base_url}/internal/dlq/{letter.id}", headers=headers)
+    assert status == 200, one
+    for shown in (listed["data"][0], one["data"]):
+        assert shown["message"] is None
+        assert base64.b64decode(shown["message_base64"]) == message

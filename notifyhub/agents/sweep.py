@@ -1,0 +1,141 @@
+"""The sweep: every accepted notification reaches a final state, even one whose record the
+pipeline lost (a produce that never reached Kafka, a status event dead-lettered, a stage
+that skipped it through a bug).
+
+A notification left in ``pending``, ``queued`` or ``processing`` for ``STUCK_SECONDS``
+(nothing updated it) is re-driven once: produced to enrich again, as the HTTP API produced
+it first (with its entry status when it never got one). A duplicate is never sent twice:
+the copy is keyed like the original, so it reaches the send stage behind it, on the same
+partition, and the send stage claims a notification in PostgreSQL only while it is not
+final. One still stuck ``GIVE_UP_SECONDS`` after its re-drive fails, with a reason naming
+its status and since when; its ``failed`` event goes to webhooks like any other.
+
+A timer on the group's leader runs it every ``INTERVAL_SECONDS``, at most ``MAX_PER_RUN``
+notifications of each kind a run. On every worker it would be safe too: the rows are taken
+``FOR UPDATE SKIP LOCKED`` and marked in the same transaction (``db.notifications``).
+
+The bounds are read from the environment (``NOTIFYHUB_SWEEP_STUCK_SECONDS``,
+``NOTIFYHUB_SWEEP_GIVE_UP_SECONDS``, ``NOTIFYHUB_SWEEP_INTERVAL_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import asyncpg
+from pydantic import ValidationError
+
+from notifyhub import clock
+from notifyhub.app import app, publish_all, resources, topics
+from notifyhub.cores.entry import entry_event, entry_records
+from notifyhub.cores.intake import as_notification
+from notifyhub.cores.records import PERSISTED, Outgoing
+from notifyhub.db import notifications
+from notifyhub.metrics import SWEPT_NOTIFICATIONS
+from notifyhub.status import Status
+
+logger = logging.getLogger(__name__)
+
+
+def _seconds(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+# Far above what a healthy pipeline takes from one status to the next (milliseconds; a
+# send's provider timeouts are seconds): a notification this still is lost, not slow.
+STUCK_SECONDS = _seconds("NOTIFYHUB_SWEEP_STUCK_SECONDS", 600.0)
+# A re-driven notification gets as long again before it is given up on.
+GIVE_UP_SECONDS = _seconds("NOTIFYHUB_SWEEP_GIVE_UP_SECONDS", 600.0)
+INTERVAL_SECONDS = _seconds("NOTIFYHUB_SWEEP_INTERVAL_SECONDS", 60.0)
+# Bounds a run's transaction (its rows stay locked until the broker has their records);
+# a larger backlog of stuck notifications takes a few runs.
+MAX_PER_RUN = 500
+PUBLISH_TIMEOUT_SECONDS = 10.0
+
+
+def redrive_records(row: asyncpg.Record, now: float) -> list[Outgoing]:
+    """A stored notification's records again: to enrich (or held, when its ``scheduled_at``
+    is ahead), after its entry event when that moves it on (a ``pending`` one never got to
+    ``queued``; a ``queued`` one due later is ``scheduled``). Raises ValidationError for a
+    row that is no longer a valid request."""
+    notification = as_notification(notifications.as_intake_message(row))
+    event = entry_event(notification, now)
+    announced, onward = entry_records(topics, notification, event, persisted=False)
+    moves_on = row["status"] == Status.PENDING or (
+        row["status"] == Status.QUEUED and event.status is Status.SCHEDULED
+    )
+    return [announced, onward] if moves_on else [onward]
+
+
+async def _redrive(rows: Sequence[asyncpg.Record]) -> None:
+    now = clock.now()
+    records: list[Outgoing] = []
+    for row in rows:
+        try:
+            records += redrive_records(row, now)
+        except ValidationError as exc:
+            # Left marked as re-driven: it fails when its time is up, like one that stays stuck.
+            logger.warning(
+                "sweep: notification %s (tenant %s) cannot be re-driven: %s",
+                row["id"],
+                row["tenant_id"],
+                exc,
+            )
+            continue
+        logger.info(
+            "sweep: re-driving notification %s (tenant %s), %s since %s",
+            row["id"],
+            row["tenant_id"],
+            row["status"],
+            row["updated_at"].isoformat(),
+        )
+        SWEPT_NOTIFICATIONS.labels(action="redriven").inc()
+    await publish_all(records, PUBLISH_TIMEOUT_SECONDS)
+
+
+def stuck_reason(row: asyncpg.Record) -> str:
+    return (
+        f"stuck in {row['status']} since {row['updated_at'].isoformat(timespec='seconds')}, "
+        f"re-driven at {row['redriven_at'].isoformat(timespec='seconds')} to no avail"
+    )
+
+
+async def sweep() -> None:
+    """One run: re-drive what is newly stuck, then fail what stayed stuck after its re-drive."""
+    pool = await resources.db()
+    await notifications.redrive_stuck(pool, STUCK_SECONDS, MAX_PER_RUN, _redrive)
+    failed = await notifications.fail_stuck(pool, GIVE_UP_SECONDS, MAX_PER_RUN, stuck_reason)
+    for event in failed:
+        logger.warning(
+            "sweep: notification %s (tenant %s) failed: %s",
+            event.notification_id,
+            event.tenant_id,
+            event.reason,
+        )
+    if failed:
+        SWEPT_NOTIFICATIONS.labels(action="failed").inc(len(failed))
+        # Written already: the delivery events stage only fans them out to webhooks.
+        await publish_all(
+            [
+                Outgoing(
+                    topics.delivery_events,
+                    str(event.notification_id).encode(),
+                    event.to_bytes(),
+                    PERSISTED,
+                )
+                for event in failed
+            ],
+            PUBLISH_TIMEOUT_SECONDS,
+        )
+
+
+@app.timer(INTERVAL_SECONDS, on_leader=True)
+async def sweep_stuck_notifications() -> None:
+    try:
+        await sweep()
+    except Exception:
+        # An outage or a bug: the next run tries again. An exception out of a Faust timer
+        # crashes the worker, and a sweep is not worth stopping the pipeline for.
+        logger.exception("sweep: this run failed; the next one in %.0fs", INTERVAL_SECONDS)
