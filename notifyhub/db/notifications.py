@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 
 from notifyhub.messages import DeliveryEvent, IntakeMessage
 from notifyhub.settings import get_settings
-from notifyhub.status import CANCELLABLE_STATUSES, FINAL_STATUSES
+from notifyhub.status import CANCELLABLE_STATUSES, FINAL_STATUSES, Status
 
 T = TypeVar("T")
 
@@ -256,23 +257,47 @@ async def cancel(
     )
 
 
+# A deactivated tenant's notifications are dropped (with a log row) instead of claimed,
+# in the same statement: nothing of theirs reaches a provider after the deactivation.
+CLAIM_FOR_SENDING = """
+WITH wanted AS (
+    SELECT w.id, w.tenant_id, t.is_active
+      FROM unnest($1::uuid[], $2::uuid[]) AS w (id, tenant_id)
+      JOIN tenants t ON t.id = w.tenant_id),
+dropped AS (
+    UPDATE notifications AS n
+       SET status = 'dropped', status_reason = $4, updated_at = now()
+      FROM wanted w
+     WHERE n.id = w.id AND n.tenant_id = w.tenant_id AND NOT w.is_active
+       AND NOT (n.status = ANY($3::text[]))
+    RETURNING n.id, n.tenant_id),
+logged AS (
+    INSERT INTO delivery_log (event_id, notification_id, tenant_id, status, reason, occurred_at)
+    SELECT gen_random_uuid(), id, tenant_id, 'dropped', $4, now() FROM dropped)
+UPDATE notifications AS n SET status = 'processing', updated_at = now()
+  FROM wanted w
+ WHERE n.id = w.id AND n.tenant_id = w.tenant_id AND w.is_active
+   AND NOT (n.status = ANY($3::text[]))
+RETURNING n.id
+"""
+TENANT_DEACTIVATED = "the tenant is deactivated"
+
+
 async def claim_many_for_sending(
     pool: asyncpg.Pool, notifications: Sequence[tuple[uuid.UUID, uuid.UUID]]
 ) -> set[uuid.UUID]:
     """Atomically move notifications (id, tenant) to ``processing`` unless they are final.
 
-    Those left out must not be sent: cancelled, or (redelivered messages) sent already.
+    Those left out must not be sent: cancelled, (redelivered messages) sent already, or
+    dropped now because their tenant is deactivated.
     """
     notifications = in_lock_order(notifications, key=lambda n: n[0])
     rows = await pool.fetch(
-        """UPDATE notifications AS n SET status = 'processing', updated_at = now()
-             FROM unnest($1::uuid[], $2::uuid[]) AS wanted (id, tenant_id)
-            WHERE n.id = wanted.id AND n.tenant_id = wanted.tenant_id
-              AND NOT (n.status = ANY($3::text[]))
-            RETURNING n.id""",
+        CLAIM_FOR_SENDING,
         [n for n, _ in notifications],
         [t for _, t in notifications],
         [s.value for s in FINAL_STATUSES],
+        TENANT_DEACTIVATED,
     )
     return {row["id"] for row in rows}
 
@@ -408,3 +433,153 @@ async def claim_idempotency_keys(
             {(row["tenant_id"], row["idempotency_key"]): row["notification_id"] for row in rows}
         )
     return owners
+
+
+class Failure(NamedTuple):
+    """A notification the pipeline gave up on: its ``failed`` event's id, and why."""
+
+    event_id: uuid.UUID
+    notification_id: uuid.UUID
+    tenant_id: uuid.UUID
+    reason: str
+    occurred_at: datetime
+
+
+# Fail notifications that are not final yet, with each one's delivery log row, in one
+# statement; the answer is the failed events to announce: those failed now, and those this
+# same statement failed before (a batch run again after a crash, whose events may never
+# have been produced). Rows are locked in id order, as every batch update locks them.
+FAIL_UNFINISHED = """
+WITH f AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[])
+        AS f (event_id, notification_id, tenant_id, reason, occurred_at)),
+locked AS (
+    SELECT n.id FROM notifications n
+     WHERE n.id = ANY($2::uuid[])
+     ORDER BY n.id
+       FOR UPDATE),
+failed AS (
+    UPDATE notifications AS n
+       SET status = 'failed', status_reason = f.reason, updated_at = f.occurred_at
+      FROM f JOIN locked l ON l.id = f.notification_id
+     WHERE n.id = f.notification_id AND n.tenant_id = f.tenant_id
+       AND NOT (n.status = ANY($6::text[]))
+       -- a failure from before a replay reopened the notification is history
+       AND (n.reopened_at IS NULL OR n.reopened_at <= f.occurred_at)
+    RETURNING n.id, n.tenant_id, n.channel, n.recipient_id, f.event_id, f.reason, f.occurred_at),
+logged AS (
+    INSERT INTO delivery_log (event_id, notification_id, tenant_id, status, reason, attempt,
+                              occurred_at)
+    SELECT event_id, id, tenant_id, 'failed', reason, 1, occurred_at FROM failed
+    ON CONFLICT (event_id) DO NOTHING)
+SELECT * FROM failed
+UNION ALL
+SELECT n.id, n.tenant_id, n.channel, n.recipient_id, d.event_id, d.reason, d.occurred_at
+  FROM delivery_log d JOIN notifications n ON n.id = d.notification_id
+ WHERE d.event_id = ANY($1::uuid[]) AND n.status = 'failed'
+"""
+
+
+async def fail_unfinished(
+    conn: asyncpg.Pool | asyncpg.Connection, failures: Sequence[Failure]
+) -> list[DeliveryEvent]:
+    """Mark notifications ``failed`` with the reason, forward only (a final one, or one a
+    replay reopened after the failure, is left as it is), with their delivery log rows.
+
+    The ``failed`` events of those failed, written already (to be announced, not written
+    again). Idempotent by event id.
+    """
+    if not failures:
+        return []
+    rows = await conn.fetch(
+        FAIL_UNFINISHED,
+        [f.event_id for f in failures],
+        [f.notification_id for f in failures],
+        [f.tenant_id for f in failures],
+        [f.reason for f in failures],
+        [f.occurred_at for f in failures],
+        [s.value for s in FINAL_STATUSES],
+    )
+    return [
+        DeliveryEvent(
+            event_id=row["event_id"],
+            notification_id=row["id"],
+            tenant_id=row["tenant_id"],
+            channel=row["channel"],
+            recipient_id=row["recipient_id"],
+            status=Status.FAILED,
+            reason=row["reason"],
+            occurred_at=row["occurred_at"],
+        )
+        for row in rows
+    ]
+
+
+# What the sweep looks for: notifications not updated for a while in a status some stage
+# should have moved them on from. Spelled as migration 0009's index predicate.
+UNFINISHED = "status IN ('pending', 'queued', 'processing')"
+
+
+async def redrive_stuck(
+    pool: asyncpg.Pool,
+    stuck_seconds: float,
+    limit: int,
+    redrive: Callable[[Sequence[asyncpg.Record]], Awaitable[None]],
+) -> list[asyncpg.Record]:
+    """Re-drive, once, up to ``limit`` notifications unfinished and not updated for
+    ``stuck_seconds`` (oldest first); the rows re-driven.
+
+    One transaction: take the rows (``SKIP LOCKED``: sweeps on several workers, or a stage
+    updating one, never wait for each other); ``redrive`` them (produce their records and
+    wait for the broker); mark them re-driven; commit. If ``redrive`` fails nothing is
+    marked, and the next sweep tries again.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            f"""SELECT {NOTIFICATION_COLUMNS} FROM notifications
+                 WHERE {UNFINISHED} AND redriven_at IS NULL
+                   AND updated_at < now() - make_interval(secs => $1)
+                 ORDER BY updated_at
+                 LIMIT $2
+                   FOR UPDATE SKIP LOCKED""",
+            stuck_seconds,
+            limit,
+        )
+        if rows:
+            await redrive(rows)
+            await conn.execute(
+                "UPDATE notifications SET redriven_at = now() WHERE id = ANY($1::uuid[])",
+                [row["id"] for row in rows],
+            )
+    return list(rows)
+
+
+async def fail_stuck(
+    pool: asyncpg.Pool,
+    stuck_seconds: float,
+    limit: int,
+    reason: Callable[[asyncpg.Record], str],
+) -> list[DeliveryEvent]:
+    """Fail up to ``limit`` notifications re-driven ``stuck_seconds`` ago or earlier that
+    are still unfinished and not updated since ``stuck_seconds`` either, each with
+    ``reason(row)`` (the row has ``status``, ``updated_at`` and ``redriven_at``).
+
+    Their ``failed`` events, written already (see ``fail_unfinished``).
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            f"""SELECT id, tenant_id, status, updated_at, redriven_at FROM notifications
+                 WHERE {UNFINISHED}
+                   AND updated_at < now() - make_interval(secs => $1)
+                   AND redriven_at < now() - make_interval(secs => $1)
+                 ORDER BY updated_at
+                 LIMIT $2
+                   FOR UPDATE SKIP LOCKED""",
+            stuck_seconds,
+            limit,
+        )
+        now = datetime.now(UTC)
+        return await fail_unfinished(
+            conn,
+            [Failure(uuid.uuid4(), row["id"], row["tenant_id"], reason(row), now) for row in rows],
+        )
