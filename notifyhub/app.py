@@ -77,8 +77,14 @@ app = NotifyHubApp(
     web_host=settings.web_host,
     web_bind=settings.web_bind or settings.web_host,
     web_port=settings.web_port,
-    # Faust's built-in /table views would serve table data without authentication.
+    # Faust's built-in views answer without authentication: /table would serve table
+    # data, /router the cluster's topology (hosts, partitions), /graph and /stats its
+    # internals. NotifyHub's own /internal routes (admin token) cover what operators need.
     web_tables_enabled=False,
+    web_router_enabled=False,
+    web_graph_enabled=False,
+    web_stats_enabled=False,
+    web_metrics_enabled=False,
     web_application_options={
         "middlewares": middlewares(),
         "client_max_size": MAX_REQUEST_BODY_BYTES,

@@ -9,10 +9,19 @@ from typing import Annotated, Any
 
 from aiohttp import web
 from faust.web import View
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
-from notifyhub import tracing
-from notifyhub.app import app, delivery_events_topic, publish, publish_all, resources, topics
+from notifyhub import limits, tracing
+from notifyhub.app import (
+    app,
+    delivery_events_topic,
+    publish,
+    publish_all,
+    resources,
+    settings,
+    topics,
+)
 from notifyhub.channels import Channel
 from notifyhub.db import notifications
 from notifyhub.messages import (
@@ -21,6 +30,7 @@ from notifyhub.messages import (
     Message,
     Notification,
     NotificationRequest,
+    Payload,
     RecipientId,
     ShortText,
 )
@@ -33,6 +43,7 @@ from notifyhub.services.acceptance import (
     Overloaded,
     QueueUnavailable,
 )
+from notifyhub.services.quotas import TenantQuotas
 from notifyhub.status import Status
 from notifyhub.web.auth import Caller, authenticate_tenant
 from notifyhub.web.inputs import page_of, parse_body, parse_uuid, parse_value
@@ -77,8 +88,32 @@ def _checked(wanted: NotificationRequest, prefix: str = "") -> NotificationReque
     return wanted
 
 
+_quotas: TenantQuotas | None = None
+
+
+async def _within_quota(tenant_id: uuid.UUID, count: int) -> None:
+    """429 when the tenant's notifications per second (``services.quotas``) are used up."""
+    global _quotas
+    if _quotas is None:
+        _quotas = TenantQuotas(
+            resources.redis(), settings.tenant_notifications_per_second, settings.rate_limit_fail_open
+        )
+    try:
+        pool = await resources.db()
+    except OUTAGES:
+        pool = None
+    decision = await _quotas.admit(pool, tenant_id, count)
+    if not decision.allowed:
+        raise ApiError(
+            "RATE_LIMITED",
+            f"over this tenant's quota of {decision.rate} notifications per second",
+            headers={"Retry-After": str(decision.retry_after_seconds)},
+        )
+
+
 async def _accepted(request: web.Request, messages: list[IntakeMessage]) -> list[dict[str, Any]]:
     """Stored and in Kafka (``services.acceptance``), or the API error saying why not."""
+    await _within_quota(messages[0].tenant_id, len(messages))
     try:
         return await acceptance.accept(messages, tracing.from_request(request.headers))
     except Overloaded:
@@ -114,16 +149,33 @@ async def _accept_one(
 class BulkRecipient(Message):
     recipient_id: RecipientId
     recipient_address: ShortText | None = None
-    payload: dict[str, Any] | None = None
+    payload: Payload | None = None
 
 
 class BulkRequest(Message):
     type: ShortText | None = None
     channel: Channel
     template_id: ShortText | None = None
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: Payload = Field(default_factory=dict)
     priority: int = Field(default=5, ge=1, le=10)
     recipients: Annotated[list[BulkRecipient], Field(min_length=1, max_length=MAX_BULK_RECIPIENTS)]
+
+    @field_validator("recipients")
+    @classmethod
+    def _bounded_in_total(
+        cls, recipients: list[BulkRecipient], info: ValidationInfo
+    ) -> list[BulkRecipient]:
+        """The shared payload is copied once per recipient: a 1 MB body could otherwise
+        become a gigabyte of rows and records."""
+        shared = limits.payload_size(info.data.get("payload") or {})
+        total = sum(shared + limits.payload_size(r.payload or {}) for r in recipients)
+        if total > limits.MAX_BULK_PAYLOAD_SIZE:
+            raise PydanticCustomError(
+                "bulk_size",
+                "the payloads, each merged with the shared one, are larger than {limit} MB in all",
+                {"limit": limits.MAX_BULK_PAYLOAD_SIZE // (1024 * 1024)},
+            )
+        return recipients
 
 
 async def _accept_bulk(
