@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from notifyhub.db import tenants
 from tests.conftest import Tenant, Worker, call, eventually, wait_for_status
 
 pytestmark = pytest.mark.stack
@@ -339,3 +340,37 @@ async def test_hostile_intake_records_are_dead_lettered_with_a_reason_and_the_pi
     found = await eventually(letters, "a dead letter for every hostile record")
     assert all(row["reason"] for row in found)
     await wait_for_status(http, worker, tenant, str(good_id), "delivered")
+
+
+async def test_another_tenant_can_neither_read_nor_change_what_a_tenant_owns(
+    worker: Worker, tenant: Tenant, database: asyncpg.Pool, http: aiohttp.ClientSession
+) -> None:
+    row = await tenants.create_tenant(database, f"intruder-{uuid.uuid4().hex[:8]}")
+    _, intruder_key = await tenants.create_api_key(database, row["id"], "intruder")
+    intruder = {"X-API-Key": intruder_key}
+    base = worker.base_url
+    template = {"name": f"t-{uuid.uuid4().hex[:8]}", "channel": "email", "body_template": "Hi"}
+    _, created = await call(
+        http, "POST", f"{base}/api/v1/templates", json=template, headers=tenant.headers
+    )
+    notification = {"channel": "inapp", "recipient_id": "victim", "payload": {"body": "secret"}}
+    _, sent = await call(
+        http, "POST", f"{base}/api/v1/notifications", json=notification, headers=tenant.headers
+    )
+    owned = [
+        f"{base}/api/v1/templates/{created['data']['id']}",
+        f"{base}/api/v1/templates/{created['data']['id']}/versions",
+        f"{base}/api/v1/notifications/{sent['data']['id']}",
+    ]
+    attempts = [("GET", url, None) for url in owned] + [
+        ("PUT", owned[0], {"body_template": "pwned"}),
+        ("DELETE", owned[0], None),
+        ("DELETE", owned[2], None),
+    ]
+    for method, url, body in attempts:
+        status, answer = await call(http, method, url, json=body, headers=intruder)
+        assert status == 404, (method, url, answer)
+    _, listed = await call(http, "GET", f"{base}/api/v1/notifications", headers=intruder)
+    assert listed["data"] == []
+    status, still = await call(http, "GET", owned[0], headers=tenant.headers)
+    assert status == 200 and still["data"]["body_template"] == "Hi"

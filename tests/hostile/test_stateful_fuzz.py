@@ -121,6 +121,8 @@ def test_following_links_finds_no_server_error_and_no_undocumented_answer(
         f"stateful fuzzing: {scenarios} scenarios, {calls.total()} API calls ({dict(calls)}),"
         f" {restarts} restarts"
     )
-    import pprint; pprint.pprint(sorted(links.items()))
+    import pprint
+
+    pprint.pprint(sorted(links.items()))
     assert calls["followed a link"], "no scenario followed a link: are the links still there?"
     assert not failures, "\n\n".join(failures.values())
