@@ -13,6 +13,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis.errors import Flaky
+from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 
@@ -26,14 +27,20 @@ from tests.web.test_openapi import (
 
 pytestmark = pytest.mark.stack
 
-# A bounded run, about a minute and a half on a 2-core machine: scenarios of up to
-# STATEFUL_STEPS_PER_SCENARIO calls each (a create, then calls on what it created).
+# A bounded run: about 6,000 calls in about a minute and a half on a 2-core machine, in
+# scenarios of up to STATEFUL_STEPS_PER_SCENARIO calls (a create, then calls on what it created).
 STATEFUL_SCENARIOS = 800
-STATEFUL_STEPS_PER_SCENARIO = 15
+STATEFUL_STEPS_PER_SCENARIO = 10
 # The server's state changes under Hypothesis (a name taken, a resource deleted), so a run can
 # stop as "flaky" when a replayed choice meets a different answer; it is then started again
 # for the scenarios left, as schemathesis's own runner does, at most this many times.
 STATEFUL_RESTARTS = 20
+# Only the document's links: schemathesis would also infer some from field names, among them
+# notification.tenant_id → PATCH /internal/tenants/{tenant_id}, which deactivates the run's own
+# tenant, after which every tenant call is a 403 and tests nothing.
+ONLY_DOCUMENTED_LINKS = SchemathesisConfig.from_dict(
+    {"phases": {"stateful": {"inference": {"algorithms": []}}}}
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +57,14 @@ def test_following_links_finds_no_server_error_and_no_undocumented_answer(
     Every kind of failure is reported (not only the first): how to reproduce it with curl,
     and for a server error the worker's traceback.
     """
-    schema = schemathesis.openapi.from_url(f"{stateful_worker.base_url}/openapi.json")
+    schema = schemathesis.openapi.from_url(
+        f"{stateful_worker.base_url}/openapi.json", config=ONLY_DOCUMENTED_LINKS
+    )
     headers = {**tenant.headers, **stateful_worker.admin_headers}
     checks = [getattr(schemathesis.checks, name) for name in FUZZ_CHECKS]
     failures: dict[tuple[str, str], str] = {}
     calls: collections.Counter[str] = collections.Counter()
     scenarios = 0
-    links = collections.Counter()
     restarts = 0
 
     with requests.Session() as session:
@@ -69,10 +77,7 @@ def test_following_links_finds_no_server_error_and_no_undocumented_answer(
 
             def step(self, input: StepInput) -> StepOutput:
                 calls["followed a link" if input.transition is not None else "fresh"] += 1
-                out = super().step(input)
-                if input.transition is not None:
-                    links[(input.transition.id, input.is_applied, out.response.status_code)] += 1
-                return out
+                return super().step(input)
 
             def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
                 return {
@@ -121,8 +126,5 @@ def test_following_links_finds_no_server_error_and_no_undocumented_answer(
         f"stateful fuzzing: {scenarios} scenarios, {calls.total()} API calls ({dict(calls)}),"
         f" {restarts} restarts"
     )
-    import pprint
-
-    pprint.pprint(sorted(links.items()))
     assert calls["followed a link"], "no scenario followed a link: are the links still there?"
     assert not failures, "\n\n".join(failures.values())
