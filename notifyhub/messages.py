@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -67,6 +68,10 @@ ScheduledAt = Annotated[AwareDatetime, AfterValidator(_usable_time)]
 # Text that may end up in a header (an address, a subject): one line.
 OneLine = Annotated[str, StringConstraints(max_length=255), AfterValidator(_one_line)]
 
+# A language tag (BCP 47, loosely): a language, then subtags (``en``, ``pt-BR``, ``zh-Hant-TW``).
+LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN, max_length=35)]
+
 # Twilio and every SMS provider we know take E.164 numbers.
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
@@ -90,8 +95,48 @@ def channel_address(channel: Channel, address: str) -> str:
 # Held notifications live in a table; a bound keeps forgotten far-future sends out of it.
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
 
+# Without a template, the texts a channel sends come from these payload fields, the first
+# string found: the e-mail subject, push title and in-app title; then the body.
+PAYLOAD_SUBJECT_FIELDS = ("subject", "title")
+PAYLOAD_BODY_FIELDS = ("body", "text")
+
 # Channels whose provider needs an address the request has to carry.
 ADDRESSED_CHANNELS = frozenset({Channel.EMAIL, Channel.SMS})
+
+# Priority ranks urgency as NotifyHub does: 1 is the most urgent, 10 the least (its
+# scheduler takes the lowest first). Version 1 of IntakeMessage and Notification ranked
+# it the other way round; version 2 is NotifyHub's, and a version-1 message is read as
+# version 2 with ``priority`` turned around (``MOST_URGENT + LEAST_URGENT - priority``).
+MOST_URGENT = 1
+LEAST_URGENT = 10
+DEFAULT_PRIORITY = 5
+PRIORITY_DESCRIPTION = (
+    f"{MOST_URGENT} is the most urgent, {LEAST_URGENT} the least; "
+    "the most urgent ones (NOTIFYHUB_PRIORITY_THRESHOLD and below) take the priority lanes."
+)
+_INTEGER = TypeAdapter(int)
+# Validation context key: the version a message without ``v`` is read as.
+UNVERSIONED = "unversioned"
+
+
+def as_version_2(data: Any, unversioned: int) -> Any:
+    """A message's fields as version 2 reads them: a version-1 priority turned around.
+
+    ``unversioned`` is the version a message without ``v`` is taken to be. A priority that
+    is not a number from 1 to 10 is left as it is, for the field's own validation to refuse.
+    """
+    if not isinstance(data, dict) or data.get("v", unversioned) != 1:
+        return data
+    upgraded = {**data, "v": 2}
+    if "priority" not in data:
+        return upgraded
+    try:
+        priority = _INTEGER.validate_python(data["priority"])
+    except ValidationError:
+        return upgraded
+    if MOST_URGENT <= priority <= LEAST_URGENT:
+        upgraded["priority"] = MOST_URGENT + LEAST_URGENT - priority
+    return upgraded
 
 
 class Message(BaseModel):
@@ -122,13 +167,22 @@ class NotificationRequest(Message):
         description=f"At most {limits.MAX_JSON_DEPTH} levels deep and "
         f"{limits.MAX_PAYLOAD_SIZE // 1024} KB of text; numbers finite (no NaN or Infinity), "
         "integers within 64 bits; no NUL or unpaired surrogates; keys at most "
-        f"{limits.MAX_KEY_CHARS} characters; `subject` on one line.",
+        f"{limits.MAX_KEY_CHARS} characters; `subject` and `title` on one line. Without a "
+        "template, `subject` (else `title`) is the e-mail subject, push title and in-app title, "
+        "and `body` (else `text`) the body.",
     )
-    priority: int = Field(default=5, ge=1, le=10)
+    priority: int = Field(
+        default=DEFAULT_PRIORITY, ge=MOST_URGENT, le=LEAST_URGENT, description=PRIORITY_DESCRIPTION
+    )
     idempotency_key: ShortText | None = None
     scheduled_at: ScheduledAt | None = Field(
         default=None,
         description="With a time zone; from 2000-01-01 to 366 days ahead.",
+    )
+    locale: Locale | None = Field(
+        default=None,
+        description="Which locale variant of the template to render (`pt-BR` falls back to `pt`, "
+        "then to the template's default); without it, the recipient profile's locale.",
     )
 
     @field_validator("recipient_address")
@@ -142,9 +196,12 @@ class NotificationRequest(Message):
     @field_validator("payload")
     @classmethod
     def _subject_on_one_line(cls, payload: dict[str, Any]) -> dict[str, Any]:
-        subject = payload.get("subject")
-        if isinstance(subject, str) and limits.has_line_break(subject):
-            raise PydanticCustomError("one_line", "payload.subject may not contain CR or LF")
+        for name in PAYLOAD_SUBJECT_FIELDS:
+            subject = payload.get(name)
+            if isinstance(subject, str) and limits.has_line_break(subject):
+                raise PydanticCustomError(
+                    "one_line", "payload.{name} may not contain CR or LF", {"name": name}
+                )
         return payload
 
     def unsupported_fields(self, now: datetime) -> dict[str, str]:
@@ -153,8 +210,12 @@ class NotificationRequest(Message):
         Refusing them is better than accepting and quietly doing something else.
         """
         problems: dict[str, str] = {}
-        if self.template_id is None and not isinstance(self.payload.get("body"), str):
-            problems["payload.body"] = "a string is required when no template_id is given"
+        if self.template_id is None and not any(
+            isinstance(self.payload.get(name), str) for name in PAYLOAD_BODY_FIELDS
+        ):
+            problems["payload.body"] = (
+                "a string is required (payload.body or payload.text) when no template_id is given"
+            )
         if self.scheduled_at is not None and self.scheduled_at > now + MAX_SCHEDULE_AHEAD:
             problems["scheduled_at"] = f"at most {MAX_SCHEDULE_AHEAD.days} days ahead"
         return problems
@@ -167,18 +228,50 @@ class NotificationRequest(Message):
         )
 
 
-class IntakeMessage(NotificationRequest):
-    """A notification request on the intake topic (version 1): the public contract."""
+# What an intake record without ``v`` is: producers written before version 2 could omit
+# it (it defaulted to 1), and their priorities have version 1's meaning.
+UNVERSIONED_INTAKE_RECORD = 1
 
-    v: Literal[1] = 1
+
+class IntakeMessage(NotificationRequest):
+    """A notification request on the intake topic (version 2): the public contract.
+
+    ``v`` says what ``priority`` means. Version 2 ranks it as NotifyHub does: 1 is the most
+    urgent, 10 the least. Version 1 ranked it the other way round; a version-1 message is
+    read as version 2, its priority turned around (11 - priority). A record without ``v``
+    is version 1.
+    """
+
+    v: Literal[1, 2] = Field(
+        default=2,
+        description="2: priority as NotifyHub ranks it (1 the most urgent). 1: the other "
+        "way round (10 the most urgent), converted on arrival. A record without v is version 1.",
+        # Built in code (the HTTP API) without ``v``, a message is version 2; the contract
+        # publishes what a record without ``v`` is read as (``from_record``).
+        json_schema_extra={"default": UNVERSIONED_INTAKE_RECORD},
+    )
     id: uuid.UUID | None = None
     tenant_id: uuid.UUID
 
+    @classmethod
+    def from_record(cls, raw: bytes) -> IntakeMessage:
+        """The message in an intake record's value, or a ValidationError saying why not."""
+        return cls.model_validate_json(raw, context={UNVERSIONED: UNVERSIONED_INTAKE_RECORD})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_version_2(cls, data: Any, info: ValidationInfo) -> Any:
+        return as_version_2(data, (info.context or {}).get(UNVERSIONED, 2))
+
 
 class Notification(Message):
-    """A notification as it travels from intake through enrich to a channel's sender."""
+    """A notification as it travels from intake through enrich to a channel's sender.
 
-    v: Literal[1] = 1
+    Version 2; a version-1 one (in flight or held across the upgrade) is read as version 2
+    (see ``as_version_2``). Every one on a topic or in a table says its version.
+    """
+
+    v: Literal[1, 2] = 2
     id: uuid.UUID
     tenant_id: uuid.UUID
     channel: Channel
@@ -187,15 +280,19 @@ class Notification(Message):
     type: str | None = None
     template_id: str | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
-    priority: int = 5
+    priority: int = DEFAULT_PRIORITY
     idempotency_key: str | None = None
     scheduled_at: AwareDatetime | None = None
+    # The locale its template is rendered in: the request's, else the recipient profile's.
+    locale: str | None = None
     # Filled in by enrich: what the provider is asked to send.
     subject: str | None = None
     body: str | None = None
     # Filled in by enrich: whether ``body`` is HTML, as rendering decided from the template
     # (payload values are escaped only in HTML templates); None for a body from the payload.
     body_html: bool | None = None
+    # Filled in by enrich: the template's locale variant rendered (None: its default).
+    content_locale: str | None = None
     # Which send attempt this message is (a temporary failure comes back with one more).
     attempt: int = Field(default=1, ge=1)
 
@@ -203,6 +300,11 @@ class Notification(Message):
     def recipient_key(self) -> bytes:
         """The key of the per-recipient topics, so one recipient's messages stay in order."""
         return f"{self.tenant_id}:{self.recipient_id}".encode()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_version_2(cls, data: Any) -> Any:
+        return as_version_2(data, 2)
 
 
 class DeliveryEvent(Message):
@@ -220,6 +322,8 @@ class DeliveryEvent(Message):
     provider_message_id: str | None = None
     reason: str | None = None
     attempt: int = 1
+    # The template's locale variant the notification was sent in (None: the default).
+    locale: str | None = None
 
     @classmethod
     def about(cls, notification: Notification, status: Status, **details: Any) -> DeliveryEvent:

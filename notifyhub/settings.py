@@ -107,9 +107,10 @@ class Settings(BaseSettings):
         default=1, ge=0, validation_alias="NOTIFYHUB_TABLE_STANDBY_REPLICAS"
     )
 
-    # Notifications at or above this priority take each stage's priority lane.
+    # Notifications at or below this priority (1 is the most urgent, 10 the least, as in
+    # NotifyHub) take each stage's priority lane: by default 1 to 3.
     priority_threshold: int = Field(
-        default=8, ge=1, le=10, validation_alias="NOTIFYHUB_PRIORITY_THRESHOLD"
+        default=3, ge=1, le=10, validation_alias="NOTIFYHUB_PRIORITY_THRESHOLD"
     )
     # How long an idempotency key is remembered (HTTP and Kafka alike).
     idempotency_retention_hours: float = Field(

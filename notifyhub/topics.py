@@ -2,9 +2,9 @@
 
 Plain names (no Faust here), so that the stage cores can say where a record goes
 without importing the app: ``notifyhub.app`` declares the Faust topics from these.
-Stages with a ``.priority`` twin have two lanes: notifications with ``priority >=
-NOTIFYHUB_PRIORITY_THRESHOLD`` take the priority lane, which its own agent consumes, so
-they never wait behind a normal backlog.
+Stages with a ``.priority`` twin have two lanes: the most urgent notifications, with
+``priority <= NOTIFYHUB_PRIORITY_THRESHOLD`` (1 is the most urgent, as in NotifyHub), take
+the priority lane, which its own agent consumes, so they never wait behind a normal backlog.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ class TopicNames:
         return cls(settings.topic_prefix, settings.priority_threshold)
 
     def lane_for(self, priority: int) -> Lane:
-        return Lane.PRIORITY if priority >= self.priority_threshold else Lane.NORMAL
+        """The priority lane for the most urgent (1 up to the threshold), else the normal one."""
+        return Lane.PRIORITY if priority <= self.priority_threshold else Lane.NORMAL
 
     def named(self, name: str) -> str:
         return f"{self.prefix}.{name}"

@@ -18,11 +18,14 @@ class Rejected(Exception):
 
 def parse(raw: bytes | None, origin: str, now: float) -> IntakeMessage:
     """The intake message in ``raw``, with an id derived from ``origin`` (where the record
-    sits in Kafka) when it has none, so a record read again keeps its id."""
+    sits in Kafka) when it has none, so a record read again keeps its id.
+
+    A version-1 record, or one without ``v``, has its priority turned to NotifyHub's meaning.
+    """
     if not raw:
         raise Rejected("empty message")
     try:
-        message = IntakeMessage.model_validate_json(raw)
+        message = IntakeMessage.from_record(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'message'}: "

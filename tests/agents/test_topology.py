@@ -329,7 +329,8 @@ async def test_a_high_priority_notification_overtakes_a_backlog_of_5000(
         "tenant_id": str(tenant.id),
         "channel": "inapp",
         "recipient_id": "bulk-0",
-        "priority": 9,
+        "v": 2,
+        "priority": 1,
         "payload": {"body": "urgent"},
     }
     await kafka_producer.send_and_wait(

@@ -14,7 +14,7 @@ from notifyhub.messages import DeliveryEvent, HoldRequest, Notification
 from notifyhub.status import Status
 from notifyhub.topics import TopicNames
 
-TOPICS = TopicNames("pfx", 8)
+TOPICS = TopicNames("pfx", 3)
 TENANT = uuid.UUID("6f1d1d7e-8a57-4c57-9d5f-4f0e6c1f9a10")
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 TRACE = (("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),)
@@ -55,7 +55,7 @@ def test_a_notification_due_now_is_queued_and_goes_to_enrich(scheduled_at: datet
     assert Notification.model_validate_json(onward.value) == n
 
 
-@pytest.mark.parametrize(("priority", "topic"), [(7, "pfx.enrich"), (8, "pfx.enrich.priority")])
+@pytest.mark.parametrize(("priority", "topic"), [(4, "pfx.enrich"), (3, "pfx.enrich.priority")])
 def test_a_queued_notification_takes_the_enrich_lane_of_its_priority(priority: int, topic: str) -> None:
     _, onward = records_for(notification(priority=priority))
     assert onward.topic == topic
@@ -63,7 +63,7 @@ def test_a_queued_notification_takes_the_enrich_lane_of_its_priority(priority: i
 
 def test_a_notification_scheduled_ahead_is_held_until_then_for_enrich() -> None:
     later = datetime.fromtimestamp(NOW, UTC) + timedelta(hours=3)
-    n = notification(scheduled_at=later, priority=9)
+    n = notification(scheduled_at=later, priority=2)
     event = entry_event(n, NOW)
     assert event.status is Status.SCHEDULED
     announced, held = entry_records(TOPICS, n, event, persisted=False)

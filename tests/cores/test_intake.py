@@ -25,7 +25,7 @@ def test_a_minimal_message_gets_the_documented_defaults() -> None:
     message = parse(raw(), "t:0:1", NOW)
     assert message.channel is Channel.INAPP
     assert message.priority == 5
-    assert message.v == 1
+    assert message.v == 2  # read as version 1, which has no priority to turn around
 
 
 def test_a_message_without_an_id_gets_one_derived_from_its_place_in_kafka() -> None:
@@ -48,7 +48,7 @@ def test_a_message_with_an_id_keeps_it() -> None:
         (raw(channel="fax"), "channel"),
         (raw(tenant_id="acme"), "tenant_id"),
         (raw(priority=0), "priority"),
-        (raw(v=2), "v"),
+        (raw(v=3), "v"),
         (raw(extra=True), "extra: unknown field"),
         (raw(payload={}), "payload.body"),
         (raw(scheduled_at="2020-01-01T00:00:00"), "scheduled_at"),

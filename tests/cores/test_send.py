@@ -15,7 +15,7 @@ from notifyhub.messages import DeliveryEvent, HoldRequest, Notification
 from notifyhub.status import Status
 from notifyhub.topics import TopicNames
 
-TOPICS = TopicNames("pfx", 8)
+TOPICS = TopicNames("pfx", 3)
 TENANT = uuid.UUID("6f1d1d7e-8a57-4c57-9d5f-4f0e6c1f9a10")
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 POLICY = RetryPolicy(max_attempts=5, base_seconds=2.0, max_seconds=60.0)
@@ -120,7 +120,7 @@ def test_the_backoff_is_jittered_between_half_and_all_of_its_step() -> None:
 
 
 def test_a_temporary_failure_on_the_last_attempt_fails_and_leaves_a_dead_letter() -> None:
-    n = notification(attempt=POLICY.max_attempts, priority=9)
+    n = notification(attempt=POLICY.max_attempts, priority=2)
     done = outcome_of(n, Outcome(Result.TEMPORARY, provider="ses", reason="ses: 503"))
     event = only_event(done)
     assert event.status is Status.FAILED
@@ -135,7 +135,7 @@ def test_a_temporary_failure_on_the_last_attempt_fails_and_leaves_a_dead_letter(
     assert Notification.model_validate_json(letter.message) == n.model_copy(update={"attempt": 1})
 
 
-@pytest.mark.parametrize(("priority", "topic"), [(5, "pfx.send.sms"), (8, "pfx.send.sms.priority")])
+@pytest.mark.parametrize(("priority", "topic"), [(5, "pfx.send.sms"), (3, "pfx.send.sms.priority")])
 def test_a_dead_letters_source_topic_is_the_send_topic_of_its_lane(priority: int, topic: str) -> None:
     n = notification(channel=Channel.SMS, priority=priority, attempt=POLICY.max_attempts)
     (letter,) = outcome_of(n, Outcome(Result.TEMPORARY, reason="twilio: 500")).letters

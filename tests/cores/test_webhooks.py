@@ -11,7 +11,7 @@ from notifyhub.cores.webhooks import SourceEvent, Subscriptions, fan_out
 from notifyhub.messages import WebhookDelivery
 from notifyhub.topics import TopicNames
 
-TOPICS = TopicNames("pfx", 8)
+TOPICS = TopicNames("pfx", 3)
 TENANT = uuid.UUID("6f1d1d7e-8a57-4c57-9d5f-4f0e6c1f9a10")
 OTHER_TENANT = uuid.UUID("0b7c3e52-1d2f-4a8e-8f51-3c9d2e7a6b40")
 TRACE = (("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),)
