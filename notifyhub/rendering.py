@@ -135,6 +135,23 @@ def render(
     return Rendered(subject=subject, body=body, html=html)
 
 
+def locale_fallbacks(locale: str) -> list[str]:
+    """The language tags a notification in ``locale`` may be rendered in, best first, lower
+    case (tags are case-insensitive): ``pt-BR`` → ``["pt-br", "pt"]``."""
+    subtags = locale.lower().split("-")
+    return ["-".join(subtags[:count]) for count in range(len(subtags), 0, -1)]
+
+
+def pick_locale(variants: Iterable[str], locale: str | None) -> str | None:
+    """Which of a template's locale variants (its tags, as the tenant spelled them) a
+    notification in ``locale`` gets: the tag itself, else the tag cut along its subtags
+    (``pt-BR`` → ``pt``); ``None`` when none fits, for the template's default."""
+    if locale is None:
+        return None
+    by_tag = {variant.lower(): variant for variant in variants}
+    return next((by_tag[tag] for tag in locale_fallbacks(locale) if tag in by_tag), None)
+
+
 def check_syntax(subject_template: str | None, body_template: str) -> None:
     """Compile both templates so a bad one is refused when it is saved, not when it is sent.
 

@@ -1,5 +1,6 @@
 """Completing a notification request from what the tenant has stored, for HTTP and Kafka alike:
-the template named by id or name, and an address from the recipient's profile."""
+the template named by id or name, and from the recipient's profile an address and the locale
+the template is rendered in (when the request names none)."""
 
 from __future__ import annotations
 
@@ -22,17 +23,27 @@ class Unresolvable(Exception):
 
 
 async def resolve(pool: asyncpg.Pool, tenant_id: uuid.UUID, request: RequestT) -> RequestT:
-    """The request with ``template_id`` as the template's id and ``recipient_address`` filled in."""
+    """The request with ``template_id`` as the template's id, and ``recipient_address`` and
+    ``locale`` filled in from the recipient's profile where the request has none."""
     if not request.needs_lookup:
         return request
     changes: dict[str, str] = {}
     problems: dict[str, str] = {}
     if request.template_id is not None:
-        template = await templates.find(pool, tenant_id, request.channel, request.template_id)
+        # The profile's locale comes with the template, in the same statement.
+        template = await templates.find(
+            pool,
+            tenant_id,
+            request.channel,
+            request.template_id,
+            recipient_id=request.recipient_id if request.locale is None else None,
+        )
         if template is None:
             problems["template_id"] = f"no active {request.channel} template has this id or name"
         else:
             changes["template_id"] = str(template["id"])
+            if request.locale is None and template["recipient_locale"]:
+                changes["locale"] = template["recipient_locale"]
     if request.channel in ADDRESSED_CHANNELS and not request.recipient_address:
         address = await recipients.address_for(pool, tenant_id, request.recipient_id, request.channel)
         if address:

@@ -14,17 +14,19 @@ without being counted twice: each count remembers its notification.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Sequence
 
+import asyncpg
 import faust
 
 from notifyhub import clock, tracing
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
 from notifyhub.agents.reliability import through_outages
 from notifyhub.app import emit, enrich_topics, lane_agents, resources, topics
-from notifyhub.cores.enrich import Template, route
+from notifyhub.cores.enrich import Template, Variant, route
 from notifyhub.db import templates as templates_db
 from notifyhub.faust_app import at_event
 from notifyhub.messages import Notification
@@ -32,12 +34,20 @@ from notifyhub.metrics import RATE_LIMIT_DECISIONS, TEMPLATE_RENDER_SECONDS
 from notifyhub.tables import caps
 from notifyhub.tables.preferences import preferences_table
 
-# Templates are read from PostgreSQL at most this often per template and worker: a
-# burst to many recipients renders from memory, and an edit or delete still takes
-# effect within this time.
+# Templates (with their locale variants) are read from PostgreSQL at most this often per
+# template and worker: a burst to many recipients renders from memory, and an edit or
+# delete still takes effect within this time.
 TEMPLATE_CACHE_SECONDS = 2.0
 
 _template_cache: dict[uuid.UUID, tuple[float, Template | None]] = {}
+
+
+def _template_of(row: asyncpg.Record) -> Template:
+    locales = {
+        tag: Variant(texts.get("subject_template"), texts["body_template"])
+        for tag, texts in json.loads(row["locales"]).items()
+    }
+    return Template(row["subject_template"], row["body_template"], locales)
 
 
 async def _templates(ids: set[uuid.UUID]) -> dict[uuid.UUID, Template | None]:
@@ -48,7 +58,7 @@ async def _templates(ids: set[uuid.UUID]) -> dict[uuid.UUID, Template | None]:
         rows = await templates_db.for_rendering_many(await resources.db(), stale)
         for template_id in stale:
             row = rows.get(template_id)
-            template = None if row is None else Template(row["subject_template"], row["body_template"])
+            template = None if row is None else _template_of(row)
             _template_cache[template_id] = (now + TEMPLATE_CACHE_SECONDS, template)
     return {i: _template_cache[i][1] for i in ids}
 

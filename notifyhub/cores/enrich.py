@@ -1,8 +1,10 @@
 """Enrich's decisions: what each recipient gets and when.
 
 For each notification of a batch, in order (one recipient's notifications keep theirs):
-1. the content: the template rendered with the payload, or the payload's subject and body
-   (a template that is gone or does not render fails the notification with the reason);
+1. the content: the template rendered with the payload, in the locale variant that fits the
+   notification's locale (``pt-BR``, else ``pt``, else the template's default), or without a
+   template the payload's texts (``subject`` or ``title``; ``body`` or ``text``); a template
+   that is gone or does not render fails the notification with the reason;
 2. the recipient's preference for the channel: disabled → ``dropped``;
 3. quiet hours (in the preference's timezone): → ``deferred``, held until they end, then
    back through enrich;
@@ -26,19 +28,43 @@ from notifyhub.cores.held import hold_record
 from notifyhub.cores.records import Headers, Outgoing
 from notifyhub.frequency_caps import admit
 from notifyhub.frequency_caps import reason as cap_reason
-from notifyhub.messages import ChannelPreference, DeliveryEvent, Notification
+from notifyhub.messages import (
+    PAYLOAD_BODY_FIELDS,
+    PAYLOAD_SUBJECT_FIELDS,
+    ChannelPreference,
+    DeliveryEvent,
+    Notification,
+)
 from notifyhub.quiet_hours import quiet_until
-from notifyhub.rendering import RenderBudgetExceeded, RenderError, render
+from notifyhub.rendering import RenderBudgetExceeded, RenderError, pick_locale, render
 from notifyhub.status import Status
 from notifyhub.topics import TopicNames
 
 
 @dataclass(frozen=True)
-class Template:
-    """A template as the pipeline renders it."""
+class Variant:
+    """A template's texts in one locale."""
 
     subject_template: str | None
     body_template: str
+
+
+@dataclass(frozen=True)
+class Template:
+    """A template as the pipeline renders it: its default texts and its locale variants."""
+
+    subject_template: str | None
+    body_template: str
+    # By language tag, as the tenant spelled it.
+    locales: Mapping[str, Variant] = field(default_factory=dict)
+
+    def in_locale(self, locale: str | None) -> tuple[str | None, Variant]:
+        """The variant a notification in ``locale`` is rendered in, and its tag (``None``:
+        the default texts)."""
+        tag = pick_locale(self.locales, locale)
+        if tag is None:
+            return None, Variant(self.subject_template, self.body_template)
+        return tag, self.locales[tag]
 
 
 @dataclass
@@ -68,14 +94,19 @@ OVER_BUDGET_MEMORY_SECONDS = 60.0
 _over_budget: dict[tuple[str, str | None, str], tuple[float, str]] = {}
 
 
+def payload_text(payload: Mapping[str, Any], names: Sequence[str]) -> str | None:
+    """The first of the payload's fields ``names`` that is a string (a notification without
+    a template sends these: see ``PAYLOAD_SUBJECT_FIELDS`` and ``PAYLOAD_BODY_FIELDS``)."""
+    return next((value for name in names if isinstance(value := payload.get(name), str)), None)
+
+
 def content(notification: Notification, templates: Mapping[uuid.UUID, Template | None]) -> Notification:
     """The notification with the subject and body its provider will send."""
     if notification.template_id is None:
-        subject = notification.payload.get("subject")
         return notification.model_copy(
             update={
-                "subject": subject if isinstance(subject, str) else None,
-                "body": notification.payload["body"],
+                "subject": payload_text(notification.payload, PAYLOAD_SUBJECT_FIELDS),
+                "body": payload_text(notification.payload, PAYLOAD_BODY_FIELDS),
             }
         )
     template = templates.get(uuid.UUID(notification.template_id))
@@ -83,29 +114,36 @@ def content(notification: Notification, templates: Mapping[uuid.UUID, Template |
         raise _Undeliverable(
             Status.FAILED, f"template {notification.template_id} was deleted or deactivated"
         )
-    sources = (notification.template_id, template.subject_template, template.body_template)
+    locale, variant = template.in_locale(notification.locale)
+    which = "template" if locale is None else f"template (locale {locale})"
+    sources = (notification.template_id, variant.subject_template, variant.body_template)
     known = _over_budget.get(sources)
     if known is not None and known[0] > time.monotonic():
         raise _Undeliverable(Status.FAILED, known[1])
     try:
         rendered = render(
             notification.channel,
-            template.subject_template,
-            template.body_template,
+            variant.subject_template,
+            variant.body_template,
             notification.payload,
         )
     except RenderBudgetExceeded as exc:
         # Each render may hold the loop up to its time budget; a batch of 500 with the same
         # hostile template must not hold it 500 times.
-        reason = f"template did not render: {exc}"
+        reason = f"{which} did not render: {exc}"
         _over_budget[sources] = (time.monotonic() + OVER_BUDGET_MEMORY_SECONDS, reason)
         raise _Undeliverable(Status.FAILED, reason) from None
     except RenderError as exc:
-        raise _Undeliverable(Status.FAILED, f"template did not render: {exc}") from None
+        raise _Undeliverable(Status.FAILED, f"{which} did not render: {exc}") from None
     # A subject goes into a header: whatever line breaks payload values brought, one line.
     subject = " ".join(rendered.subject.split()) if rendered.subject is not None else None
     return notification.model_copy(
-        update={"subject": subject, "body": rendered.body, "body_html": rendered.html}
+        update={
+            "subject": subject,
+            "body": rendered.body,
+            "body_html": rendered.html,
+            "content_locale": locale,
+        }
     )
 
 

@@ -70,6 +70,7 @@ def _add(
         "provider": outcome.provider,
         "provider_message_id": outcome.provider_message_id,
         "attempt": attempt,
+        "locale": notification.content_locale,
     }
     if outcome.result is Result.DELIVERED:
         event = DeliveryEvent.about(notification, Status.DELIVERED, reason=outcome.reason, **details)

@@ -157,12 +157,12 @@ async def exists(pool: asyncpg.Pool, tenant_id: uuid.UUID, notification_id: uuid
 RECORD_EVENTS = """
 WITH e AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::int[], $9::timestamptz[])
+                         $7::text[], $8::int[], $9::timestamptz[], $10::text[])
         AS e (event_id, notification_id, tenant_id, status, provider, provider_message_id,
-              reason, attempt, occurred_at)),
+              reason, attempt, occurred_at, locale)),
 logged AS (
     INSERT INTO delivery_log (event_id, notification_id, tenant_id, status, provider,
-                              provider_message_id, reason, attempt, occurred_at)
+                              provider_message_id, reason, attempt, occurred_at, locale)
     SELECT * FROM e
     ON CONFLICT (event_id) DO NOTHING),
 locked AS (
@@ -211,6 +211,7 @@ async def record_events(
         [e.reason for e in events],
         [e.attempt for e in events],
         [e.occurred_at for e in events],
+        [e.locale for e in events],
     )
 
 

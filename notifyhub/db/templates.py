@@ -1,4 +1,8 @@
-"""Templates: per tenant, versioned, soft-deleted."""
+"""Templates: per tenant, versioned, soft-deleted; each with its locale variants.
+
+``locales`` maps a language tag to a variant, ``{"subject_template": ..., "body_template":
+...}``; it is stored (and versioned) with the template as one JSON object.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ import asyncpg
 from notifyhub.channels import Channel
 
 COLUMNS = (
-    "id, tenant_id, name, channel, subject_template, body_template, metadata, version, "
+    "id, tenant_id, name, channel, subject_template, body_template, locales, metadata, version, "
     "is_active, created_at, updated_at"
 )
+# What the pipeline renders of a template.
+RENDERED_COLUMNS = "id, subject_template, body_template, locales"
 
 
 class TooManyTemplates(Exception):
@@ -21,8 +27,10 @@ class TooManyTemplates(Exception):
 
 
 def as_api_dict(row: asyncpg.Record) -> dict[str, Any]:
+    """A template (or a version of one) as the API answers it, its JSON columns decoded."""
     template = dict(row)
     template["metadata"] = json.loads(template["metadata"])
+    template["locales"] = json.loads(template["locales"])
     return template
 
 
@@ -34,12 +42,13 @@ async def create(
     subject_template: str | None,
     body_template: str,
     metadata: dict[str, Any],
+    locales: dict[str, dict[str, str | None]] | None = None,
 ) -> asyncpg.Record | None:
     """Create a template (version 1); ``None`` when the tenant has a live one of that name."""
     row = await conn.fetchrow(
         f"""INSERT INTO templates (id, tenant_id, name, channel, subject_template, body_template,
-                metadata)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
+                metadata, locales)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             ON CONFLICT (tenant_id, channel, name) WHERE deleted_at IS NULL DO NOTHING
             RETURNING {COLUMNS}""",
         uuid.uuid4(),
@@ -49,6 +58,7 @@ async def create(
         subject_template,
         body_template,
         json.dumps(metadata),
+        json.dumps(locales or {}),
     )
     if row is not None:
         await _record_version(conn, row)
@@ -64,6 +74,7 @@ async def create_capped(
     body_template: str,
     metadata: dict[str, Any],
     cap: int,
+    locales: dict[str, dict[str, str | None]] | None = None,
 ) -> asyncpg.Record | None:
     """``create``, unless the tenant has ``cap`` live templates: then TooManyTemplates.
 
@@ -76,18 +87,21 @@ async def create_capped(
         )
         if live >= cap:
             raise TooManyTemplates(f"the tenant has {live} templates, the most it may have is {cap}")
-        return await create(conn, tenant_id, name, channel, subject_template, body_template, metadata)
+        return await create(
+            conn, tenant_id, name, channel, subject_template, body_template, metadata, locales
+        )
 
 
 async def _record_version(conn: asyncpg.Pool | asyncpg.Connection, row: asyncpg.Record) -> None:
     await conn.execute(
         "INSERT INTO template_versions (template_id, version, subject_template, body_template, "
-        "metadata) VALUES ($1, $2, $3, $4, $5)",
+        "metadata, locales) VALUES ($1, $2, $3, $4, $5, $6)",
         row["id"],
         row["version"],
         row["subject_template"],
         row["body_template"],
         row["metadata"],
+        row["locales"],
     )
 
 
@@ -100,29 +114,41 @@ async def get(pool: asyncpg.Pool, tenant_id: uuid.UUID, template_id: uuid.UUID) 
 
 
 async def find(
-    pool: asyncpg.Pool, tenant_id: uuid.UUID, channel: Channel, id_or_name: str
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    channel: Channel,
+    id_or_name: str,
+    recipient_id: str | None = None,
 ) -> asyncpg.Record | None:
-    """A live, active template of the channel named by its id or by its name."""
+    """A live, active template of the channel named by its id or by its name.
+
+    With ``recipient_id``, the row also has ``recipient_locale``: the locale of that
+    recipient's profile (NULL without one), read in the same statement, since a
+    notification that names a template needs both.
+    """
     try:
         template_id: uuid.UUID | None = uuid.UUID(id_or_name)
     except ValueError:
         template_id = None
     return await pool.fetchrow(
-        f"""SELECT {COLUMNS} FROM templates
+        f"""SELECT {COLUMNS},
+                   (SELECT p.locale FROM recipient_profiles p
+                     WHERE p.tenant_id = $1 AND p.user_id = $5) AS recipient_locale
+              FROM templates
              WHERE tenant_id = $1 AND channel = $2 AND deleted_at IS NULL AND is_active
                AND (id = $3 OR name = $4)""",
         tenant_id,
         channel.value,
         template_id,
         id_or_name,
+        recipient_id,
     )
 
 
 async def for_rendering(pool: asyncpg.Pool, template_id: uuid.UUID) -> asyncpg.Record | None:
     """The template as the pipeline renders it; ``None`` once deleted or deactivated."""
     return await pool.fetchrow(
-        "SELECT subject_template, body_template FROM templates "
-        "WHERE id = $1 AND deleted_at IS NULL AND is_active",
+        f"SELECT {RENDERED_COLUMNS} FROM templates WHERE id = $1 AND deleted_at IS NULL AND is_active",
         template_id,
     )
 
@@ -152,12 +178,12 @@ async def update(
 
     Raises ``asyncpg.UniqueViolationError`` when a rename collides with a live template.
     """
-    allowed = ("name", "subject_template", "body_template", "metadata", "is_active")
+    allowed = ("name", "subject_template", "body_template", "locales", "metadata", "is_active")
     assignments, values = [], []
     for column in allowed:
         if column in changes:
             value = changes[column]
-            values.append(json.dumps(value) if column == "metadata" else value)
+            values.append(json.dumps(value) if column in ("metadata", "locales") else value)
             assignments.append(f"{column} = ${len(values) + 2}")
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
@@ -175,14 +201,16 @@ async def update(
         return row
 
 
-async def soft_delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, template_id: uuid.UUID) -> bool:
-    status = await pool.execute(
+async def soft_delete(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, template_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """Delete a live template (it no longer renders); the template as deleted, else ``None``."""
+    return await pool.fetchrow(
         "UPDATE templates SET deleted_at = now(), updated_at = now() "
-        "WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
+        f"WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}",
         tenant_id,
         template_id,
     )
-    return status.endswith(" 1")
 
 
 async def versions(
@@ -190,7 +218,8 @@ async def versions(
 ) -> tuple[list[asyncpg.Record], int]:
     """A page of the template's versions, oldest first, and how many it has."""
     rows = await pool.fetch(
-        """SELECT v.version, v.subject_template, v.body_template, v.metadata, v.created_at
+        """SELECT v.version, v.subject_template, v.body_template, v.locales, v.metadata,
+                  v.created_at
              FROM template_versions v JOIN templates t ON t.id = v.template_id
             WHERE t.tenant_id = $1 AND t.id = $2 AND t.deleted_at IS NULL
             ORDER BY v.version LIMIT $3 OFFSET $4""",
@@ -211,7 +240,7 @@ async def for_rendering_many(
     """The templates as the pipeline renders them, by id; those deleted or deactivated are
     missing."""
     rows = await pool.fetch(
-        "SELECT id, subject_template, body_template FROM templates "
+        f"SELECT {RENDERED_COLUMNS} FROM templates "
         "WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL AND is_active",
         list(template_ids),
     )

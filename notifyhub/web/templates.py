@@ -1,4 +1,9 @@
-"""``/api/v1/templates``: a tenant's Jinja2 templates, versioned and soft-deleted, with preview."""
+"""``/api/v1/templates``: a tenant's Jinja2 templates, versioned and soft-deleted, with preview.
+
+A template may have locale variants (``locales``: language tag → its own subject and body
+template); a notification is rendered in the one that fits its locale (see
+``notifyhub.rendering.pick_locale``), else in the template's default texts.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,14 @@ from typing import Annotated, Any
 import asyncpg
 from aiohttp import web
 from faust.web import View
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from notifyhub.app import app, resources
 from notifyhub.channels import Channel
 from notifyhub.db import templates
-from notifyhub.messages import Message, Payload
-from notifyhub.rendering import MAX_TEMPLATE_CHARS, RenderError, check_syntax, render
+from notifyhub.messages import Locale, Message, Payload
+from notifyhub.rendering import MAX_TEMPLATE_CHARS, RenderError, check_syntax, pick_locale, render
 from notifyhub.web.auth import authenticate_tenant
 from notifyhub.web.inputs import page_of, parse_body, parse_uuid
 from notifyhub.web.responses import ApiError, ok
@@ -25,38 +31,88 @@ TemplateSource = Annotated[str, StringConstraints(max_length=MAX_TEMPLATE_CHARS)
 # Live templates per tenant: each is compiled and cached by every worker that renders it,
 # and a tenant needs one per kind of message, not one per message.
 MAX_TEMPLATES_PER_TENANT = 1000
+# Locale variants per template: each is compiled and cached like a template of its own, and
+# a tenant needs one per language it writes in.
+MAX_TEMPLATE_LOCALES = 50
+BodySource = Annotated[TemplateSource, StringConstraints(min_length=1)]
+
+
+class LocaleVariant(Message):
+    subject_template: TemplateSource | None = None
+    body_template: BodySource
+
+
+def _distinct_and_bounded(locales: dict[str, LocaleVariant]) -> dict[str, LocaleVariant]:
+    if len(locales) > MAX_TEMPLATE_LOCALES:
+        raise PydanticCustomError(
+            "too_many_locales",
+            "at most {most} locale variants, not {count}",
+            {"most": MAX_TEMPLATE_LOCALES, "count": len(locales)},
+        )
+    seen: dict[str, str] = {}
+    for tag in locales:
+        if tag.lower() in seen:
+            raise PydanticCustomError(
+                "locale_twice",
+                "'{tag}' and '{other}' are the same locale (tags are case-insensitive)",
+                {"tag": tag, "other": seen[tag.lower()]},
+            )
+        seen[tag.lower()] = tag
+    return locales
+
+
+Locales = Annotated[
+    dict[Locale, LocaleVariant],
+    Field(
+        description="Locale variants by language tag (`en`, `pt-BR`): each its own "
+        "subject_template and body_template."
+    ),
+    AfterValidator(_distinct_and_bounded),
+]
 
 
 class TemplateCreate(Message):
     name: TemplateName
     channel: Channel
     subject_template: TemplateSource | None = None
-    body_template: Annotated[TemplateSource, StringConstraints(min_length=1)]
+    body_template: BodySource
+    locales: Locales = Field(default_factory=dict)
     metadata: Payload = Field(default_factory=dict)
 
 
 class TemplateUpdate(Message):
     name: TemplateName | None = None
     subject_template: TemplateSource | None = None
-    body_template: Annotated[TemplateSource, StringConstraints(min_length=1)] | None = None
+    body_template: BodySource | None = None
+    # Replaces all the variants; {} removes them.
+    locales: Locales | None = None
     metadata: Payload | None = None
     is_active: bool | None = None
 
 
 # Fields an update may leave out but may not set to null (only the subject is optional).
-NOT_NULLABLE = ("name", "body_template", "metadata", "is_active")
+NOT_NULLABLE = ("name", "body_template", "locales", "metadata", "is_active")
 
 
 class PreviewRequest(Message):
     payload: dict[str, Any] = Field(default_factory=dict)
+    locale: Locale | None = None
 
 
-def _check_syntax(subject: str | None, body: str) -> None:
-    try:
-        check_syntax(subject, body)
-    except RenderError as exc:
-        field, _, why = str(exc).partition(": ")
-        raise ApiError("VALIDATION_ERROR", "template does not compile", {field: why}) from None
+def _check_syntax(subject: str | None, body: str, locales: dict[str, dict[str, Any]]) -> None:
+    """Refuse a template (or one of its variants) that does not compile, naming the field."""
+    parts = [("", subject, body)] + [
+        (f"locales.{tag}.", texts.get("subject_template"), texts["body_template"])
+        for tag, texts in locales.items()
+    ]
+    for prefix, part_subject, part_body in parts:
+        try:
+            check_syntax(part_subject, part_body)
+        except RenderError as exc:
+            field, _, why = str(exc).partition(": ")
+            raise ApiError(
+                "VALIDATION_ERROR", "template does not compile", {prefix + field: why}
+            ) from None
 
 
 def _name_taken(name: str) -> ApiError:
@@ -76,7 +132,8 @@ class TemplatesView(View):
     async def post(self, request: web.Request) -> web.Response:
         caller = await authenticate_tenant(request)
         wanted = await parse_body(request, TemplateCreate, "template")
-        _check_syntax(wanted.subject_template, wanted.body_template)
+        locales = {tag: variant.model_dump() for tag, variant in wanted.locales.items()}
+        _check_syntax(wanted.subject_template, wanted.body_template, locales)
         try:
             row = await templates.create_capped(
                 await resources.db(),
@@ -87,6 +144,7 @@ class TemplatesView(View):
                 wanted.body_template,
                 wanted.metadata,
                 MAX_TEMPLATES_PER_TENANT,
+                locales,
             )
         except templates.TooManyTemplates as exc:
             raise ApiError(
@@ -133,6 +191,7 @@ class TemplateView(View):
         _check_syntax(
             changes.get("subject_template", row["subject_template"]),
             changes.get("body_template", row["body_template"]),
+            changes.get("locales", {}),
         )
         try:
             updated = await templates.update(await resources.db(), caller.tenant_id, row["id"], changes)
@@ -144,11 +203,12 @@ class TemplateView(View):
 
     async def delete(self, request: web.Request, template_id: str) -> web.Response:
         caller = await authenticate_tenant(request)
-        if not await templates.soft_delete(
+        deleted = await templates.soft_delete(
             await resources.db(), caller.tenant_id, parse_uuid(template_id)
-        ):
+        )
+        if deleted is None:
             raise ApiError("NOT_FOUND", "template not found")
-        return web.Response(status=204)
+        return ok(request, templates.as_api_dict(deleted))
 
 
 @app.page("/api/v1/templates/{template_id}/versions")
@@ -159,11 +219,7 @@ class TemplateVersionsView(View):
         rows, total = await templates.versions(
             await resources.db(), caller.tenant_id, row["id"], page.per_page, page.offset
         )
-        return ok(
-            request,
-            [{**dict(r), "metadata": json.loads(r["metadata"])} for r in rows],
-            **page.meta(total),
-        )
+        return ok(request, [templates.as_api_dict(r) for r in rows], **page.meta(total))
 
 
 @app.page("/api/v1/templates/{template_id}/preview")
@@ -171,17 +227,20 @@ class TemplatePreviewView(View):
     async def post(self, request: web.Request, template_id: str) -> web.Response:
         _, row = await _live(request, template_id)
         wanted = await parse_body(request, PreviewRequest, "preview request")
+        variants = json.loads(row["locales"])
+        locale = pick_locale(variants, wanted.locale)
+        texts = variants[locale] if locale is not None else row
         try:
             rendered = render(
                 Channel(row["channel"]),
-                row["subject_template"],
-                row["body_template"],
+                texts["subject_template"],
+                texts["body_template"],
                 wanted.payload,
             )
         except RenderError as exc:
             part, _, why = str(exc).partition(": ")
             raise ApiError("VALIDATION_ERROR", "template does not render", {part: why}) from None
-        result = {"body": rendered.body}
+        result: dict[str, Any] = {"body": rendered.body, "locale": locale}
         if rendered.subject is not None:
             result["subject"] = rendered.subject
         return ok(request, result)

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from notifyhub.channels import Channel
-from notifyhub.cores.enrich import Routed, Template, route
+from notifyhub.cores.enrich import Routed, Template, Variant, route
 from notifyhub.cores.records import Headers, Outgoing
 from notifyhub.frequency_caps import Counted
 from notifyhub.messages import DeliveryEvent, HoldRequest, Notification
 from notifyhub.status import Status
 from notifyhub.topics import TopicNames
 
-TOPICS = TopicNames("pfx", 8)
+TOPICS = TopicNames("pfx", 3)
 TENANT = uuid.UUID("6f1d1d7e-8a57-4c57-9d5f-4f0e6c1f9a10")
 NOW = datetime(2024, 1, 15, 12, 0, tzinfo=UTC).timestamp()
 TRACE = (("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),)
@@ -113,6 +113,59 @@ def test_a_payload_without_a_subject_string_gives_no_subject() -> None:
     assert (sent(record).subject, sent(record).body) == (None, "b")
 
 
+@pytest.mark.parametrize(
+    ("payload", "subject", "body"),
+    [
+        ({"title": "Title", "body": "Body"}, "Title", "Body"),
+        ({"subject": "Subject", "title": "Title", "text": "Text"}, "Subject", "Text"),
+        ({"title": 1, "text": "Text", "body": "Body"}, None, "Body"),
+    ],
+    ids=["title", "subject-first", "body-first"],
+)
+@pytest.mark.parametrize("channel", list(Channel))
+def test_without_template_each_channel_sends_the_payloads_title_and_text(
+    channel: Channel, payload: dict[str, Any], subject: str | None, body: str
+) -> None:
+    (record,) = routed_of(notification(channel=channel, payload=payload)).records
+    assert (sent(record).subject, sent(record).body) == (subject, body)
+
+
+PT_TEMPLATE_ID = uuid.uuid4()
+LOCALIZED = Template(
+    "Order {{ order }}",
+    "Hi {{ name }}",
+    {"pt": Variant("Pedido {{ order }}", "Oi {{ name }}"), "pt-PT": Variant(None, "Olá {{ name }}")},
+)
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject", "body", "used"),
+    [
+        ("pt-BR", "Pedido 7", "Oi Ana", "pt"),
+        ("pt-pt", None, "Olá Ana", "pt-PT"),
+        ("fr", "Order 7", "Hi Ana", None),
+        (None, "Order 7", "Hi Ana", None),
+    ],
+)
+def test_a_template_renders_in_the_variant_of_the_notifications_locale(
+    locale: str | None, subject: str | None, body: str, used: str | None
+) -> None:
+    n = notification(template_id=str(PT_TEMPLATE_ID), payload={"name": "Ana", "order": 7}, locale=locale)
+    (record,) = routed_of(n, templates={PT_TEMPLATE_ID: LOCALIZED}).records
+    assert (sent(record).subject, sent(record).body, sent(record).content_locale) == (
+        subject,
+        body,
+        used,
+    )
+
+
+def test_a_variant_that_does_not_render_fails_naming_its_locale() -> None:
+    n = notification(template_id=str(PT_TEMPLATE_ID), payload={"order": 7}, locale="pt-BR")
+    event = only_event(routed_of(n, templates={PT_TEMPLATE_ID: LOCALIZED}))
+    assert event.status is Status.FAILED
+    assert event.reason == "template (locale pt) did not render: body: 'name' is undefined"
+
+
 def test_a_notification_with_a_template_is_sent_rendered() -> None:
     template_id = uuid.uuid4()
     n = notification(template_id=str(template_id), payload={"name": "Ada", "count": 3})
@@ -129,9 +182,9 @@ def test_a_notification_with_a_template_is_sent_rendered() -> None:
     ("channel", "priority", "topic"),
     [
         (Channel.EMAIL, 5, "pfx.send.email"),
-        (Channel.SMS, 7, "pfx.send.sms"),
-        (Channel.PUSH, 8, "pfx.send.push.priority"),
-        (Channel.INAPP, 10, "pfx.send.inapp.priority"),
+        (Channel.SMS, 4, "pfx.send.sms"),
+        (Channel.PUSH, 3, "pfx.send.push.priority"),
+        (Channel.INAPP, 1, "pfx.send.inapp.priority"),
     ],
 )
 def test_a_notification_goes_to_the_send_topic_of_its_channel_and_lane(

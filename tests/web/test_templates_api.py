@@ -1,4 +1,4 @@
-"""``/api/v1/templates``: CRUD, versions, soft delete, per-tenant names, preview."""
+"""``/api/v1/templates``: CRUD, versions, soft delete, per-tenant names, preview, locale variants."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from notifyhub.channels import Channel
 from notifyhub.db import templates, tenants
 from notifyhub.rendering import MAX_TEMPLATE_CHARS
-from notifyhub.web.templates import MAX_TEMPLATES_PER_TENANT
+from notifyhub.web.templates import MAX_TEMPLATE_LOCALES, MAX_TEMPLATES_PER_TENANT
 from tests.conftest import Tenant, Worker, call
 
 pytestmark = pytest.mark.stack
@@ -82,8 +82,10 @@ async def test_a_deleted_template_is_gone_and_its_name_free_again(
 ) -> None:
     created = await create(http, worker, tenant)
     url = f"{worker.base_url}/api/v1/templates/{created['id']}"
-    status, _ = await call(http, "DELETE", url, headers=tenant.headers)
-    assert status == 204
+    status, deleted = await call(http, "DELETE", url, headers=tenant.headers)
+    assert status == 200, deleted
+    assert deleted["data"]["id"] == created["id"]
+    assert deleted["data"]["body_template"] == ORDER_SHIPPED["body_template"]
     assert (await call(http, "GET", url, headers=tenant.headers))[0] == 404
     assert (await call(http, "DELETE", url, headers=tenant.headers))[0] == 404
     status, _ = await call(
@@ -127,6 +129,7 @@ async def test_preview_renders_escapes_html_and_refuses_undefined_variables(
     assert body["data"] == {
         "subject": "Order 7 shipped",
         "body": "<p>Hi &lt;b&gt;Ada&lt;/b&gt;, order 7 is on its way.</p>",
+        "locale": None,
     }
     status, body = await call(http, "POST", url, json={"payload": {"order": 7}}, headers=tenant.headers)
     assert status == 422
@@ -259,7 +262,7 @@ async def test_a_tenant_has_at_most_the_template_cap(
     status, _ = await call(
         http, "DELETE", f"{worker.base_url}/api/v1/templates/{last['id']}", headers=tenant.headers
     )
-    assert status == 204
+    assert status == 200
     await create(http, worker, tenant, name="one too many")
 
 
@@ -279,8 +282,12 @@ async def test_versions_are_listed_in_pages(
     assert [v["version"] for v in body["data"]] == [3, 4]
     assert (body["meta"]["page"], body["meta"]["per_page"], body["meta"]["total"]) == (2, 2, 5)
 
+    # As in NotifyHub, a page size out of range falls back to the default; a page past the
+    # bound is refused.
     status, body = await call(http, "GET", f"{url}/versions?per_page=0", headers=tenant.headers)
-    assert status == 422 and "per_page" in body["error"]["details"]
+    assert status == 200 and body["meta"]["per_page"] == 20
+    status, body = await call(http, "GET", f"{url}/versions?page=100001", headers=tenant.headers)
+    assert status == 422 and "page" in body["error"]["details"]
 
 
 async def test_a_template_over_a_render_budget_previews_as_a_422_naming_it(
@@ -303,3 +310,68 @@ async def test_a_template_over_a_render_budget_previews_as_a_422_naming_it(
     )
     assert status == 422, body
     assert "over the budget" in body["error"]["details"]["body"], body
+
+
+PT = {"subject_template": "Pedido {{ order }} enviado", "body_template": "Oi {{ name }}"}
+EN_GB = {"subject_template": "Order {{ order }} dispatched", "body_template": "Hello {{ name }}"}
+
+
+async def test_locale_variants_are_created_updated_versioned_and_previewed(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    created = await create(http, worker, tenant, locales={"pt": PT})
+    assert created["locales"] == {"pt": PT}
+    url = f"{worker.base_url}/api/v1/templates/{created['id']}"
+
+    async def preview(locale: str | None) -> dict:
+        request = {"payload": {"name": "Ana", "order": 7}, "locale": locale}
+        status, body = await call(http, "POST", f"{url}/preview", json=request, headers=tenant.headers)
+        assert status == 200, body
+        return body["data"]
+
+    assert await preview("pt-BR") == {"subject": "Pedido 7 enviado", "body": "Oi Ana", "locale": "pt"}
+    assert (await preview("fr"))["locale"] is None
+    assert (await preview(None))["subject"] == "Order 7 shipped"
+
+    status, updated = await call(
+        http, "PUT", url, json={"locales": {"pt": PT, "en-GB": EN_GB}}, headers=tenant.headers
+    )
+    assert status == 200, updated
+    assert updated["data"]["locales"] == {"pt": PT, "en-GB": EN_GB}
+    assert (await preview("en-gb"))["subject"] == "Order 7 dispatched"
+
+    status, versions = await call(http, "GET", f"{url}/versions", headers=tenant.headers)
+    assert [v["locales"] for v in versions["data"]] == [{"pt": PT}, {"pt": PT, "en-GB": EN_GB}]
+
+
+@pytest.mark.parametrize(
+    ("locales", "field"),
+    [
+        ({"pt": {"body_template": "{{ unclosed"}}, "locales.pt.body_template"),
+        ({"pt": {"subject_template": "{% if %}", "body_template": "x"}}, "locales.pt.subject_template"),
+        ({"pt": {"subject_template": "x"}}, "locales.pt.body_template"),
+        ({"Portuguese": {"body_template": "x"}}, "locales.Portuguese.[key]"),
+        ({"pt": {"body_template": "x" * (MAX_TEMPLATE_CHARS + 1)}}, "locales.pt.body_template"),
+        ({"pt-BR": {"body_template": "x"}, "pt-br": {"body_template": "y"}}, "locales"),
+        (
+            {
+                f"x{chr(97 + n // 26)}{chr(97 + n % 26)}": {"body_template": "x"}
+                for n in range(MAX_TEMPLATE_LOCALES + 1)
+            },
+            "locales",
+        ),
+    ],
+    ids=["syntax", "subject-syntax", "no-body", "bad-tag", "too-big", "same-tag", "too-many"],
+)
+async def test_an_invalid_locale_variant_is_a_422_naming_it(
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, locales: dict, field: str
+) -> None:
+    status, body = await call(
+        http,
+        "POST",
+        f"{worker.base_url}/api/v1/templates",
+        json={**ORDER_SHIPPED, "locales": locales},
+        headers=tenant.headers,
+    )
+    assert status == 422, body
+    assert field in body["error"]["details"], body
