@@ -54,14 +54,13 @@ async def put_preference(
 
 async def delete_preference(
     pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str, channel: Channel
-) -> bool:
-    status = await pool.execute(
+) -> None:
+    await pool.execute(
         "DELETE FROM preferences WHERE tenant_id = $1 AND user_id = $2 AND channel = $3",
         tenant_id,
         user_id,
         channel.value,
     )
-    return status.endswith(" 1")
 
 
 async def register_device_token(

@@ -17,11 +17,11 @@ from faust.web import View
 from notifyhub.app import app, resources
 from notifyhub.db import inbox
 from notifyhub.web.auth import authenticate_inbox_token, authenticate_tenant
-from notifyhub.web.inputs import bounded_int, parse_uuid
+from notifyhub.web.inputs import bounded_int, int_or_default, parse_uuid
 from notifyhub.web.responses import ApiError, ok
 
 DEFAULT_LIMIT = 50
-# NotifyHub's bound on one page of the inbox.
+# NotifyHub's bound on one page of the inbox; a limit outside 1..200 is the default.
 MAX_LIMIT = 200
 MAX_OFFSET = 1_000_000
 MAX_RECIPIENT_ID_LENGTH = 255
@@ -76,7 +76,7 @@ class InboxView(View):
             # "all" lists archived messages too; by default they are out of the feed.
             archived=None if archived == "all" else bool(_flag(request, "archived")),
         )
-        limit = bounded_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        limit = int_or_default(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         offset = bounded_int(request, "offset", 0, 0, MAX_OFFSET)
         raw_after = request.query.get("after_id")
         after_id = parse_uuid(raw_after, "after_id") if raw_after else None

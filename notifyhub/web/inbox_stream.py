@@ -5,7 +5,9 @@ bad, expired, wrongly signed or ``alg: none`` token is a 401 before the upgrade.
 ``{"type":"history","data":msg}`` for what came after ``?since=<message id>`` (oldest
 first, up to 200), then ``{"type":"message","data":msg}`` live, and ``{"type":"ping"}``
 every ``NOTIFYHUB_WS_PING_SECONDS`` (25). The socket joins the live feed before history
-is read, so nothing falls between the two; a message in both is sent once.
+is read, so nothing falls between the two; a message in both is sent once. When the
+worker stops, every socket is closed with 1001 "going away" (``OpenSockets``): its client
+reconnects, with ``since``, to another worker.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as redis
 from aiohttp import WSCloseCode, WSMsgType, web
 from faust.web import View
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from mode import Service
 from pydantic_core import to_jsonable_python
 
@@ -50,6 +53,49 @@ def hub() -> InboxHub:
             redis.Redis.from_url(settings.redis_url, health_check_interval=30), settings.topic_prefix
         )
     return _hub
+
+
+GOING_AWAY_MESSAGE = b"worker stopping; reconnect with since"
+
+
+class OpenSockets:
+    """This worker's open inbox sockets, closed as "going away" when its web server stops.
+
+    A socket's handler returns only once its socket is closed, and aiohttp's runner waits
+    up to 60 s for every handler before the worker can stop: longer than the 30 s a
+    deployment gives a worker after SIGTERM.
+    """
+
+    def __init__(self) -> None:
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._stopping = False
+
+    def admit(self, socket: web.WebSocketResponse) -> bool:
+        """Track ``socket``; False once the worker is stopping (its caller closes it)."""
+        if self._stopping:
+            return False
+        self._sockets.add(socket)
+        return True
+
+    def discard(self, socket: web.WebSocketResponse) -> None:
+        self._sockets.discard(socket)
+
+    async def close_all(self, _: web.Application) -> None:
+        """aiohttp's ``on_shutdown``: runs after the server stopped accepting connections
+        and before it waits for the handlers. The closes run together, each bounded by the
+        socket's close timeout (10 s) for a client that never answers."""
+        self._stopping = True
+        await asyncio.gather(
+            *(
+                socket.close(code=WSCloseCode.GOING_AWAY, message=GOING_AWAY_MESSAGE)
+                for socket in list(self._sockets)
+            ),
+            return_exceptions=True,
+        )
+
+
+open_sockets = OpenSockets()
+cast(AiohttpWeb, app.web).web_app.on_shutdown.append(open_sockets.close_all)
 
 
 @app.service
@@ -122,6 +168,9 @@ class InboxStreamView(View):
                 # As JSON now, like the live messages that come through Redis.
                 history = [to_jsonable_python(inbox.message_json(row)) for row in rows]
             await socket.prepare(request)
+            if not open_sockets.admit(socket):
+                await socket.close(code=WSCloseCode.GOING_AWAY, message=GOING_AWAY_MESSAGE)
+                return socket
             INAPP_WS_CONNECTIONS.inc()
             try:
                 await _stream(socket, queue, history)
@@ -132,6 +181,7 @@ class InboxStreamView(View):
                 await socket.close(code=WSCloseCode.INTERNAL_ERROR)
             finally:
                 INAPP_WS_CONNECTIONS.dec()
+                open_sockets.discard(socket)
         finally:
             hub().leave(grant.tenant_id, grant.recipient_id, queue)
         return socket

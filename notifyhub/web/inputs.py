@@ -52,19 +52,20 @@ class Page:
         return {"page": self.page, "per_page": self.per_page, "total": total}
 
 
-def _positive_int(request: web.Request, name: str, default: int, maximum: int | None = None) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
+def _query_int(request: web.Request, name: str) -> int | None:
+    """The query parameter as an integer; None when it is absent or not a number."""
     try:
-        value = int(raw)
+        return int(request.query.get(name, ""))
     except ValueError:
-        value = 0
-    if value < 1:
-        raise ApiError("VALIDATION_ERROR", f"invalid {name}", {name: "must be a positive integer"})
-    if maximum is not None and value > maximum:
-        raise ApiError("VALIDATION_ERROR", f"invalid {name}", {name: f"at most {maximum}"})
-    return value
+        return None
+
+
+def int_or_default(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter from ``low`` to ``high``; ``default`` when it is absent,
+    not a number or out of range. NotifyHub reads page sizes this way (never a 422), and
+    clients written for it rely on that."""
+    value = _query_int(request, name)
+    return value if value is not None and low <= value <= high else default
 
 
 def bounded_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -82,8 +83,16 @@ def bounded_int(request: web.Request, name: str, default: int, low: int, high: i
 
 
 def page_of(request: web.Request) -> Page:
-    """``page`` (from 1) and ``per_page`` (capped at 100) from the query string."""
+    """``page`` and ``per_page`` from the query string, read as NotifyHub reads them: absent,
+    not a number or below 1 is the default (page 1, 20 a page). Beyond NotifyHub, a
+    ``per_page`` above 100 is 100 and a page past ``MAX_PAGE`` is a 422."""
+    page = _query_int(request, "page")
+    if page is not None and page > MAX_PAGE:
+        raise ApiError("VALIDATION_ERROR", "invalid page", {"page": f"at most {MAX_PAGE}"})
+    per_page = _query_int(request, "per_page")
     return Page(
-        page=_positive_int(request, "page", 1, MAX_PAGE),
-        per_page=min(_positive_int(request, "per_page", DEFAULT_PER_PAGE), MAX_PER_PAGE),
+        page=page if page is not None and page >= 1 else 1,
+        per_page=min(per_page, MAX_PER_PAGE)
+        if per_page is not None and per_page >= 1
+        else DEFAULT_PER_PAGE,
     )

@@ -110,7 +110,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ApiError as exc:
         return error(request, exc)
     except web.HTTPRequestEntityTooLarge:
-        return error(request, ApiError("PAYLOAD_TOO_LARGE", "request body is larger than 1 MB"))
+        # A 422, as NotifyHub answers: clients written for it check for that, not a 413.
+        return error(
+            request,
+            ApiError("VALIDATION_ERROR", "request body is larger than 1 MB", {"body": "at most 1 MB"}),
+        )
     except web.HTTPNotFound:
         return error(request, ApiError("NOT_FOUND", f"no route for {request.path}"))
     except web.HTTPMethodNotAllowed:

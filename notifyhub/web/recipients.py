@@ -122,8 +122,9 @@ class PreferenceView(View):
     async def delete(self, request: web.Request, user_id: str, channel: str) -> web.Response:
         caller = await authenticate_tenant(request)
         user, chosen = _user_id(user_id), _channel(channel)
-        if not await recipients.delete_preference(await resources.db(), caller.tenant_id, user, chosen):
-            raise ApiError("NOT_FOUND", "preference not found")
+        # A 204 whether or not there was one, as NotifyHub answers. Announced every time: a
+        # retried delete also repairs a pipeline table the first announcement never reached.
+        await recipients.delete_preference(await resources.db(), caller.tenant_id, user, chosen)
         await _announce(
             PreferenceUpdate(tenant_id=caller.tenant_id, user_id=user, channel=chosen, preference=None)
         )
@@ -145,8 +146,9 @@ class DeviceTokensView(View):
 class DeviceTokenView(View):
     async def delete(self, request: web.Request, token: str) -> web.Response:
         caller = await authenticate_tenant(request)
-        if not await recipients.deactivate_device_token(await resources.db(), caller.tenant_id, token):
-            raise ApiError("NOT_FOUND", "device token not found")
+        # A 204 for an unknown or inactive token too, as NotifyHub answers: the token is
+        # not active afterwards either way.
+        await recipients.deactivate_device_token(await resources.db(), caller.tenant_id, token)
         return web.Response(status=204)
 
 

@@ -110,8 +110,7 @@ async def test_marking_a_message_of_someone_else_is_a_404(
 @pytest.mark.parametrize(
     ("params", "field"),
     [
-        ({"limit": "201"}, "limit"),
-        ({"limit": "0"}, "limit"),
+        ({"offset": "-1"}, "offset"),
         ({"unread": "maybe"}, "unread"),
         ({"after_id": "nope"}, "after_id"),
         ({"after_id": str(uuid.uuid4())}, "after_id"),
@@ -125,6 +124,19 @@ async def test_bad_queries_and_a_missing_recipient_are_a_422_naming_the_field(
     assert status == 422 and field in body["error"]["details"]
     status, body = await call(http, "GET", url, headers=tenant.headers)
     assert status == 422 and "X-Recipient-ID" in body["error"]["details"]
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "201", "many"])
+async def test_a_limit_out_of_range_is_the_default_as_in_notifyhub(
+    worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, database: asyncpg.Pool, limit: str
+) -> None:
+    await delivered(database, tenant, "ranged", 3)
+    url = f"{worker.base_url}/api/v1/inbox"
+    status, body = await call(
+        http, "GET", url, params={"limit": limit}, headers=headers(tenant, "ranged")
+    )
+    assert status == 200, body
+    assert body["meta"]["limit"] == 50 and len(body["data"]) == 3
 
 
 async def test_a_browser_reads_its_own_inbox_with_its_token_from_any_origin(

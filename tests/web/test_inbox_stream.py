@@ -5,6 +5,7 @@ are checked before the upgrade; tenants never see each other's messages."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -171,3 +172,37 @@ async def test_a_bad_token_is_refused_before_the_upgrade(
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await http.ws_connect(f"{pair[0].base_url}/api/v1/inbox/stream?token={tokens[kind]}")
     assert refused.value.status == 401
+
+
+# Every socket of a stopping worker is closed as "going away" and the worker exits well
+# within the 30 s a deployment waits after SIGTERM.
+SHUTDOWN_SOCKETS = 50
+SHUTDOWN_WITHIN_SECONDS = 15.0
+
+
+async def test_a_stopping_worker_closes_its_sockets_as_going_away_and_exits(
+    worker_factory: Callable[..., Worker], tenant: Tenant, http: aiohttp.ClientSession
+) -> None:
+    worker = worker_factory(NOTIFYHUB_WS_TOKEN_SECRET=SECRET)
+    tokens = [await ws_token(http, worker, tenant, f"leaving-{n}") for n in range(SHUTDOWN_SOCKETS)]
+    sockets = [
+        await http.ws_connect(f"{worker.base_url}/api/v1/inbox/stream?token={token}") for token in tokens
+    ]
+
+    async def close_code(socket: aiohttp.ClientWebSocketResponse) -> int | None:
+        while (await socket.receive()).type not in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSING,
+            aiohttp.WSMsgType.CLOSED,
+        ):
+            pass
+        return socket.close_code
+
+    started = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(SHUTDOWN_WITHIN_SECONDS):
+        codes = await asyncio.gather(*(close_code(socket) for socket in sockets))
+        await asyncio.to_thread(worker.process.wait)
+    assert codes == [aiohttp.WSCloseCode.GOING_AWAY] * SHUTDOWN_SOCKETS
+    assert worker.process.returncode == 0, worker.log_tail()
+    print(f"worker with {SHUTDOWN_SOCKETS} sockets stopped in {time.monotonic() - started:.1f}s")

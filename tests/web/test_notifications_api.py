@@ -87,13 +87,14 @@ async def test_a_body_that_is_not_json_is_a_422(
         assert "body" in (await response.json())["error"]["details"]
 
 
-async def test_a_body_over_one_megabyte_is_refused(
+async def test_a_body_over_one_megabyte_is_a_422_as_in_notifyhub(
     worker: Worker, http: aiohttp.ClientSession, tenant: Tenant
 ) -> None:
     huge = {**VALID, "payload": {"body": "x" * (1024 * 1024)}}
     got, body, _ = await post(http, worker, huge, tenant.headers)
-    assert got == 413
-    assert body["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert got == 422
+    assert body["error"]["code"] == "VALIDATION_ERROR"
+    assert body["error"]["details"] == {"body": "at most 1 MB"}
 
 
 async def test_request_ids_are_echoed_or_generated(
