@@ -8,9 +8,17 @@ WORKER_PORT ?= 8080
 WORKERS_SCRIPT := deployments/local/workers.sh
 # How many workers `make run` starts: worker i listens on WORKER_PORT + i.
 WORKERS ?= 1
-# `make run` sends every channel to the recording sink; real providers are configured
-# through the environment (see README).
-export NOTIFYHUB_SINK_CHANNELS ?= all
+# `make run`'s in-app channel is real (its inbox is PostgreSQL, no outside credentials);
+# email, SMS and push go to the recording sink unless their providers are configured
+# (NOTIFYHUB_EMAIL_PROVIDERS=ses ..., see README), since a sunk channel cannot have providers.
+comma := ,
+empty :=
+space := $(empty) $(empty)
+SINK_DEFAULT := $(if $(NOTIFYHUB_EMAIL_PROVIDERS),,email) $(if $(NOTIFYHUB_SMS_PROVIDERS),,sms) \
+  $(if $(NOTIFYHUB_PUSH_PROVIDERS),,push)
+export NOTIFYHUB_SINK_CHANNELS ?= $(subst $(space),$(comma),$(strip $(SINK_DEFAULT)))
+# The demo recipient: the printed curl sends to it and the printed inbox link shows its inbox.
+DEMO_RECIPIENT := user-1
 export NOTIFYHUB_WEB_PORT ?= $(WORKER_PORT)
 
 .PHONY: install stack run stop test test-faults lint clean
@@ -30,24 +38,34 @@ stack: install
 
 # Logs are readable text in a terminal here; deployments keep the JSON default.
 # The workers' secrets are random, made once in $(RUN_DIR)/secrets.env (workers.sh).
+# The inbox link carries a fresh inbox token, asked of the worker with the new API key
+# (POST /api/v1/ws-token, as a tenant's backend does): the browser never holds the key.
 run: stack
 	@eval "$$($(STACK) env | sed 's/^/export /')"; \
 	$(VENV)/bin/notifyhub migrate; \
 	NOTIFYHUB_LOG_FORMAT=$${NOTIFYHUB_LOG_FORMAT:-text} RUN_DIR=$(RUN_DIR) NOTIFYHUB=$(VENV)/bin/notifyhub \
 	  $(WORKERS_SCRIPT) start $(WORKERS) || exit 1; \
-	key=$$($(VENV)/bin/notifyhub seed --quiet); \
+	key=$$($(VENV)/bin/notifyhub seed --quiet) || exit 1; \
+	inbox=$$($(VENV)/bin/notifyhub inbox-url --api-key "$$key" --recipient $(DEMO_RECIPIENT)) || exit 1; \
 	echo; \
-	echo "NotifyHub is running on http://127.0.0.1:$(WORKER_PORT)  ($(WORKERS) worker(s); all channels go to the sink provider)"; \
+	echo "NotifyHub is running on http://127.0.0.1:$(WORKER_PORT)  ($(WORKERS) worker(s); in-app is real;" \
+	  "sink provider for: $(or $(NOTIFYHUB_SINK_CHANNELS),none))"; \
 	echo; \
 	echo "  API key (demo tenant, shown once): $$key"; \
 	echo; \
-	echo "  Send a notification:"; \
+	echo "  $(DEMO_RECIPIENT)'s inbox, live, in a browser (the link's token lasts $${NOTIFYHUB_WS_TOKEN_TTL_SECONDS:-900} s):"; \
+	echo "    $$inbox"; \
+	echo; \
+	echo "  Send $(DEMO_RECIPIENT) a message (it appears on that page):"; \
 	echo "    curl -s -X POST http://127.0.0.1:$(WORKER_PORT)/api/v1/notifications \\"; \
 	echo "      -H \"X-API-Key: $$key\" -H 'Content-Type: application/json' \\"; \
-	echo "      -d '{\"channel\":\"email\",\"recipient_id\":\"user-1\",\"recipient_address\":\"ada@example.com\",\"payload\":{\"subject\":\"Hi\",\"body\":\"Hello Ada\"}}'"; \
+	echo "      -d '{\"channel\":\"inapp\",\"recipient_id\":\"$(DEMO_RECIPIENT)\",\"payload\":{\"subject\":\"Hi\",\"body\":\"Hello Ada\"}}'"; \
+	echo "    (an email instead: \"channel\":\"email\" and \"recipient_address\":\"ada@example.com\")"; \
 	echo; \
 	echo "  Its status:     curl -s http://127.0.0.1:$(WORKER_PORT)/api/v1/notifications/<id> -H \"X-API-Key: $$key\""; \
-	echo "  What was sent:  redis-cli -p $${NOTIFYHUB_REDIS_PORT:-6380} lrange notifyhub:sink 0 -1"; \
+	echo "  Inbox (REST):   curl -s http://127.0.0.1:$(WORKER_PORT)/api/v1/inbox -H \"X-API-Key: $$key\" -H 'X-Recipient-ID: $(DEMO_RECIPIENT)'"; \
+	echo "  New inbox link: $(VENV)/bin/notifyhub inbox-url --api-key $$key --url http://127.0.0.1:$(WORKER_PORT)"; \
+	echo "  Sink's sends:   redis-cli -p $${NOTIFYHUB_REDIS_PORT:-6380} lrange notifyhub:sink 0 -1"; \
 	echo "  Live events:    $(VENV)/bin/notifyhub events tail"; \
 	echo "  Consumer lag:   $(VENV)/bin/notifyhub lag"; \
 	echo "  Health:         curl -s http://127.0.0.1:$(WORKER_PORT)/health   (metrics: /metrics)"; \

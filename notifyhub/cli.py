@@ -1,5 +1,5 @@
-"""The ``notifyhub`` command: ``worker``, ``migrate`` and ``seed``; and for operators
-``events tail``, ``dlq list|replay`` and ``lag`` (``operator_commands.py``)."""
+"""The ``notifyhub`` command: ``worker``, ``migrate``, ``seed`` and ``inbox-url``; and for
+operators ``events tail``, ``dlq list|replay`` and ``lag`` (``operator_commands.py``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import Any
+
+import aiohttp
 
 from notifyhub.settings import InsecureSecret, get_settings
+
+# How long the worker gets to sign an inbox token before ``inbox-url`` gives up.
+INBOX_URL_TIMEOUT_SECONDS = 10.0
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -81,6 +87,42 @@ def _seed_command(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _inbox_token(base_url: str, api_key: str, recipient: str) -> tuple[int, dict[str, Any]]:
+    timeout = aiohttp.ClientTimeout(total=INBOX_URL_TIMEOUT_SECONDS)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.post(
+            f"{base_url}/api/v1/ws-token",
+            json={"recipient_id": recipient},
+            headers={"X-API-Key": api_key},
+        ) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+def _inbox_url_command(args: argparse.Namespace) -> int:
+    """Print the browser inbox page's URL for one recipient, with a fresh inbox token from
+    the worker (``POST /api/v1/ws-token``, as a tenant's backend gets one)."""
+    settings = get_settings()
+    base_url = (args.url or f"http://{settings.web_host}:{settings.web_port}").rstrip("/")
+    try:
+        status, body = asyncio.run(_inbox_token(base_url, args.api_key, args.recipient))
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValueError: not JSON
+        reason = str(exc) or f"no answer in {INBOX_URL_TIMEOUT_SECONDS:g} s"
+        print(f"notifyhub inbox-url: no token from {base_url}: {reason}", file=sys.stderr)
+        return 1
+    if status != 200:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        print(
+            f"notifyhub inbox-url: {base_url} answered {status} {error.get('code', '')}: "
+            f"{error.get('message', body)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{base_url}/inbox#token={body['data']['token']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="notifyhub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--tenant", default="demo", help="tenant name (default: demo)")
     seed.add_argument("--quiet", action="store_true", help="print only the API key")
     seed.set_defaults(run=_seed_command)
+
+    inbox_url = commands.add_parser(
+        "inbox-url", help="print a recipient's browser inbox link, with a fresh inbox token"
+    )
+    inbox_url.add_argument("--api-key", required=True, help="the tenant's API key")
+    inbox_url.add_argument("--recipient", default="user-1", help="recipient id (default: user-1)")
+    inbox_url.add_argument("--url", help="a worker's base URL (default: NOTIFYHUB_WEB_HOST:PORT)")
+    inbox_url.set_defaults(run=_inbox_url_command)
 
     from notifyhub.operator_commands import register
 
