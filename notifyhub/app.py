@@ -1,8 +1,9 @@
 """The Faust app, its settings and its topics: defined once here, imported everywhere.
 
 Topic names live under ``NOTIFYHUB_TOPIC_PREFIX``. Stages with a ``.priority`` twin
-have two lanes: notifications with ``priority >= NOTIFYHUB_PRIORITY_THRESHOLD`` take the
-priority lane, which its own agent consumes, so they never wait behind a normal backlog.
+have two lanes: the most urgent notifications, ``priority <= NOTIFYHUB_PRIORITY_THRESHOLD``
+(1 is the most urgent), take the priority lane, which its own agent consumes, so they never
+wait behind a normal backlog.
 
     {prefix}.intake[.priority]        requests from any Kafka producer (public contract: IntakeMessage),
                                       and from the HTTP API while PostgreSQL is down
@@ -72,6 +73,11 @@ app = NotifyHubApp(
     # Exactly-once has open bugs in faust-streaming; at-least-once plus dedupe is the reliable path.
     processing_guarantee="at_least_once",
     producer_linger=PRODUCER_LINGER_SECONDS,
+    # A topic created just before the consumer subscribes can be missing from its first
+    # metadata; the group leader then assigns without it and, with aiokafka's default
+    # (5 minutes), keeps doing so until the next refresh: nothing consumes the topic. Seen
+    # on a loaded machine (the SIGTERM fault test: enrich unassigned for 2 minutes).
+    consumer_metadata_max_age_ms=10_000,
     table_standby_replicas=settings.table_standby_replicas,
     broker_session_timeout=settings.broker_session_timeout,
     web_host=settings.web_host,
