@@ -10,6 +10,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 
+from notifyhub.channels import Channel
 from notifyhub.messages import DeliveryEvent, IntakeMessage
 from notifyhub.settings import get_settings
 from notifyhub.status import CANCELLABLE_STATUSES, FINAL_STATUSES, Status
@@ -113,13 +114,18 @@ async def delete_many(
 
 
 def as_intake_message(row: asyncpg.Record) -> IntakeMessage:
-    """The accepted request a stored notification came from (to send it again)."""
-    return IntakeMessage(
+    """The accepted request a stored notification came from (to send it again).
+
+    Built without validation: the row was judged when it was accepted, and PostgreSQL's
+    jsonb does not give back every value as it was sent (``-2.4e+149`` comes back as a
+    150-digit integer, which the input limits would now refuse).
+    """
+    return IntakeMessage.model_construct(
         id=row["id"],
         tenant_id=row["tenant_id"],
         idempotency_key=row["idempotency_key"],
         type=row["type"],
-        channel=row["channel"],
+        channel=Channel(row["channel"]),
         recipient_id=row["recipient_id"],
         recipient_address=row["recipient_address"],
         template_id=str(row["template_id"]) if row["template_id"] else None,
@@ -584,3 +590,35 @@ async def fail_stuck(
             conn,
             [Failure(uuid.uuid4(), row["id"], row["tenant_id"], reason(row), now) for row in rows],
         )
+
+
+DELIVERY_LOG_COLUMNS = (
+    "event_id, notification_id, status, attempt, provider, provider_message_id, reason, locale, "
+    "occurred_at"
+)
+
+
+async def delivery_log_page(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    notification_id: uuid.UUID,
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], int] | None:
+    """One notification's delivery log, oldest first (ties in log order), and how many
+    entries it has in all; ``None`` when the tenant has no such notification."""
+    if not await exists(pool, tenant_id, notification_id):
+        return None
+    where = "notification_id = $1 AND tenant_id = $2"
+    rows = await pool.fetch(
+        f"SELECT {DELIVERY_LOG_COLUMNS} FROM delivery_log WHERE {where} "
+        "ORDER BY occurred_at, id LIMIT $3 OFFSET $4",
+        notification_id,
+        tenant_id,
+        limit,
+        offset,
+    )
+    total = await pool.fetchval(
+        f"SELECT count(*) FROM delivery_log WHERE {where}", notification_id, tenant_id
+    )
+    return list(rows), total

@@ -350,7 +350,8 @@ async def test_table_inspection_answers_from_any_worker(
     """Two workers share the two partitions; each recipient's state lives on one of them."""
     first = worker_factory()
     second = worker_factory(deployment=first.topic_prefix)
-    users = [f"owner-{n}" for n in range(6)]
+    # Twelve recipients: the chance that all hash to one of the two partitions is 1 in 2,048.
+    users = [f"owner-{n}" for n in range(12)]
     for user in users:
         await call(
             http,
@@ -380,7 +381,8 @@ async def test_table_inspection_answers_from_any_worker(
             ):
                 return None
             owners.add(answers[0]["worker"])
-        return owners
+        # Until the second worker has joined the group, the first owns every partition.
+        return owners if len(owners) == 2 else None
 
     owners = await eventually(both_agree, "both workers to report each recipient's state", within=60)
     assert owners == {first.base_url, second.base_url}
