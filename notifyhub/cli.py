@@ -1,5 +1,5 @@
 """The ``notifyhub`` command: ``worker``, ``migrate``, ``seed`` and ``inbox-url``; and for
-operators ``events tail``, ``dlq list|replay`` and ``lag`` (``operator_commands.py``)."""
+operators ``events tail|show``, ``dlq list|replay`` and ``lag`` (``operator_commands.py``)."""
 
 from __future__ import annotations
 

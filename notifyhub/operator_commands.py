@@ -1,8 +1,10 @@
-"""The operator's subcommands of ``notifyhub``: tail delivery events, list and replay dead
-letters, show consumer lag.
+"""The operator's subcommands of ``notifyhub``: tail delivery events, show a notification's
+delivery log, list and replay dead letters, show consumer lag.
 
-- ``events`` reads the delivery-events topic straight from Kafka, as a consumer outside
+- ``events tail`` reads the delivery-events topic straight from Kafka, as a consumer outside
   the workers' group (it never moves their offsets).
+- ``events show`` reads one notification's delivery log from PostgreSQL, the system of
+  record (the topic keeps events only for its retention).
 - ``dlq`` goes through a worker's admin API (``/internal/dlq``), so a replay is the same
   one-time, audited operation as over HTTP; ``--url`` and ``NOTIFYHUB_ADMIN_TOKEN`` say
   which worker and how to authenticate.
@@ -19,6 +21,7 @@ import asyncio
 import json
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -32,6 +35,9 @@ from notifyhub.settings import Settings, get_settings
 ADMIN_TIMEOUT_SECONDS = 30.0
 # The admin API's page size cap.
 DLQ_PAGE = 100
+# A notification has a few log entries, dozens with retries; past this many, ``events
+# show`` says how many it left out rather than flood the terminal.
+EVENTS_SHOWN = 1000
 
 
 class OperatorError(Exception):
@@ -40,7 +46,7 @@ class OperatorError(Exception):
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the operator subcommands to the ``notifyhub`` parser."""
-    events = commands.add_parser("events", help="delivery events (tail)")
+    events = commands.add_parser("events", help="delivery events (tail, show)")
     events_commands = events.add_subparsers(dest="events_command", required=True)
     tail = events_commands.add_parser("tail", help="print delivery events as they happen")
     tail.add_argument("--tenant", help="only this tenant's events")
@@ -51,6 +57,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     tail.add_argument("--idle-timeout", type=float, help="stop after this many quiet seconds")
     tail.add_argument("--json", action="store_true", help="print each event as JSON")
     tail.set_defaults(run=lambda args: _run(_tail_events(args, get_settings())))
+    timeline = events_commands.add_parser(
+        "show", help="one notification's delivery log, oldest first (from PostgreSQL)"
+    )
+    timeline.add_argument("--tenant", required=True, help="the notification's tenant id")
+    timeline.add_argument("notification", help="the notification id")
+    timeline.set_defaults(run=lambda args: _run(_show_events(args, get_settings())))
 
     dlq = commands.add_parser("dlq", help="dead letters (through a worker's admin API)")
     dlq.add_argument("--url", help="a worker's base URL (default: NOTIFYHUB_WEB_HOST:PORT)")
@@ -151,6 +163,53 @@ async def _tail_events(args: argparse.Namespace, settings: Settings, out: TextIO
     finally:
         await consumer.stop()
         print(f"{shown} shown of {seen} events read", file=sys.stderr)
+    return 0
+
+
+# --- events show ----------------------------------------------------------------------
+
+
+def format_log_entry(entry: dict[str, Any]) -> str:
+    """One line: when, status, attempt, then provider, provider message id, locale and
+    reason when there are any."""
+    details = [
+        entry["provider"],
+        entry["provider_message_id"] and f"message {entry['provider_message_id']}",
+        entry["locale"] and f"locale {entry['locale']}",
+        entry["reason"],
+    ]
+    detail = "  ".join(d for d in details if d)
+    return (
+        f"{entry['occurred_at'].isoformat()}  {entry['status']:<10} attempt {entry['attempt']}"
+        f"{'  ' + detail if detail else ''}"
+    )
+
+
+async def _show_events(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) -> int:
+    from notifyhub.db import create_pool, notifications
+
+    try:
+        tenant_id, notification_id = uuid.UUID(args.tenant), uuid.UUID(args.notification)
+    except ValueError:
+        raise OperatorError("--tenant and the notification must be UUIDs") from None
+    try:
+        pool = await create_pool(settings)
+    except Exception as exc:
+        raise OperatorError(f"PostgreSQL (DATABASE_URL): {exc!r}") from exc
+    try:
+        found = await notifications.delivery_log_page(pool, tenant_id, notification_id, EVENTS_SHOWN, 0)
+    finally:
+        await pool.close()
+    if found is None:
+        raise OperatorError(f"tenant {tenant_id} has no notification {notification_id}")
+    entries, total = found
+    for entry in entries:
+        print(format_log_entry(dict(entry)), file=out)
+    left_out = f" ({total - len(entries)} more not shown)" if total > len(entries) else ""
+    print(
+        f"{total} events of notification {notification_id}, tenant {tenant_id}{left_out}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -130,3 +130,40 @@ async def test_lag_reports_each_topic_of_the_group(services: Services, worker: W
     for _topic, _partition, committed, end, lag in partitions:
         assert int(lag) == max(0, int(end) - (0 if committed == "-" else int(committed)))
     assert out.splitlines()[-1].startswith("total lag ")
+
+
+async def test_events_show_prints_the_delivery_log_the_api_answers(
+    services: Services, worker: Worker, tenant: Tenant, http: aiohttp.ClientSession
+) -> None:
+    from tests.activity.test_notification_events_api import FAILING, send_sms
+
+    sent = await send_sms(http, worker, tenant, **FAILING)
+    final = await wait_for_status(http, worker, tenant, sent["id"])
+    async with http.get(
+        f"{worker.base_url}/api/v1/notifications/{sent['id']}/events", headers=tenant.headers
+    ) as response:
+        logged = (await response.json())["data"]
+
+    code, out, err = await notifyhub(
+        services, worker, "events", "show", "--tenant", str(tenant.id), sent["id"]
+    )
+
+    assert code == 0, err
+    lines = out.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        [datetime.fromisoformat(entry["occurred_at"]).isoformat(), entry["status"]] for entry in logged
+    ]
+    assert [entry["status"] for entry in logged] == ["queued", "failed"]
+    assert lines[-1].endswith(final["status_reason"])
+    assert f"2 events of notification {sent['id']}, tenant {tenant.id}" in err
+
+
+async def test_events_show_says_when_the_tenant_has_no_such_notification(
+    services: Services, worker: Worker, tenant: Tenant
+) -> None:
+    missing = str(uuid.uuid4())
+    code, out, err = await notifyhub(
+        services, worker, "events", "show", "--tenant", str(tenant.id), missing
+    )
+    assert (code, out) == (1, "")
+    assert f"tenant {tenant.id} has no notification {missing}" in err

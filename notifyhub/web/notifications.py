@@ -280,3 +280,22 @@ class NotificationView(View):
         event = DeliveryEvent.about(cancelled, Status.CANCELLED, reason="cancelled by the tenant")
         await publish(delivery_events_topic, str(row["id"]).encode(), event.to_bytes())
         return ok(request, notifications.as_api_dict(row))
+
+
+@app.page("/api/v1/notifications/{notification_id}/events")
+class NotificationEventsView(View):
+    async def get(self, request: web.Request, notification_id: str) -> web.Response:
+        """The notification's delivery log, oldest first: its activity feed."""
+        caller = await authenticate_tenant(request)
+        page = page_of(request)
+        found = await notifications.delivery_log_page(
+            await resources.db(),
+            caller.tenant_id,
+            parse_uuid(notification_id),
+            page.per_page,
+            page.offset,
+        )
+        if found is None:
+            raise ApiError("NOT_FOUND", "notification not found")
+        rows, total = found
+        return ok(request, [dict(row) for row in rows], **page.meta(total))
