@@ -20,6 +20,8 @@ wait behind a normal backlog.
     {prefix}.webhooks.outbound        one event for one webhook endpoint (WebhookDelivery), keyed by
                                       endpoint; {prefix}.webhooks.dlq when every attempt failed
     {prefix}.preference-updates       preference changes from the API, keyed tenant:recipient
+    {prefix}.topic-fanout             one step of a send to a topic's subscribers (TopicFanout), keyed
+                                      by the send's id
 
 Every topic with the same partition count is co-partitioned: Faust gives partition N of
 each to the same worker, so the tables keyed like a topic are local to its agents.
@@ -153,6 +155,7 @@ all_dead_letter_topics = _topic(
     *(topics.send_dead_letters(channel) for channel in Channel),
 )
 preference_updates_topic = _topic(topics.preference_updates)
+topic_fanout_topic = _topic(topics.topic_fanout)
 
 
 def lane_agents(lanes: Lanes, name: str) -> Callable[[AgentFun], dict[Lane, faust.types.AgentT]]:

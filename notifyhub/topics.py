@@ -81,3 +81,7 @@ class TopicNames:
     @property
     def preference_updates(self) -> str:
         return self.named("preference-updates")
+
+    @property
+    def topic_fanout(self) -> str:
+        return self.named("topic-fanout")

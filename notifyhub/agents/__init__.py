@@ -16,6 +16,7 @@ from notifyhub.agents import (
     preferences,
     send,
     sweep,
+    topics,
     webhooks,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "preferences",
     "send",
     "sweep",
+    "topics",
     "webhooks",
 ]

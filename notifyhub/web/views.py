@@ -13,6 +13,7 @@ from notifyhub.web import (
     quotas,
     recipients,
     templates,
+    topics,
     webhooks,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "quotas",
     "recipients",
     "templates",
+    "topics",
     "webhooks",
 ]
