@@ -35,7 +35,10 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -244,35 +247,55 @@ async def load(args: argparse.Namespace, urls: list[str], api_key: str) -> dict[
     }
 
 
-async def run(args: argparse.Namespace, services: Services) -> dict[str, Any]:
-    raise_file_limit(args.clients)
-    name = f"inbox-{secrets.token_hex(4)}"
+@dataclass
+class Deployment:
+    """A bench's throwaway deployment: its tenant, API key and ready workers."""
+
+    name: str
+    tenant_id: uuid.UUID
+    api_key: str
+    workers: list[WorkerProcess]
+    # Set by the bench when its run went well: the worker logs are then deleted.
+    succeeded: bool = False
+
+
+@contextlib.asynccontextmanager
+async def deployment(
+    services: Services, kind: str, workers: int, partitions: int, delivery: dict[str, str]
+) -> AsyncIterator[Deployment]:
+    """A deployment of ``workers`` ready workers, stopped and deleted on the way out."""
+    name = f"{kind}-{secrets.token_hex(4)}"
     workdir = Path(tempfile.mkdtemp(prefix=f"notifyhub-{name}-"))
     log(f"deployment {name}; worker logs under {workdir}")
-    workers: list[WorkerProcess] = []
-    succeeded = False
+    started: list[WorkerProcess] = []
+    deployed: Deployment | None = None
     try:
         await migrate(services)
         tenant_id = await create_tenant(services.database_url, name)
         api_key = await api_key_for(services.database_url, tenant_id)
         # The first worker alone: it creates the topics, and a worker that joins while they
         # are missing gets none of their partitions until the next rebalance.
-        workers = await start_workers(services, name, workdir, range(1), args.partitions, DELIVERY)
-        log(f"waiting for {args.workers} worker(s) to be ready")
-        await wait_until_ready(workers)
-        workers += await start_workers(
-            services, name, workdir, range(1, args.workers), args.partitions, DELIVERY
-        )
-        await wait_until_ready(workers)
-        summary = await load(args, [worker.url for worker in workers], api_key)
-        succeeded = True
+        started = await start_workers(services, name, workdir, range(1), partitions, delivery)
+        log(f"waiting for {workers} worker(s) to be ready")
+        await wait_until_ready(started)
+        started += await start_workers(services, name, workdir, range(1, workers), partitions, delivery)
+        await wait_until_ready(started)
+        deployed = Deployment(name, tenant_id, api_key, started)
+        yield deployed
     finally:
-        await asyncio.gather(*(stop_worker(worker) for worker in workers))
+        await asyncio.gather(*(stop_worker(worker) for worker in started))
         await clean_up(services, name)
-        if succeeded:
+        if deployed is not None and deployed.succeeded:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             log(f"worker logs kept under {workdir}")
+
+
+async def run(args: argparse.Namespace, services: Services) -> dict[str, Any]:
+    raise_file_limit(args.clients)
+    async with deployment(services, "inbox", args.workers, args.partitions, DELIVERY) as deployed:
+        summary = await load(args, [worker.url for worker in deployed.workers], deployed.api_key)
+        deployed.succeeded = True
     return summary
 
 

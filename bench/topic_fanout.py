@@ -21,12 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
-import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -34,19 +30,13 @@ import asyncpg
 
 # Run as a script, this folder is on sys.path: share the other benchmarks' helpers.
 from http_load import positive_float, positive_int
-from inbox_load import api_key_for, bounded
+from inbox_load import bounded, deployment
 from topology import (
     EXIT_FAILED,
     EXIT_NO_STACK,
     DeploymentFailed,
     Services,
-    WorkerProcess,
-    clean_up,
-    create_tenant,
-    migrate,
-    start_workers,
     usable_services,
-    wait_until_ready,
 )
 
 DELIVERY = {"NOTIFYHUB_SINK_CHANNELS": "all", "NOTIFYHUB_API_RATE_LIMIT": "100000000"}
@@ -145,31 +135,11 @@ async def fan_out(
 
 
 async def run(args: argparse.Namespace, services: Services) -> dict[str, Any]:
-    name = f"fanout-{secrets.token_hex(4)}"
-    workdir = Path(tempfile.mkdtemp(prefix=f"notifyhub-{name}-"))
-    log(f"deployment {name}; worker logs under {workdir}")
-    workers: list[WorkerProcess] = []
-    succeeded = False
-    try:
-        await migrate(services)
-        tenant_id = await create_tenant(services.database_url, name)
-        api_key = await api_key_for(services.database_url, tenant_id)
-        # The first worker alone: it creates the topics (see inbox_load.py).
-        workers = await start_workers(services, name, workdir, range(1), args.partitions, DELIVERY)
-        await wait_until_ready(workers)
-        workers += await start_workers(
-            services, name, workdir, range(1, args.workers), args.partitions, DELIVERY
+    async with deployment(services, "fanout", args.workers, args.partitions, DELIVERY) as deployed:
+        summary = await fan_out(
+            args, services, deployed.workers[0].url, deployed.tenant_id, deployed.api_key
         )
-        await wait_until_ready(workers)
-        summary = await fan_out(args, services, workers[0].url, tenant_id, api_key)
-        succeeded = summary["delivered"] == args.subscribers
-    finally:
-        await asyncio.gather(*(worker.stop() for worker in workers))
-        await clean_up(services, name)
-        if succeeded:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            log(f"worker logs kept under {workdir}")
+        deployed.succeeded = summary["delivered"] == args.subscribers
     return summary
 
 

@@ -131,7 +131,11 @@ def content(notification: Notification, templates: Mapping[uuid.UUID, Template |
         # Each render may hold the loop up to its time budget; a batch of 500 with the same
         # hostile template must not hold it 500 times.
         reason = f"{which} did not render: {exc}"
-        _over_budget[sources] = (time.monotonic() + OVER_BUDGET_MEMORY_SECONDS, reason)
+        now = time.monotonic()
+        # Forget what has expired, so edited templates do not pile up here.
+        for stale in [key for key, (until, _) in _over_budget.items() if until <= now]:
+            del _over_budget[stale]
+        _over_budget[sources] = (now + OVER_BUDGET_MEMORY_SECONDS, reason)
         raise _Undeliverable(Status.FAILED, reason) from None
     except RenderError as exc:
         raise _Undeliverable(Status.FAILED, f"{which} did not render: {exc}") from None

@@ -44,20 +44,36 @@ class Caller:
 
 
 _owners: dict[str, tuple[float, ApiKeyOwner]] = {}
-_limiter: SlidingWindowLimiter | None = None
+# Per scope ("api_key", "inbox_token"), made on first use (Redis is not reached at import).
+_limiters: dict[str, SlidingWindowLimiter] = {}
 
 
-def _api_limiter() -> SlidingWindowLimiter:
-    global _limiter
-    if _limiter is None:
-        _limiter = SlidingWindowLimiter(
+async def _within_rate(scope: str, limit: int, key: str, whose: str) -> None:
+    """429 (or 503 while Redis cannot answer) when ``key`` is over ``limit`` requests per
+    window; ``whose`` names the caller in the message."""
+    limiter = _limiters.get(scope)
+    if limiter is None:
+        limiter = _limiters[scope] = SlidingWindowLimiter(
             resources.redis(),
-            scope="api_key",
-            limit=settings.api_rate_limit,
+            scope=scope,
+            limit=limit,
             window_seconds=settings.api_rate_window_seconds,
             fail_open=settings.rate_limit_fail_open,
         )
-    return _limiter
+    decision = await limiter.check(key)
+    if decision.allowed:
+        return
+    if decision.degraded:
+        raise ApiError(
+            "SERVICE_UNAVAILABLE",
+            "rate limiting is unavailable; retry later",
+            headers={"Retry-After": "5"},
+        )
+    raise ApiError(
+        "RATE_LIMITED",
+        f"over {limit} requests per {settings.api_rate_window_seconds:g} s for {whose}",
+        headers={"Retry-After": str(decision.retry_after_seconds)},
+    )
 
 
 def _key_marker(key_id: uuid.UUID) -> str:
@@ -114,20 +130,7 @@ async def authenticate_tenant(request: web.Request) -> Caller:
         raise ApiError("FORBIDDEN", "this API key is inactive")
     if not owner.tenant_active:
         raise ApiError("FORBIDDEN", "this tenant is inactive")
-    decision = await _api_limiter().check(str(owner.key_id))
-    if not decision.allowed:
-        if decision.degraded:
-            raise ApiError(
-                "SERVICE_UNAVAILABLE",
-                "rate limiting is unavailable; retry later",
-                headers={"Retry-After": "5"},
-            )
-        raise ApiError(
-            "RATE_LIMITED",
-            f"over {settings.api_rate_limit} requests per {settings.api_rate_window_seconds:g} s "
-            "for this API key",
-            headers={"Retry-After": str(decision.retry_after_seconds)},
-        )
+    await _within_rate("api_key", settings.api_rate_limit, str(owner.key_id), "this API key")
     return Caller(owner.tenant_id, owner.key_id)
 
 
@@ -148,33 +151,17 @@ def authenticate_admin(request: web.Request) -> None:
         raise ApiError("FORBIDDEN", "invalid admin token")
 
 
-_inbox_limiter: SlidingWindowLimiter | None = None
-
-
 async def authenticate_inbox_token(token: str) -> inbox_tokens.InboxGrant:
     """A recipient's inbox token (signed with the current or the previous secret), rate
     limited per recipient like an API key: 401 when bad, 429 over the rate."""
-    global _inbox_limiter
     try:
         grant = inbox_tokens.verify(settings.ws_token_secrets(), token)
     except inbox_tokens.InvalidToken as exc:
         raise ApiError("UNAUTHORIZED", str(exc)) from None
-    if _inbox_limiter is None:
-        _inbox_limiter = SlidingWindowLimiter(
-            resources.redis(),
-            scope="inbox_token",
-            limit=settings.inbox_token_rate_limit,
-            window_seconds=settings.api_rate_window_seconds,
-            fail_open=settings.rate_limit_fail_open,
-        )
-    decision = await _inbox_limiter.check(f"{grant.tenant_id}:{grant.recipient_id}")
-    if not decision.allowed:
-        raise ApiError(
-            "SERVICE_UNAVAILABLE" if decision.degraded else "RATE_LIMITED",
-            "rate limiting is unavailable; retry later"
-            if decision.degraded
-            else f"over {settings.inbox_token_rate_limit} requests per "
-            f"{settings.api_rate_window_seconds:g} s for this recipient's inbox token",
-            headers={"Retry-After": str(decision.retry_after_seconds or 5)},
-        )
+    await _within_rate(
+        "inbox_token",
+        settings.inbox_token_rate_limit,
+        f"{grant.tenant_id}:{grant.recipient_id}",
+        "this recipient's inbox token",
+    )
     return grant

@@ -17,6 +17,7 @@ from notifyhub.messages import (
     MAX_FREQUENCY_CAP,
     MAX_FREQUENCY_WINDOW_MINUTES,
     ChannelPreference,
+    Locale,
     Message,
     PreferenceUpdate,
 )
@@ -58,7 +59,7 @@ class DeviceTokenCreate(Message):
 class ProfilePut(Message):
     email: EmailStr | None = None
     phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = None
-    locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None = None
+    locale: Locale | None = None
     timezone: Timezone | None = None
 
 
