@@ -150,6 +150,63 @@ class Message(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
 
+# Digests and escalations: bounds that keep a window's items and a chain's holds small.
+MAX_DIGEST_WINDOW_SECONDS = 7 * 24 * 3600
+MAX_DIGEST_ITEMS = 100
+MAX_ESCALATION_STEPS = 3
+MAX_ESCALATION_WAIT_SECONDS = 7 * 24 * 3600
+
+
+class DigestRule(Message):
+    """Collect this notification with the others of the same tenant, recipient, channel
+    and ``key`` that arrive within ``window_seconds`` of the first, and send them as one."""
+
+    key: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    window_seconds: int = Field(ge=1, le=MAX_DIGEST_WINDOW_SECONDS)
+    max_items: int = Field(
+        default=MAX_DIGEST_ITEMS,
+        ge=2,
+        le=MAX_DIGEST_ITEMS,
+        description="The digest is sent as soon as it holds this many items (within a second), "
+        "or earlier when its payload would pass the payload limit.",
+    )
+    template_id: ShortText | None = Field(
+        default=None,
+        description="The template the digest is rendered with (its payload has `items`, "
+        "`count` and `key`); without it, the notification's own template_id.",
+    )
+
+
+class EscalationStep(Message):
+    """If the in-app message has not been seen or read ``after_seconds`` after the previous
+    message of the chain was sent, send this channel."""
+
+    after_seconds: int = Field(ge=0, le=MAX_ESCALATION_WAIT_SECONDS)
+    channel: Channel
+    template_id: ShortText | None = Field(
+        default=None,
+        description="Renders the in-app notification's payload; without it, the step sends "
+        "the in-app message's title and body.",
+    )
+
+    @field_validator("channel")
+    @classmethod
+    def _not_in_app(cls, channel: Channel) -> Channel:
+        if channel is Channel.INAPP:
+            raise PydanticCustomError(
+                "escalation_channel", "an escalation goes to another channel than in-app"
+            )
+        return channel
+
+
+class EscalationOf(Message):
+    """Which chain a notification is a step of: the in-app notification whose being seen or
+    read stops it, and the step's number (1 for the first)."""
+
+    notification_id: uuid.UUID
+    step: int = Field(ge=1)
+
+
 class NotificationRequest(Message):
     """What a client asks for: one recipient, one channel. Shared by HTTP and Kafka intake."""
 
@@ -183,6 +240,18 @@ class NotificationRequest(Message):
         default=None,
         description="Which locale variant of the template to render (`pt-BR` falls back to `pt`, "
         "then to the template's default); without it, the recipient profile's locale.",
+    )
+    digest: DigestRule | None = Field(
+        default=None,
+        description="Send it in a digest with the recipient's others of the same key on this "
+        "channel; it becomes `digested`, and the digest is a notification of its own.",
+    )
+    escalate: (
+        Annotated[list[EscalationStep], Field(min_length=1, max_length=MAX_ESCALATION_STEPS)] | None
+    ) = Field(
+        default=None,
+        description="In-app only: the channels to try, one after the other, while the in-app "
+        "message stays unseen and unread.",
     )
 
     @field_validator("recipient_address")
@@ -218,13 +287,22 @@ class NotificationRequest(Message):
             )
         if self.scheduled_at is not None and self.scheduled_at > now + MAX_SCHEDULE_AHEAD:
             problems["scheduled_at"] = f"at most {MAX_SCHEDULE_AHEAD.days} days ahead"
+        if self.escalate and self.channel is not Channel.INAPP:
+            problems["escalate"] = (
+                "only an in-app notification escalates: its being seen or read stops the steps"
+            )
+        if self.escalate and self.digest is not None:
+            problems["escalate"] = "a notification in a digest does not escalate"
         return problems
 
     @property
     def needs_lookup(self) -> bool:
         """Whether accepting it needs PostgreSQL: a template to find, or an address to look up."""
-        return self.template_id is not None or (
-            self.channel in ADDRESSED_CHANNELS and not self.recipient_address
+        return (
+            self.template_id is not None
+            or (self.channel in ADDRESSED_CHANNELS and not self.recipient_address)
+            or (self.digest is not None and self.digest.template_id is not None)
+            or any(step.template_id is not None for step in self.escalate or ())
         )
 
 
@@ -295,6 +373,10 @@ class Notification(Message):
     content_locale: str | None = None
     # Which send attempt this message is (a temporary failure comes back with one more).
     attempt: int = Field(default=1, ge=1)
+    digest: DigestRule | None = None
+    escalate: list[EscalationStep] | None = None
+    # Set on the notifications an escalation sends: which chain, which step.
+    escalation_of: EscalationOf | None = None
 
     @property
     def recipient_key(self) -> bytes:
@@ -305,6 +387,10 @@ class Notification(Message):
     @classmethod
     def _as_version_2(cls, data: Any) -> Any:
         return as_version_2(data, 2)
+
+
+# What a delivery event may report beyond a status change.
+Occurrence = Literal["escalated", "escalation_stopped"]
 
 
 class DeliveryEvent(Message):
@@ -324,6 +410,12 @@ class DeliveryEvent(Message):
     attempt: int = 1
     # The template's locale variant the notification was sent in (None: the default).
     locale: str | None = None
+    # Something that happened without changing the status (which stays the notification's):
+    # an escalation step sent, or an escalation stopped by the message being seen or read.
+    occurrence: Occurrence | None = None
+    # The notification this event points at: the digest one joined (``digested``), the
+    # escalation step sent (``escalated``).
+    related_notification_id: uuid.UUID | None = None
 
     @classmethod
     def about(cls, notification: Notification, status: Status, **details: Any) -> DeliveryEvent:
@@ -432,7 +524,10 @@ class HoldRequest(Message):
     notification: Notification | None = None
     webhook: WebhookDelivery | None = None
     release_at: float  # seconds since the epoch
-    destination: Literal["enrich", "send", "webhook"]
+    # enrich, send: the notification goes back there. webhook: the delivery is retried.
+    # digest: the notification joins its digest window (``release_at`` closes a new one).
+    # escalate: the notification was sent; its next escalation step is due then.
+    destination: Literal["enrich", "send", "webhook", "digest", "escalate"]
 
     @model_validator(mode="after")
     def _holds_what_its_destination_takes(self) -> HoldRequest:
@@ -454,4 +549,19 @@ class Tick(Message):
     kind: Literal["tick"] = "tick"
 
 
-HeldMessage = TypeAdapter(Annotated[HoldRequest | Tick, Field(discriminator="kind")])
+class Seen(Message):
+    """In-app messages that escalate were seen or read: their escalations stop (held topic,
+    v1, keyed by recipient)."""
+
+    v: Literal[1] = 1
+    kind: Literal["seen"] = "seen"
+    tenant_id: uuid.UUID
+    recipient_id: str
+    notification_ids: list[uuid.UUID]
+
+    @property
+    def recipient_key(self) -> bytes:
+        return f"{self.tenant_id}:{self.recipient_id}".encode()
+
+
+HeldMessage = TypeAdapter(Annotated[HoldRequest | Tick | Seen, Field(discriminator="kind")])

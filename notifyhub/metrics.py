@@ -107,7 +107,8 @@ TEMPLATE_RENDER_SECONDS = Histogram(
 )
 HELD_MESSAGES = Gauge(
     "notifyhub_held_messages",
-    "Messages waiting in the held stage (scheduled, quiet hours, retries) on this worker.",
+    "Messages waiting in the held stage (scheduled, quiet hours, retries, digest windows, "
+    "escalation steps) on this worker.",
 )
 SWEPT_NOTIFICATIONS = Counter(
     "notifyhub_swept_notifications_total",

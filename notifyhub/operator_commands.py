@@ -170,9 +170,10 @@ async def _tail_events(args: argparse.Namespace, settings: Settings, out: TextIO
 
 
 def format_log_entry(entry: dict[str, Any]) -> str:
-    """One line: when, status, attempt, then provider, provider message id, locale and
-    reason when there are any."""
+    """One line: when, status, attempt, then the occurrence (an escalation step), provider,
+    provider message id, locale and reason when there are any."""
     details = [
+        entry.get("event") and f"[{entry['event']}]",
         entry["provider"],
         entry["provider_message_id"] and f"message {entry['provider_message_id']}",
         entry["locale"] and f"locale {entry['locale']}",

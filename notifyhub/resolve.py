@@ -5,6 +5,7 @@ the template is rendered in (when the request names none)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 
@@ -27,7 +28,7 @@ async def resolve(pool: asyncpg.Pool, tenant_id: uuid.UUID, request: RequestT) -
     ``locale`` filled in from the recipient's profile where the request has none."""
     if not request.needs_lookup:
         return request
-    changes: dict[str, str] = {}
+    changes: dict[str, Any] = {}
     problems: dict[str, str] = {}
     if request.template_id is not None:
         # The profile's locale comes with the template, in the same statement.
@@ -53,6 +54,37 @@ async def resolve(pool: asyncpg.Pool, tenant_id: uuid.UUID, request: RequestT) -
                 f"required for the {request.channel} channel: send it, or set it in the "
                 "recipient's profile (PUT /api/v1/users/{user_id})"
             )
+    await _resolve_workflow_templates(pool, tenant_id, request, changes, problems)
     if problems:
         raise Unresolvable(problems)
     return request.model_copy(update=changes)
+
+
+async def _resolve_workflow_templates(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    request: RequestT,
+    changes: dict[str, Any],
+    problems: dict[str, str],
+) -> None:
+    """The digest's template and each escalation step's, by id or name, as their ids."""
+    digest = request.digest
+    if digest is not None and digest.template_id is not None:
+        found = await templates.find(pool, tenant_id, request.channel, digest.template_id)
+        if found is None:
+            problems["digest.template_id"] = f"no active {request.channel} template has this id or name"
+        else:
+            changes["digest"] = digest.model_copy(update={"template_id": str(found["id"])})
+    steps = list(request.escalate or ())
+    for index, step in enumerate(steps):
+        if step.template_id is None:
+            continue
+        found = await templates.find(pool, tenant_id, step.channel, step.template_id)
+        if found is None:
+            problems[f"escalate.{index}.template_id"] = (
+                f"no active {step.channel} template has this id or name"
+            )
+        else:
+            steps[index] = step.model_copy(update={"template_id": str(found["id"])})
+    if request.escalate:
+        changes["escalate"] = steps

@@ -6,14 +6,17 @@ later status. Final statuses never change.
 
     pending ──> queued ──> [scheduled | deferred] ──> processing ──> delivered | failed
        │           └──────────────┴──────────────────────┴ ⇅ ──> dropped | cancelled
-                                                           retrying
+       │                                                 retrying
+       └─────────────────────> digested (the first stage of sending it found a digest rule)
 
 ``scheduled`` and ``deferred`` are held states (waiting for ``scheduled_at`` or for the
 end of the recipient's quiet hours); a notification may move between them.
-``retrying`` is held too: a send failed temporarily (or every provider's circuit breaker
-was open) and the next attempt waits for its backoff; ``processing`` and ``retrying``
-alternate until a final status. One exception to "forward only": replaying a send's
-dead letter (admin DLQ API) reopens its ``failed`` notification as ``queued``.
+``digested`` is final: the notification joined a digest (the reason names it), and the
+digest is a notification of its own. ``retrying`` is held too: a send failed temporarily
+(or every provider's circuit breaker was open) and the next attempt waits for its
+backoff; ``processing`` and ``retrying`` alternate until a final status. One exception
+to "forward only": replaying a send's dead letter (admin DLQ API) reopens its ``failed``
+notification as ``queued``.
 """
 
 from enum import StrEnum
@@ -30,9 +33,12 @@ class Status(StrEnum):
     FAILED = "failed"  # the provider refused it, or every attempt failed
     DROPPED = "dropped"  # the pipeline decided not to send it (reason recorded)
     CANCELLED = "cancelled"  # cancelled by the tenant before it was sent
+    DIGESTED = "digested"  # collected into a digest, which is sent as its own notification
 
 
-FINAL_STATUSES = frozenset({Status.DELIVERED, Status.FAILED, Status.DROPPED, Status.CANCELLED})
+FINAL_STATUSES = frozenset(
+    {Status.DELIVERED, Status.FAILED, Status.DROPPED, Status.CANCELLED, Status.DIGESTED}
+)
 # Statuses a tenant may still cancel: nothing has been handed to a provider yet.
 CANCELLABLE_STATUSES = frozenset(
     {Status.PENDING, Status.QUEUED, Status.SCHEDULED, Status.DEFERRED, Status.RETRYING}

@@ -1,5 +1,6 @@
 """Held: keep notifications until their time, then release them; one mechanism for
-``scheduled_at``, quiet hours, send retries and webhook retries.
+``scheduled_at``, quiet hours, send retries, webhook retries, digest windows and
+escalation steps (``agents.workflows`` stores what those two release).
 
 Requests arrive on the held topic keyed by recipient; a timer on every worker sends a
 tick into each held partition it owns, and the agent consuming that partition releases
@@ -13,19 +14,30 @@ stage will not claim a cancelled notification.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 
 import faust
 from pydantic import ValidationError
 
 from notifyhub import clock, tracing
+from notifyhub.agents import workflows
 from notifyhub.agents.kit import batches, dead_letters, guarded
 from notifyhub.agents.reliability import letter_for
 from notifyhub.app import app, emit, enqueue, held_topic, topics
+from notifyhub.cores.digests import digested_event
+from notifyhub.cores.escalations import chain_event
 from notifyhub.cores.records import Outgoing
 from notifyhub.faust_app import at_event
-from notifyhub.messages import DeadLetter, HeldMessage, HoldRequest
-from notifyhub.tables.held import Released, forget_partitions, hold, release_due
+from notifyhub.messages import DeadLetter, HeldMessage, HoldRequest, Notification, Seen
+from notifyhub.tables.held import (
+    Released,
+    collect,
+    forget_partitions,
+    hold,
+    release_due,
+    stop_escalations,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +64,9 @@ def _released(released: Released) -> Outgoing:
 async def _handle(events: Sequence[faust.EventT]) -> None:
     records: list[Outgoing] = []
     letters: list[DeadLetter] = []
+    # Released digest windows and escalation steps: new notifications, stored together.
+    windows: list[Released] = []
+    steps: list[Released] = []
     with tracing.batch_spans(events, "held") as traces:
         for event, trace in zip(events, traces, strict=True):
             try:
@@ -59,14 +74,22 @@ async def _handle(events: Sequence[faust.EventT]) -> None:
             except ValidationError as exc:
                 letters.append(letter_for(event, f"invalid held message: {exc}"))
                 continue
+            now = clock.now()
             with at_event(event):
                 if isinstance(message, HoldRequest):
                     # The request's trace is kept with it, for what is released later.
                     kept = {k: v.decode("latin-1") for k, v in tracing.passed_on(event.headers, trace)}
-                    hold(event.key, message, clock.now(), kept)
+                    if message.destination == "digest":
+                        records.append(_digested(message, collect(event.key, message, now, kept), now))
+                    else:
+                        hold(event.key, message, now, kept)
+                    continue
+                if isinstance(message, Seen):
+                    stopped = stop_escalations(event.key, set(message.notification_ids), now)
+                    records += [_stopped(notification, now) for notification in stopped]
                     continue
                 partition, offset = event.message.partition, event.message.offset
-                for released in release_due(partition, clock.now(), offset):
+                for released in release_due(partition, now, offset):
                     if released.notification is not None:
                         logger.info(
                             "releasing held notification %s to %s (partition %d, offset %d)",
@@ -75,9 +98,28 @@ async def _handle(events: Sequence[faust.EventT]) -> None:
                             partition,
                             offset,
                         )
-                    records.append(_released(released))
+                    if released.destination == "digest":
+                        windows.append(released)
+                    elif released.destination == "escalate":
+                        steps.append(released)
+                    else:
+                        records.append(_released(released))
+    if windows or steps:
+        records += await workflows.released(windows, steps, clock.now())
     await dead_letters(letters)
     await emit(records)
+
+
+def _digested(request: HoldRequest, digest: uuid.UUID, now: float) -> Outgoing:
+    """The item's ``digested`` status, for the delivery events stage to write."""
+    assert request.notification is not None
+    event = digested_event(request.notification, digest, now)
+    return Outgoing(topics.delivery_events, str(event.notification_id).encode(), event.to_bytes())
+
+
+def _stopped(notification: Notification, now: float) -> Outgoing:
+    event = chain_event(notification, "escalation_stopped", "seen or read before the next step", now)
+    return Outgoing(topics.delivery_events, str(event.notification_id).encode(), event.to_bytes())
 
 
 @app.agent(held_topic, name="held")

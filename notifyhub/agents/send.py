@@ -195,6 +195,7 @@ async def _send_batch(
                 for event, headers in done.events
             ]
             + done.holds
+            + done.escalations
         )
         await dead_letters(done.letters, send_dead_letter_topics[channel])
 

@@ -1,6 +1,8 @@
 """Enrich's decisions: what each recipient gets and when.
 
 For each notification of a batch, in order (one recipient's notifications keep theirs):
+0. a notification with a digest rule goes to its digest window (the held stage) instead;
+   the digest comes back through here as a notification of its own;
 1. the content: the template rendered with the payload, in the locale variant that fits the
    notification's locale (``pt-BR``, else ``pt``, else the template's default), or without a
    template the payload's texts (``subject`` or ``title``; ``body`` or ``text``); a template
@@ -184,6 +186,11 @@ def route(
     routed = Routed()
     for notification, headers in batch:
         key = notification.recipient_key
+        if notification.digest is not None:
+            # Collected first: the digest it joins is what gets content, preferences and caps.
+            closes = now + notification.digest.window_seconds
+            routed.records.append(hold_record(topics, notification, closes, "digest", headers))
+            continue
         started = time.perf_counter()
         try:
             ready = content(notification, templates)

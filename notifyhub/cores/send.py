@@ -1,10 +1,12 @@
 """The send stage's decisions: what each provider outcome leads to.
 
-Delivered → ``delivered``. Nothing tried because every breaker is open → ``retrying``
-without spending an attempt, held until a breaker lets a probe through. A temporary
-failure with attempts left → ``retrying``, held for a backoff with jitter, then back to
-the sender with one attempt more. Otherwise (a permanent refusal, the last attempt, or a
-bug) → ``failed``, and a dead letter that a replay sends from the first attempt again.
+Delivered → ``delivered`` (and, for a notification with escalation steps left, the hold
+that sends the next one unless it is seen or read first). Nothing tried because every
+breaker is open → ``retrying`` without spending an attempt, held until a breaker lets a
+probe through. A temporary failure with attempts left → ``retrying``, held for a backoff
+with jitter, then back to the sender with one attempt more. Otherwise (a permanent
+refusal, the last attempt, or a bug) → ``failed``, and a dead letter that a replay sends
+from the first attempt again.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from notifyhub.cores.escalations import next_step_hold
 from notifyhub.cores.held import hold_record
 from notifyhub.cores.records import Headers, Outgoing
 from notifyhub.delivery.backoff import retry_delay
@@ -40,6 +43,8 @@ class Consequences:
 
     events: list[tuple[DeliveryEvent, Headers]] = field(default_factory=list)
     holds: list[Outgoing] = field(default_factory=list)
+    # Holds of delivered notifications until their next escalation step is due.
+    escalations: list[Outgoing] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -75,6 +80,9 @@ def _add(
     if outcome.result is Result.DELIVERED:
         event = DeliveryEvent.about(notification, Status.DELIVERED, reason=outcome.reason, **details)
         done.events.append((event, headers))
+        escalation = next_step_hold(topics, notification, now, headers)
+        if escalation is not None:
+            done.escalations.append(escalation)
         return
     retry: tuple[Notification, float, str] | None = None
     if outcome.result is Result.UNAVAILABLE:

@@ -36,12 +36,14 @@ async def store_messages(
     rows = await pool.fetch(
         f"""WITH given AS (
                SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
-                                    $6::text[], $7::text[])
-                   AS g (id, tenant_id, notification_id, recipient_id, title, body, payload)),
+                                    $6::text[], $7::text[], $8::boolean[])
+                   AS g (id, tenant_id, notification_id, recipient_id, title, body, payload,
+                         escalates)),
            inserted AS (
                INSERT INTO inbox_messages (id, tenant_id, notification_id, recipient_id, title,
-                   body, payload)
-               SELECT id, tenant_id, notification_id, recipient_id, title, body, payload::jsonb
+                   body, payload, escalates)
+               SELECT id, tenant_id, notification_id, recipient_id, title, body, payload::jsonb,
+                      escalates
                  FROM given
                ON CONFLICT (tenant_id, notification_id) DO NOTHING
                RETURNING {INBOX_COLUMNS}, true AS new)
@@ -58,6 +60,7 @@ async def store_messages(
         [n.subject for n in notifications],
         [n.body or "" for n in notifications],
         [json.dumps(n.payload) for n in notifications],
+        [bool(n.escalate) for n in notifications],
     )
     by_notification = {(row["tenant_id"], row["notification_id"]): row for row in rows}
     stored = []
@@ -190,22 +193,50 @@ async def mark(
     """Set (or clear) a state on one message, or on all the recipient's messages without it.
 
     The first time counts: marking a read message read keeps its ``read_at``. Returns how
-    many messages matched (0 for an unknown id)."""
+    many messages matched (0 for an unknown id), and the notifications of those that
+    escalate (their escalation stops when they are seen or read)."""
     column = STATE_COLUMNS[state]
     value = f"COALESCE({column}, now())" if on else "NULL"
     if message_id is None:
-        status = await pool.execute(
+        update = (
             f"UPDATE inbox_messages SET {column} = now() "
-            f"WHERE tenant_id = $1 AND recipient_id = $2 AND {column} IS NULL AND archived_at IS NULL",
-            tenant_id,
-            recipient_id,
+            f"WHERE tenant_id = $1 AND recipient_id = $2 AND {column} IS NULL AND archived_at IS NULL"
         )
+        arguments: tuple[object, ...] = (tenant_id, recipient_id)
     else:
-        status = await pool.execute(
+        update = (
             f"UPDATE inbox_messages SET {column} = {value} "
-            "WHERE tenant_id = $1 AND recipient_id = $2 AND id = $3",
-            tenant_id,
-            recipient_id,
-            message_id,
+            "WHERE tenant_id = $1 AND recipient_id = $2 AND id = $3"
         )
-    return int(status.split()[-1])
+        arguments = (tenant_id, recipient_id, message_id)
+    row = await pool.fetchrow(
+        f"""WITH marked AS ({update} RETURNING notification_id, escalates)
+            SELECT count(*) AS matched,
+                   coalesce(array_agg(notification_id) FILTER (WHERE escalates), '{{}}') AS escalating
+              FROM marked""",
+        *arguments,
+    )
+    return Marked(row["matched"], list(row["escalating"]))
+
+
+@dataclass(frozen=True)
+class Marked:
+    matched: int
+    # Notifications among them whose escalation stops when they are seen or read.
+    escalating: list[uuid.UUID]
+
+
+async def seen_or_read(
+    pool: asyncpg.Pool, wanted: Sequence[tuple[uuid.UUID, uuid.UUID]]
+) -> set[uuid.UUID]:
+    """Of these in-app notifications (tenant, notification id), those whose message was
+    seen or read."""
+    rows = await pool.fetch(
+        """SELECT m.notification_id FROM inbox_messages m
+             JOIN unnest($1::uuid[], $2::uuid[]) AS w (t, n)
+               ON m.tenant_id = w.t AND m.notification_id = w.n
+            WHERE m.seen_at IS NOT NULL OR m.read_at IS NOT NULL""",
+        [tenant for tenant, _ in wanted],
+        [notification for _, notification in wanted],
+    )
+    return {row["notification_id"] for row in rows}

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, TypeVar
 import asyncpg
 
 from notifyhub.channels import Channel
-from notifyhub.messages import DeliveryEvent, IntakeMessage
+from notifyhub.messages import DeliveryEvent, DigestRule, EscalationStep, IntakeMessage
 from notifyhub.settings import get_settings
 from notifyhub.status import CANCELLABLE_STATUSES, FINAL_STATUSES, Status
 
@@ -19,7 +19,8 @@ T = TypeVar("T")
 
 NOTIFICATION_COLUMNS = (
     "id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address, "
-    "template_id, payload, priority, status, status_reason, scheduled_at, created_at, updated_at"
+    "template_id, payload, priority, status, status_reason, scheduled_at, created_at, updated_at, "
+    "locale, workflow"
 )
 
 
@@ -37,6 +38,9 @@ def as_api_dict(row: asyncpg.Record, payload: dict[str, Any] | None = None) -> d
     """A notification row in the HTTP API's shape (``payload``: the row's, decoded already)."""
     notification = dict(row)
     notification["payload"] = json.loads(notification["payload"]) if payload is None else payload
+    workflow = json.loads(notification.pop("workflow") or "{}")
+    notification["digest"] = workflow.get("digest")
+    notification["escalate"] = workflow.get("escalate")
     return notification
 
 
@@ -49,13 +53,17 @@ async def insert_pending(
         return {}
     rows = await conn.fetch(
         f"""INSERT INTO notifications (id, tenant_id, idempotency_key, type, channel, recipient_id,
-                recipient_address, template_id, payload, priority, status, scheduled_at)
+                recipient_address, template_id, payload, priority, status, scheduled_at, workflow,
+                locale)
             SELECT id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address,
-                   template_id, payload::jsonb, priority, 'pending', scheduled_at
+                   template_id, payload::jsonb, priority, 'pending', scheduled_at, workflow::jsonb,
+                   locale
               FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                          $7::text[], $8::uuid[], $9::text[], $10::smallint[], $11::timestamptz[])
+                          $7::text[], $8::uuid[], $9::text[], $10::smallint[], $11::text[],
+                          $12::text[], $13::timestamptz[])
                 AS g (id, tenant_id, idempotency_key, type, channel, recipient_id,
-                      recipient_address, template_id, payload, priority, scheduled_at)
+                      recipient_address, template_id, payload, priority, workflow, locale,
+                      scheduled_at)
             ON CONFLICT (id) DO NOTHING
             RETURNING {NOTIFICATION_COLUMNS}""",
         *_columns(messages),
@@ -66,7 +74,8 @@ async def insert_pending(
 
 def _columns(messages: Sequence[IntakeMessage]) -> tuple[list[Any], ...]:
     """The messages' columns as arrays for ``unnest``: id, tenant_id, idempotency_key, type,
-    channel, recipient_id, recipient_address, template_id, payload, priority."""
+    channel, recipient_id, recipient_address, template_id, payload, priority, workflow,
+    locale."""
     return (
         [m.id for m in messages],
         [m.tenant_id for m in messages],
@@ -78,7 +87,16 @@ def _columns(messages: Sequence[IntakeMessage]) -> tuple[list[Any], ...]:
         [uuid.UUID(m.template_id) if m.template_id else None for m in messages],
         [json.dumps(m.payload) for m in messages],
         [m.priority for m in messages],
+        [_workflow_json(m) for m in messages],
+        [m.locale for m in messages],
     )
+
+
+def _workflow_json(message: IntakeMessage) -> str | None:
+    """What the notification asked beyond one send (digest, escalation), as stored."""
+    workflow = message.model_dump(mode="json", include={"digest", "escalate"})
+    workflow = {name: rule for name, rule in workflow.items() if rule is not None}
+    return json.dumps(workflow) if workflow else None
 
 
 async def get_many(
@@ -132,7 +150,20 @@ def as_intake_message(row: asyncpg.Record) -> IntakeMessage:
         payload=json.loads(row["payload"]),
         priority=row["priority"],
         scheduled_at=row["scheduled_at"],
+        locale=row["locale"],
+        **_workflow_of(row["workflow"]),
     )
+
+
+def _workflow_of(stored: str | None) -> dict[str, Any]:
+    """The digest rule and escalation steps of a stored notification, as fields."""
+    workflow = json.loads(stored or "{}")
+    fields: dict[str, Any] = {}
+    if "digest" in workflow:
+        fields["digest"] = DigestRule.model_validate(workflow["digest"])
+    if "escalate" in workflow:
+        fields["escalate"] = [EscalationStep.model_validate(s) for s in workflow["escalate"]]
+    return fields
 
 
 async def get(
@@ -163,12 +194,12 @@ async def exists(pool: asyncpg.Pool, tenant_id: uuid.UUID, notification_id: uuid
 RECORD_EVENTS = """
 WITH e AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::int[], $9::timestamptz[], $10::text[])
+                         $7::text[], $8::int[], $9::timestamptz[], $10::text[], $11::text[])
         AS e (event_id, notification_id, tenant_id, status, provider, provider_message_id,
-              reason, attempt, occurred_at, locale)),
+              reason, attempt, occurred_at, locale, event)),
 logged AS (
     INSERT INTO delivery_log (event_id, notification_id, tenant_id, status, provider,
-                              provider_message_id, reason, attempt, occurred_at, locale)
+                              provider_message_id, reason, attempt, occurred_at, locale, event)
     SELECT * FROM e
     ON CONFLICT (event_id) DO NOTHING),
 locked AS (
@@ -180,8 +211,9 @@ winner AS (
     SELECT DISTINCT ON (e.notification_id) e.notification_id, e.tenant_id, e.status, e.reason,
            e.occurred_at
       FROM e JOIN locked l ON l.id = e.notification_id
-     -- an event from before a replay reopened the notification is history
-     WHERE l.reopened_at IS NULL OR l.reopened_at <= e.occurred_at
+     -- an event from before a replay reopened the notification is history; an occurrence
+     -- (an escalation step) is logged only
+     WHERE (l.reopened_at IS NULL OR l.reopened_at <= e.occurred_at) AND e.event IS NULL
      ORDER BY e.notification_id, notification_status_rank(e.status) DESC,
               CASE WHEN notification_status_rank(e.status) = 4 THEN e.occurred_at END,
               e.occurred_at DESC)
@@ -218,6 +250,7 @@ async def record_events(
         [e.attempt for e in events],
         [e.occurred_at for e in events],
         [e.locale for e in events],
+        [e.occurrence for e in events],
     )
 
 
@@ -316,15 +349,18 @@ STORE_ACCEPTED = """
 WITH given AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $7::text[], $8::uuid[], $9::text[], $10::smallint[], $11::text[],
-                         $12::timestamptz[], $13::uuid[], $14::timestamptz[])
+                         $12::text[], $13::text[], $14::timestamptz[], $15::uuid[],
+                         $16::timestamptz[])
         AS g (id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address,
-              template_id, payload, priority, status, scheduled_at, event_id, occurred_at)),
+              template_id, payload, priority, workflow, locale, status, scheduled_at, event_id,
+              occurred_at)),
 stored AS (
     INSERT INTO notifications (id, tenant_id, idempotency_key, type, channel, recipient_id,
-                               recipient_address, template_id, payload, priority, status,
-                               scheduled_at, created_at, updated_at)
+                               recipient_address, template_id, payload, priority, workflow,
+                               locale, status, scheduled_at, created_at, updated_at)
     SELECT id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address,
-           template_id, payload::jsonb, priority, status, scheduled_at, occurred_at, occurred_at
+           template_id, payload::jsonb, priority, workflow::jsonb, locale, status, scheduled_at,
+           occurred_at, occurred_at
       FROM given
     ON CONFLICT (id) DO NOTHING
     RETURNING id),
@@ -336,7 +372,7 @@ logged AS (
 SELECT id, true AS new FROM stored
 UNION ALL
 SELECT n.id, false AS new FROM notifications n
- WHERE n.id = ANY($1::uuid[]) AND NOT (n.status = ANY($15::text[]))
+ WHERE n.id = ANY($1::uuid[]) AND NOT (n.status = ANY($17::text[]))
 """
 
 
@@ -594,7 +630,7 @@ async def fail_stuck(
 
 DELIVERY_LOG_COLUMNS = (
     "event_id, notification_id, status, attempt, provider, provider_message_id, reason, locale, "
-    "occurred_at"
+    "event, occurred_at"
 )
 
 

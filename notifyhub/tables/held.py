@@ -8,6 +8,13 @@ changelog rebuilds the table after a restart. Each value is the key's
 "releasing": [the same, with released_by], "released": {hold: when}}``; ``trace`` is the
 W3C context of the request, so a released notification continues its trace.
 
+Digest windows are entries too (destination ``digest``): ``{id: the digest's id,
+release_at: when the window closes, digest: {window, items: [notifications], size}}``;
+an item joins the open window of its channel and key, or opens one. ``digested`` remembers
+for ``DIGESTED_MEMORY_SECONDS`` which digest each item of a released window went into, so
+an item read again is not sent in a second digest. Escalations waiting for their next step
+are entries with destination ``escalate``; a ``Seen`` message removes those of its chains.
+
 A release is written to the table before what it sends is in Kafka (the producer sends
 to each partition on its own), so a released entry stays (``releasing``, with the offset
 of the tick that released it) until a later tick: if the worker dies first, the tick is
@@ -16,10 +23,13 @@ read again (its offset was not committed) and releases the entry again.
 
 from __future__ import annotations
 
+import copy
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from notifyhub.app import app, settings
+from notifyhub.cores import digests, escalations
 from notifyhub.messages import HoldRequest, Notification, WebhookDelivery
 from notifyhub.metrics import HELD_MESSAGES
 from notifyhub.tables.partitions import partition_of
@@ -51,15 +61,21 @@ class Released:
     notification: Notification | None
     webhook: WebhookDelivery | None
     trace: dict[str, str]
+    # A digest window: its id and items, in the order they joined.
+    digest_id: uuid.UUID | None = None
+    items: tuple[Notification, ...] = ()
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> Released:
         notification, webhook = entry.get("notification"), entry.get("webhook")
+        digest = entry.get("digest")
         return cls(
             entry["destination"],
             Notification.model_validate(notification) if notification else None,
             WebhookDelivery.model_validate(webhook) if webhook else None,
             entry.get("trace", {}),
+            uuid.UUID(entry["id"]) if digest else None,
+            tuple(Notification.model_validate(item) for item in digest["items"]) if digest else (),
         )
 
 
@@ -67,6 +83,10 @@ class Released:
 # at-least-once: after a rebalance the new owner re-reads uncommitted messages, while the
 # table already shows the release) cannot hold and release the notification again.
 RELEASED_MEMORY_SECONDS = 24 * 3600
+# Which digest an item went into is remembered this long after the digest was sent (an
+# item read again later than this would join a second digest). Shorter than the memory of
+# holds: a busy recipient's items are many.
+DIGESTED_MEMORY_SECONDS = 3600
 
 
 def _hold_id(entry_or_id: dict[str, Any] | str, release_at: float | None = None) -> str:
@@ -89,19 +109,35 @@ def _copy(stored: dict[str, Any] | None) -> dict[str, Any]:
         "waiting": list(stored.get("waiting", [])),
         "releasing": list(stored.get("releasing", [])),
         "released": dict(stored.get("released", {})),
+        "digested": dict(stored.get("digested", {})),
     }
 
 
 def _store(recipient_key: bytes, state: dict[str, Any], now: float) -> None:
     released = {hold: at for hold, at in state["released"].items() if at > now - RELEASED_MEMORY_SECONDS}
-    if state["waiting"] or state["releasing"] or released:
-        held_table[recipient_key] = {
+    digested = {
+        item: (digest, at)
+        for item, (digest, at) in state["digested"].items()
+        if at > now - DIGESTED_MEMORY_SECONDS
+    }
+    if state["waiting"] or state["releasing"] or released or digested:
+        value: dict[str, Any] = {
             "waiting": state["waiting"],
             "releasing": state["releasing"],
             "released": released,
         }
+        if digested:
+            value["digested"] = digested
+        held_table[recipient_key] = value
     elif recipient_key in held_table:
         del held_table[recipient_key]
+
+
+def _due_soon(key: bytes, release_at: float) -> None:
+    """A tick of the key's partition must look at it by ``release_at``."""
+    partition = partition_of(key, settings.topic_partitions)
+    if partition in _next_due:
+        _next_due[partition] = min(_next_due[partition], release_at)
 
 
 def hold(key: bytes, request: HoldRequest, now: float, trace: dict[str, str]) -> None:
@@ -128,11 +164,87 @@ def hold(key: bytes, request: HoldRequest, now: float, trace: dict[str, str]) ->
     waiting.append(entry)
     state["waiting"] = sorted(waiting, key=lambda e: e["release_at"])
     _store(key, state, now)
+    _due_soon(key, release_at)
+    _count_waiting(key, len(state["waiting"]) - waiting_before)
+
+
+def _count_waiting(key: bytes, more: int) -> None:
     partition = partition_of(key, settings.topic_partitions)
-    if partition in _next_due:
-        _next_due[partition] = min(_next_due[partition], release_at)
-    if partition in _waiting and len(state["waiting"]) > waiting_before:
-        _waiting[partition] += 1
+    if partition in _waiting:
+        _waiting[partition] += more
+
+
+def collect(key: bytes, request: HoldRequest, now: float, trace: dict[str, str]) -> uuid.UUID:
+    """Add the request's notification to its digest window (call while processing the
+    key's event); the id of the digest it is in. An item read again is where it was."""
+    item = request.notification
+    assert item is not None and item.digest is not None
+    state = _state(key)
+    item_id = str(item.id)
+    windows = [e for e in state["waiting"] + state["releasing"] if e["destination"] == "digest"]
+    for entry in windows:
+        if item_id in entry["digest"]["item_ids"]:
+            return uuid.UUID(entry["id"])
+    if item_id in state["digested"]:
+        return uuid.UUID(state["digested"][item_id][0])
+    joined = item.model_dump(mode="json", exclude_none=True)
+    size = digests.item_size(digests.item_of(item))
+    window = digests.window_of(item)
+    entry = next(
+        (
+            e
+            for e in state["waiting"]
+            if e["destination"] == "digest" and e["digest"]["window"] == window and e["release_at"] > now
+        ),
+        None,
+    )
+    if entry is not None:
+        # A copy to change: the one read may be the table's own value.
+        index = state["waiting"].index(entry)
+        entry = state["waiting"][index] = copy.deepcopy(entry)
+    if entry is not None and not digests.fits(entry["digest"]["size"], size):
+        entry["release_at"] = now  # full: sent on the next tick; this item opens the next window
+        entry = None
+    if entry is None:
+        entry = {
+            "id": str(digests.digest_id(item.id)),
+            "release_at": request.release_at,
+            "destination": "digest",
+            "trace": trace,
+            "digest": {"window": window, "items": [], "item_ids": [], "size": 0},
+        }
+        state["waiting"].append(entry)
+        _count_waiting(key, 1)
+    entry["digest"]["items"].append(joined)
+    entry["digest"]["item_ids"].append(item_id)
+    entry["digest"]["size"] += size
+    if len(entry["digest"]["items"]) >= item.digest.max_items:
+        entry["release_at"] = now  # full: sent on the next tick
+    state["waiting"] = sorted(state["waiting"], key=lambda e: e["release_at"])
+    _store(key, state, now)
+    for waiting in state["waiting"]:
+        _due_soon(key, waiting["release_at"])
+    return uuid.UUID(entry["id"])
+
+
+def stop_escalations(key: bytes, chains: set[uuid.UUID], now: float) -> list[Notification]:
+    """Drop the recipient's escalations waiting on these chains (their in-app message was
+    seen or read); the notifications whose next step will not be sent."""
+    state = _state(key)
+    stopped: list[Notification] = []
+    kept: list[dict[str, Any]] = []
+    for entry in state["waiting"]:
+        if entry["destination"] == "escalate":
+            notification = Notification.model_validate(entry["notification"])
+            if escalations.chain_of(notification) in chains:
+                stopped.append(notification)
+                continue
+        kept.append(entry)
+    if stopped:
+        state["waiting"] = kept
+        _store(key, state, now)
+        _count_waiting(key, -len(stopped))
+    return stopped
 
 
 def release_due(partition: int, now: float, tick: int) -> list[Released]:
@@ -158,6 +270,11 @@ def release_due(partition: int, now: float, tick: int) -> list[Released]:
             state["waiting"] = [e for e in state["waiting"] if e["release_at"] > now]
             state["releasing"] = kept + [{**e, "released_by": tick} for e in due]
             state["released"].update({_hold_id(e): now for e in due})
+            for entry in due:
+                if entry["destination"] == "digest":
+                    state["digested"].update(
+                        {item: (entry["id"], now) for item in entry["digest"]["item_ids"]}
+                    )
             _store(key, state, now)
         released.extend(Released.of(e) for e in again + due)
         if state["waiting"]:

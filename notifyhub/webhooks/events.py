@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
-from notifyhub.messages import DeliveryEvent, DeviceTokenEvent
+from notifyhub.messages import DeliveryEvent, DeviceTokenEvent, Occurrence
 from notifyhub.status import Status
 
 DEVICE_TOKEN_DEACTIVATED = "device_token.deactivated"
 # NotifyHub's notification.delivered / .failed / .dropped, plus every other status the
 # pipeline reports (queued, scheduled, deferred, retrying, cancelled...).
-EVENTS = frozenset({f"notification.{status.value}" for status in Status} | {DEVICE_TOKEN_DEACTIVATED})
+# Beyond statuses: an escalation step was sent, or the message was seen or read first.
+OCCURRENCES = get_args(Occurrence)
+EVENTS = frozenset(
+    {f"notification.{status.value}" for status in Status}
+    | {f"notification.{occurrence}" for occurrence in OCCURRENCES}
+    | {DEVICE_TOKEN_DEACTIVATED}
+)
+# What an event's related notification is called in its payload.
+RELATED_NAMES = {"digested": "digest_id", "escalated": "step_notification_id"}
 
 
 def _timestamp(at: datetime) -> str:
@@ -19,8 +27,10 @@ def _timestamp(at: datetime) -> str:
 
 
 def notification_payload(event: DeliveryEvent) -> tuple[str, dict[str, Any]]:
-    """The event name and payload for a status change: the status is the one it is about."""
-    name = f"notification.{event.status.value}"
+    """The event name and payload for a status change (the status is the one it is about),
+    or for an occurrence (the status is the notification's at the time)."""
+    happened = event.occurrence or event.status.value
+    name = f"notification.{happened}"
     payload: dict[str, Any] = {
         "event": name,
         "notification_id": str(event.notification_id),
@@ -34,6 +44,10 @@ def notification_payload(event: DeliveryEvent) -> tuple[str, dict[str, Any]]:
     for field in ("provider", "provider_message_id", "reason"):
         if getattr(event, field) is not None:
             payload[field] = getattr(event, field)
+    if event.related_notification_id is not None:
+        payload[RELATED_NAMES.get(happened, "related_notification_id")] = str(
+            event.related_notification_id
+        )
     return name, payload
 
 

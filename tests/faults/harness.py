@@ -22,6 +22,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -39,7 +40,7 @@ REQUEST_TIMEOUT_SECONDS = 15.0
 RETRY_PAUSE_SECONDS = 0.5
 # How long every accepted notification gets to reach its final state after the stream.
 DRAIN_SECONDS = 120.0
-FINAL = ("delivered", "failed", "dropped", "cancelled")
+FINAL = ("delivered", "failed", "dropped", "cancelled", "digested")
 # The topics a stuck notification is looked for on, in pipeline order (the stream's are
 # SMS, normal lane).
 TRACED_STAGES = ("intake", "held", "enrich", "send.sms")
@@ -84,8 +85,11 @@ async def _submit(
     index: int,
     run: str,
     report: StreamReport,
+    body: dict[str, Any] | None = None,
 ) -> None:
-    body = {
+    """Send one notification (``body``; by default one of its own recipient) until it is
+    accepted or answered otherwise than 503."""
+    body = body or {
         "channel": "sms",
         "recipient_id": f"{run}-{index}",
         "recipient_address": "+15550100",
