@@ -22,6 +22,8 @@ wait behind a normal backlog.
     {prefix}.preference-updates       preference changes from the API, keyed tenant:recipient
     {prefix}.topic-fanout             one step of a send to a topic's subscribers (TopicFanout), keyed
                                       by the send's id
+    {prefix}.receipts                 what providers reported after accepting a message
+                                      (ProviderReceipt), keyed provider:message id
 
 Every topic with the same partition count is co-partitioned: Faust gives partition N of
 each to the same worker, so the tables keyed like a topic are local to its agents.
@@ -156,6 +158,7 @@ all_dead_letter_topics = _topic(
 )
 preference_updates_topic = _topic(topics.preference_updates)
 topic_fanout_topic = _topic(topics.topic_fanout)
+receipts_topic = _topic(topics.receipts)
 
 
 def lane_agents(lanes: Lanes, name: str) -> Callable[[AgentFun], dict[Lane, faust.types.AgentT]]:

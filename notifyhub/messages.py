@@ -72,6 +72,11 @@ OneLine = Annotated[str, StringConstraints(max_length=255), AfterValidator(_one_
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN, max_length=35)]
 
+# A notification's category: a short lower-case name (it is part of preference keys and
+# unsubscribe links).
+CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+Category = Annotated[str, StringConstraints(pattern=CATEGORY_PATTERN)]
+
 # Twilio and every SMS provider we know take E.164 numbers.
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
@@ -241,6 +246,11 @@ class NotificationRequest(Message):
         description="Which locale variant of the template to render (`pt-BR` falls back to `pt`, "
         "then to the template's default); without it, the recipient profile's locale.",
     )
+    category: Category | None = Field(
+        default=None,
+        description="What it is about (`billing`, `comments`): recipients may turn a category "
+        "off per channel, and an e-mail's unsubscribe link turns off its category.",
+    )
     digest: DigestRule | None = Field(
         default=None,
         description="Send it in a digest with the recipient's others of the same key on this "
@@ -373,6 +383,7 @@ class Notification(Message):
     content_locale: str | None = None
     # Which send attempt this message is (a temporary failure comes back with one more).
     attempt: int = Field(default=1, ge=1)
+    category: str | None = None
     digest: DigestRule | None = None
     escalate: list[EscalationStep] | None = None
     # Set on the notifications an escalation sends: which chain, which step.
@@ -490,10 +501,21 @@ class PreferenceUpdate(Message):
     user_id: str
     channel: Channel
     preference: ChannelPreference | None = None
+    # A preference for one category of the channel (only ``enabled`` counts for it).
+    category: str | None = None
 
     @property
     def recipient_key(self) -> bytes:
         return f"{self.tenant_id}:{self.user_id}".encode()
+
+    @property
+    def table_key(self) -> str:
+        """Where it lives in the recipient's preferences: the channel, or channel:category."""
+        return preference_key(self.channel, self.category)
+
+
+def preference_key(channel: Channel, category: str | None = None) -> str:
+    return channel.value if category is None else f"{channel.value}:{category}"
 
 
 class WebhookDelivery(Message):
@@ -515,31 +537,66 @@ class WebhookDelivery(Message):
         return str(self.endpoint_id).encode()
 
 
+class ProviderReceipt(Message):
+    """What a provider reported about a message it accepted (receipts topic, v1), keyed by
+    the provider's message id; see ``notifyhub.receipts``."""
+
+    v: Literal[1] = 1
+    receipt_id: str
+    provider: str
+    provider_message_id: str
+    status: Status
+    occurred_at: AwareDatetime
+    reason: str | None = None
+    # Addresses not to send to again (a hard bounce, a complaint), and why.
+    suppress: list[str] = Field(default_factory=list)
+    suppress_reason: str | None = None
+    # Looked up this many times without finding its message (it may beat the send's record).
+    attempt: int = Field(default=1, ge=1)
+
+    @property
+    def key(self) -> bytes:
+        return f"{self.provider}:{self.provider_message_id}".encode()
+
+
 class HoldRequest(Message):
-    """Keep a notification (or a webhook delivery) until ``release_at``, then send it to
-    ``destination`` (held topic, v1)."""
+    """Keep a notification (or a webhook delivery, or a receipt whose message is not known
+    yet) until ``release_at``, then send it to ``destination`` (held topic, v1)."""
 
     v: Literal[1] = 1
     kind: Literal["hold"] = "hold"
     notification: Notification | None = None
     webhook: WebhookDelivery | None = None
+    receipt: ProviderReceipt | None = None
     release_at: float  # seconds since the epoch
     # enrich, send: the notification goes back there. webhook: the delivery is retried.
     # digest: the notification joins its digest window (``release_at`` closes a new one).
     # escalate: the notification was sent; its next escalation step is due then.
-    destination: Literal["enrich", "send", "webhook", "digest", "escalate"]
+    # receipt: the receipt goes back to the receipts stage.
+    destination: Literal["enrich", "send", "webhook", "digest", "escalate", "receipt"]
 
     @model_validator(mode="after")
     def _holds_what_its_destination_takes(self) -> HoldRequest:
-        if (self.destination == "webhook") != (self.webhook is not None) or (
-            self.notification is None
-        ) != (self.webhook is not None):
-            raise ValueError("a hold carries a webhook delivery for 'webhook', else a notification")
+        carried = [self.notification is not None, self.webhook is not None, self.receipt is not None]
+        if (
+            sum(carried) != 1
+            or (self.destination == "webhook") != (self.webhook is not None)
+            or (self.destination == "receipt") != (self.receipt is not None)
+        ):
+            raise ValueError(
+                "a hold carries a webhook delivery for 'webhook', a receipt for 'receipt', "
+                "else a notification"
+            )
         return self
 
     @property
     def held_id(self) -> str:
-        return str(self.webhook.delivery_id if self.webhook else self.notification.id)  # type: ignore[union-attr]
+        if self.webhook is not None:
+            return str(self.webhook.delivery_id)
+        if self.receipt is not None:
+            return self.receipt.receipt_id
+        assert self.notification is not None
+        return str(self.notification.id)
 
 
 class Tick(Message):

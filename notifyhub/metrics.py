@@ -110,6 +110,12 @@ HELD_MESSAGES = Gauge(
     "Messages waiting in the held stage (scheduled, quiet hours, retries, digest windows, "
     "escalation steps) on this worker.",
 )
+RECEIPTS = Counter(
+    "notifyhub_receipts_total",
+    "Provider receipts applied, by provider and the status they reported (or waiting: its "
+    "message not known yet; unmatched: never found).",
+    ["provider", "outcome"],
+)
 SWEPT_NOTIFICATIONS = Counter(
     "notifyhub_swept_notifications_total",
     "Notifications the sweep found stuck in pending, queued or processing, by what it did: "

@@ -246,6 +246,26 @@ class Settings(BaseSettings):
     smtp_security: Literal["starttls", "tls", "none"] = Field(
         default="starttls", validation_alias="NOTIFYHUB_SMTP_SECURITY"
     )
+    # Where providers and recipients reach this deployment's HTTP API from outside
+    # (https://notify.example.com): Twilio's status callbacks go there, their signatures
+    # are checked against it, and e-mail unsubscribe links point there. Unset: no status
+    # callbacks are asked of Twilio and e-mail carries no List-Unsubscribe.
+    public_url: str | None = Field(default=None, validation_alias="NOTIFYHUB_PUBLIC_URL")
+    # Days an unsubscribe link works (RFC 8058 asks senders to honour it for a while).
+    unsubscribe_link_days: int = Field(
+        default=60, ge=1, le=366, validation_alias="NOTIFYHUB_UNSUBSCRIBE_LINK_DAYS"
+    )
+    # SES events through SNS: the topics ours are published to (comma-separated ARNs). A
+    # signature only proves that SNS sent a message, not whose topic it came from, so the
+    # receiver takes nothing until this names them.
+    ses_sns_topic_arns: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), validation_alias="NOTIFYHUB_SES_SNS_TOPIC_ARNS"
+    )
+    # Where SNS signing certificates are fetched from instead of the URL's own https host
+    # (which is still checked to be SNS's); for tests and local servers only.
+    sns_certificate_base_url: str | None = Field(
+        default=None, validation_alias="NOTIFYHUB_SNS_CERTIFICATE_BASE_URL"
+    )
     # Twilio Messages API; the unprefixed names are Twilio's own conventions.
     twilio_account_sid: str | None = Field(default=None, validation_alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: SecretStr | None = Field(default=None, validation_alias="TWILIO_AUTH_TOKEN")
@@ -323,6 +343,13 @@ class Settings(BaseSettings):
         if any(n < 1 for n in merged.values()):
             raise ValueError("concurrency must be at least 1")
         return merged
+
+    @field_validator("ses_sns_topic_arns", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("sink_channels", mode="before")
     @classmethod

@@ -85,3 +85,7 @@ class TopicNames:
     @property
     def topic_fanout(self) -> str:
         return self.named("topic-fanout")
+
+    @property
+    def receipts(self) -> str:
+        return self.named("receipts")

@@ -25,6 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from notifyhub.db import tenants
 from notifyhub.db.migrate import migrate
 from notifyhub.providers.sink import sink_key
+from tests.servers.ses import FakeSes
+from tests.servers.smtp import FakeSmtp
+from tests.servers.twilio import FakeTwilio
 from tests.servers.webhook_receiver import WebhookReceiver
 from tests.stack import Services, ServicesUnavailable, free_port, real_services
 
@@ -226,6 +229,31 @@ def worker(worker_factory: Callable[..., Worker]) -> Worker:
     return worker_factory()
 
 
+# Local servers speaking the providers' wire protocols, one per test module that asks.
+@pytest.fixture(scope="module")
+async def twilio() -> AsyncIterator[FakeTwilio]:
+    server = FakeTwilio()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[FakeSmtp]:
+    server = FakeSmtp()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def ses() -> Iterator[FakeSes]:
+    server = FakeSes()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="module")
 async def receiver() -> AsyncIterator[WebhookReceiver]:
     """A local webhook receiver (loopback: workers need NOTIFYHUB_WEBHOOK_ALLOWED_HOSTS)."""
@@ -273,10 +301,15 @@ async def eventually(
 
 
 async def call(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
-    """One HTTP request: its status and JSON body (None when it has none)."""
+    """One HTTP request: its status and JSON body (None when it has none; the text when it
+    is not JSON, as the unsubscribe pages)."""
     async with http.request(method, url, **kwargs) as response:
         text = await response.text()
-        return response.status, (json.loads(text) if text else None)
+        if not text:
+            return response.status, None
+        if response.content_type != "application/json":
+            return response.status, text
+        return response.status, json.loads(text)
 
 
 async def send_notification(
@@ -302,7 +335,17 @@ async def notification_of(
     return body["data"]
 
 
-FINAL_STATUSES = ("delivered", "failed", "dropped", "cancelled")
+FINAL_STATUSES = (
+    "sent",
+    "delivered",
+    "undelivered",
+    "bounced",
+    "complained",
+    "failed",
+    "dropped",
+    "cancelled",
+    "digested",
+)
 
 
 async def wait_for_status(

@@ -2,9 +2,10 @@
 
 intake (Kafka producers; the HTTP API stores its own) → enrich → send (one agent per
 channel) → delivery events (statuses and webhook fan-out) → webhooks; held (scheduled,
-quiet hours, retries), dead letters and preference updates (which feed enrich's
-preferences table) beside. Each stage with
-lanes runs one agent per lane. Importing this package registers every agent.
+quiet hours, retries, digests, escalations), dead letters, preference updates (which feed
+enrich's preferences table) and receipts (what providers reported afterwards, fed to
+delivery events) beside. Each stage with lanes runs one agent per lane. Importing this
+package registers every agent.
 """
 
 from notifyhub.agents import (
@@ -14,6 +15,7 @@ from notifyhub.agents import (
     held,
     intake,
     preferences,
+    receipts,
     send,
     sweep,
     topics,
@@ -27,6 +29,7 @@ __all__ = [
     "held",
     "intake",
     "preferences",
+    "receipts",
     "send",
     "sweep",
     "topics",

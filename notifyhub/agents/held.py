@@ -51,6 +51,9 @@ def _released(released: Released) -> Outgoing:
     if released.webhook is not None:
         delivery = released.webhook
         return Outgoing(topics.webhooks_outbound, delivery.endpoint_key, delivery.to_bytes(), headers)
+    if released.receipt is not None:
+        receipt = released.receipt
+        return Outgoing(topics.receipts, receipt.key, receipt.to_bytes(), headers)
     notification = released.notification
     assert notification is not None  # a hold carries one or the other
     destination = (

@@ -55,8 +55,9 @@ from notifyhub.cores.send import RetryPolicy, consequences
 from notifyhub.db import notifications
 from notifyhub.delivery.dispatch import Dispatcher, Outcome, Result
 from notifyhub.delivery.dispatchers import Dispatchers
-from notifyhub.messages import Notification
+from notifyhub.messages import DeliveryEvent, Notification
 from notifyhub.metrics import SEND_RETRIES
+from notifyhub.status import Status
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,10 @@ RETRY_POLICY = RetryPolicy(
 Traced = tuple[Notification, Headers, Span | None]
 
 
-async def _claimed(batch: Sequence[Traced]) -> list[Traced]:
-    """The batch's notifications this stage may send: claimed now, each once.
+async def _claimed(batch: Sequence[Traced]) -> tuple[list[Traced], list[Outgoing]]:
+    """The batch's notifications this stage may send: claimed now, each once; and the
+    delivery events of those the claim dropped (tenant deactivated, address suppressed),
+    written already, for webhooks.
 
     A notification can be in a batch twice (an earlier stage's message replayed after a
     rebalance); the claim is per notification, so only its first copy is kept.
@@ -79,15 +82,34 @@ async def _claimed(batch: Sequence[Traced]) -> list[Traced]:
     for item in batch:
         unique.setdefault(item[0].id, item)
     pool = await resources.db()
-    ids = await notifications.claim_many_for_sending(
+    ids, dropped = await notifications.claim_many_for_sending(
         pool, [(n.id, n.tenant_id) for n, _, _ in unique.values()]
     )
+    reports = []
+    for drop in dropped:
+        notification, headers, _ = unique[drop.notification_id]
+        logger.info("notification %s dropped before sending: %s", notification.id, drop.reason)
+        event = DeliveryEvent.about(
+            notification,
+            Status.DROPPED,
+            event_id=drop.event_id,
+            reason=drop.reason,
+            occurred_at=drop.occurred_at,
+        )
+        reports.append(
+            Outgoing(
+                topics.delivery_events,
+                str(notification.id).encode(),
+                event.to_bytes(),
+                headers + PERSISTED,
+            )
+        )
     for notification, _, _ in unique.values():
-        if notification.id not in ids:
+        if notification.id not in ids and notification.id not in {d.notification_id for d in dropped}:
             logger.info(
                 "notification %s is final already (cancelled or sent); not sending", notification.id
             )
-    return [item for item in unique.values() if item[0].id in ids]
+    return [item for item in unique.values() if item[0].id in ids], reports
 
 
 async def _deliver(dispatcher: Dispatcher, notification: Notification) -> Outcome:
@@ -154,7 +176,8 @@ async def _send_batch(
         if not good:
             return
         batch = [(n, tracing.passed_on(e.headers, trace_of[e]), trace_of[e]) for e, n in good]
-        claimed = await through_outages(lambda: _claimed(batch), f"claim {len(batch)}")
+        claimed, dropped = await through_outages(lambda: _claimed(batch), f"claim {len(batch)}")
+        await emit(dropped)
         outcomes = await _delivered(channel, claimed, slots)
         for (notification, _, span), outcome in zip(claimed, outcomes, strict=True):
             tracing.annotate(

@@ -109,6 +109,7 @@ def digest_message(digest: uuid.UUID, items: list[Notification]) -> IntakeMessag
         idempotency_key=None,
         scheduled_at=None,
         locale=first.locale,
+        category=first.category,
         digest=None,
         escalate=None,
     )

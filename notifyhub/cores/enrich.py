@@ -7,7 +7,8 @@ For each notification of a batch, in order (one recipient's notifications keep t
    notification's locale (``pt-BR``, else ``pt``, else the template's default), or without a
    template the payload's texts (``subject`` or ``title``; ``body`` or ``text``); a template
    that is gone or does not render fails the notification with the reason;
-2. the recipient's preference for the channel: disabled → ``dropped``;
+2. the recipient's preference for the channel, then for the notification's category on
+   it: disabled → ``dropped``;
 3. quiet hours (in the preference's timezone): → ``deferred``, held until they end, then
    back through enrich;
 4. the frequency cap (the preference's, else the channel's default): reached → ``dropped``;
@@ -36,6 +37,7 @@ from notifyhub.messages import (
     ChannelPreference,
     DeliveryEvent,
     Notification,
+    preference_key,
 )
 from notifyhub.quiet_hours import quiet_until
 from notifyhub.rendering import RenderBudgetExceeded, RenderError, pick_locale, render
@@ -161,6 +163,13 @@ def preference_in(stored: Mapping[str, Any] | None, channel: Channel) -> Channel
     return ChannelPreference()
 
 
+def category_enabled(stored: Mapping[str, Any] | None, channel: Channel, category: str | None) -> bool:
+    """Whether the recipient takes this category on this channel (yes unless turned off)."""
+    if category is None or not stored:
+        return True
+    return bool((stored.get(preference_key(channel, category)) or {}).get("enabled", True))
+
+
 def _report(
     topics: TopicNames, notification: Notification, headers: Headers, status: Status, reason: str
 ) -> Outgoing:
@@ -200,9 +209,14 @@ def route(
         channel = notification.channel
         if notification.template_id is not None:
             routed.renders.append((channel, time.perf_counter() - started))
-        preference = preference_in(preferences.get(key), channel)
+        stored = preferences.get(key)
+        preference = preference_in(stored, channel)
         if not preference.enabled:
             reason = f"the recipient turned the {channel} channel off"
+            routed.records.append(_report(topics, notification, headers, Status.DROPPED, reason))
+            continue
+        if not category_enabled(stored, channel, notification.category):
+            reason = f"the recipient turned {notification.category} off on the {channel} channel"
             routed.records.append(_report(topics, notification, headers, Status.DROPPED, reason))
             continue
         if preference.quiet_hours_start and preference.quiet_hours_end:

@@ -76,6 +76,7 @@ def step_message(sent: Notification) -> IntakeMessage:
         idempotency_key=None,
         scheduled_at=None,
         locale=sent.locale,
+        category=sent.category,
         digest=None,
         escalate=list(later) or None,
     )

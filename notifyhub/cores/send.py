@@ -1,12 +1,13 @@
 """The send stage's decisions: what each provider outcome leads to.
 
-Delivered → ``delivered`` (and, for a notification with escalation steps left, the hold
-that sends the next one unless it is seen or read first). Nothing tried because every
-breaker is open → ``retrying`` without spending an attempt, held until a breaker lets a
-probe through. A temporary failure with attempts left → ``retrying``, held for a backoff
-with jitter, then back to the sender with one attempt more. Otherwise (a permanent
-refusal, the last attempt, or a bug) → ``failed``, and a dead letter that a replay sends
-from the first attempt again.
+Accepted by the provider → ``sent`` (``delivered`` for the in-app inbox and the sink,
+where acceptance is delivery), and, for a notification with escalation steps left, the
+hold that sends the next one unless it is seen or read first. Nothing tried because
+every breaker is open → ``retrying`` without spending an attempt, held until a breaker
+lets a probe through. A temporary failure with attempts left → ``retrying``, held for a
+backoff with jitter, then back to the sender with one attempt more. Otherwise (a
+permanent refusal, the last attempt, or a bug) → ``failed``, and a dead letter that a
+replay sends from the first attempt again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from notifyhub.delivery.dispatch import Outcome, Result
 from notifyhub.messages import DeadLetter, DeliveryEvent, Notification
 from notifyhub.status import Status
 from notifyhub.topics import TopicNames
+
+# Providers whose acceptance is the delivery itself (the message is in the inbox, or in the
+# sink's record); every other provider's acceptance is ``sent``, and its receipt, if any,
+# says what followed.
+DELIVERING_PROVIDERS = frozenset({"inapp", "sink"})
 
 # A notification waiting for a breaker to half-open looks again at least this late, so a
 # breaker that is about to probe does not spin the held stage.
@@ -78,7 +84,8 @@ def _add(
         "locale": notification.content_locale,
     }
     if outcome.result is Result.DELIVERED:
-        event = DeliveryEvent.about(notification, Status.DELIVERED, reason=outcome.reason, **details)
+        status = Status.DELIVERED if outcome.provider in DELIVERING_PROVIDERS else Status.SENT
+        event = DeliveryEvent.about(notification, status, reason=outcome.reason, **details)
         done.events.append((event, headers))
         escalation = next_step_hold(topics, notification, now, headers)
         if escalation is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -20,7 +21,7 @@ T = TypeVar("T")
 NOTIFICATION_COLUMNS = (
     "id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address, "
     "template_id, payload, priority, status, status_reason, scheduled_at, created_at, updated_at, "
-    "locale, workflow"
+    "locale, category, workflow"
 )
 
 
@@ -54,16 +55,16 @@ async def insert_pending(
     rows = await conn.fetch(
         f"""INSERT INTO notifications (id, tenant_id, idempotency_key, type, channel, recipient_id,
                 recipient_address, template_id, payload, priority, status, scheduled_at, workflow,
-                locale)
+                locale, category)
             SELECT id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address,
                    template_id, payload::jsonb, priority, 'pending', scheduled_at, workflow::jsonb,
-                   locale
+                   locale, category
               FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                           $7::text[], $8::uuid[], $9::text[], $10::smallint[], $11::text[],
-                          $12::text[], $13::timestamptz[])
+                          $12::text[], $13::text[], $14::timestamptz[])
                 AS g (id, tenant_id, idempotency_key, type, channel, recipient_id,
                       recipient_address, template_id, payload, priority, workflow, locale,
-                      scheduled_at)
+                      category, scheduled_at)
             ON CONFLICT (id) DO NOTHING
             RETURNING {NOTIFICATION_COLUMNS}""",
         *_columns(messages),
@@ -75,7 +76,7 @@ async def insert_pending(
 def _columns(messages: Sequence[IntakeMessage]) -> tuple[list[Any], ...]:
     """The messages' columns as arrays for ``unnest``: id, tenant_id, idempotency_key, type,
     channel, recipient_id, recipient_address, template_id, payload, priority, workflow,
-    locale."""
+    locale, category."""
     return (
         [m.id for m in messages],
         [m.tenant_id for m in messages],
@@ -89,6 +90,7 @@ def _columns(messages: Sequence[IntakeMessage]) -> tuple[list[Any], ...]:
         [m.priority for m in messages],
         [_workflow_json(m) for m in messages],
         [m.locale for m in messages],
+        [m.category for m in messages],
     )
 
 
@@ -151,6 +153,7 @@ def as_intake_message(row: asyncpg.Record) -> IntakeMessage:
         priority=row["priority"],
         scheduled_at=row["scheduled_at"],
         locale=row["locale"],
+        category=row["category"],
         **_workflow_of(row["workflow"]),
     )
 
@@ -188,8 +191,8 @@ async def exists(pool: asyncpg.Pool, tenant_id: uuid.UUID, notification_id: uuid
 
 # A batch of status events, in one statement: each event's delivery log row (once per event
 # id), then each notification's status, forward only. Of one notification's events the one
-# applied is the one a one-by-one application would leave: the highest rank; among final
-# ones the first; between the held states, and between processing and retrying, the last.
+# applied is the one a one-by-one application would leave: the highest rank; from sent on,
+# the first; between the held states, and between processing and retrying, the last.
 # Rows are locked in id order, as every batch update locks them (see ``in_lock_order``).
 RECORD_EVENTS = """
 WITH e AS (
@@ -215,7 +218,7 @@ winner AS (
      -- (an escalation step) is logged only
      WHERE (l.reopened_at IS NULL OR l.reopened_at <= e.occurred_at) AND e.event IS NULL
      ORDER BY e.notification_id, notification_status_rank(e.status) DESC,
-              CASE WHEN notification_status_rank(e.status) = 4 THEN e.occurred_at END,
+              CASE WHEN notification_status_rank(e.status) >= 4 THEN e.occurred_at END,
               e.occurred_at DESC)
 UPDATE notifications AS n
    SET status = w.status, status_reason = w.reason, updated_at = w.occurred_at
@@ -297,39 +300,65 @@ async def cancel(
     )
 
 
-# A deactivated tenant's notifications are dropped (with a log row) instead of claimed,
-# in the same statement: nothing of theirs reaches a provider after the deactivation.
+# A deactivated tenant's notifications, and those to a suppressed address (the tenant's
+# list, or every tenant's), are dropped (with a log row) instead of claimed, in the same
+# statement: nothing of theirs reaches a provider after the deactivation or suppression.
 CLAIM_FOR_SENDING = """
 WITH wanted AS (
-    SELECT w.id, w.tenant_id, t.is_active
+    SELECT w.id, w.tenant_id, t.is_active,
+           (SELECT s.reason FROM suppressions s
+             WHERE coalesce(s.tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)
+                       IN (w.tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)
+               AND s.channel = n.channel AND s.address = lower(n.recipient_address)
+             LIMIT 1) AS suppressed
       FROM unnest($1::uuid[], $2::uuid[]) AS w (id, tenant_id)
-      JOIN tenants t ON t.id = w.tenant_id),
+      JOIN tenants t ON t.id = w.tenant_id
+      JOIN notifications n ON n.id = w.id AND n.tenant_id = w.tenant_id),
 dropped AS (
     UPDATE notifications AS n
-       SET status = 'dropped', status_reason = $4, updated_at = now()
+       SET status = 'dropped', updated_at = now(),
+           status_reason = CASE WHEN NOT w.is_active THEN $4
+                                ELSE 'the address is suppressed (' || w.suppressed || ')' END
       FROM wanted w
-     WHERE n.id = w.id AND n.tenant_id = w.tenant_id AND NOT w.is_active
+     WHERE n.id = w.id AND n.tenant_id = w.tenant_id
+       AND (NOT w.is_active OR w.suppressed IS NOT NULL)
        AND NOT (n.status = ANY($3::text[]))
-    RETURNING n.id, n.tenant_id),
+    RETURNING n.id, n.tenant_id, n.status_reason),
 logged AS (
     INSERT INTO delivery_log (event_id, notification_id, tenant_id, status, reason, occurred_at)
-    SELECT gen_random_uuid(), id, tenant_id, 'dropped', $4, now() FROM dropped)
-UPDATE notifications AS n SET status = 'processing', updated_at = now()
-  FROM wanted w
- WHERE n.id = w.id AND n.tenant_id = w.tenant_id AND w.is_active
-   AND NOT (n.status = ANY($3::text[]))
-RETURNING n.id
+    SELECT gen_random_uuid(), id, tenant_id, 'dropped', status_reason, now() FROM dropped
+    RETURNING event_id, notification_id, reason, occurred_at),
+claimed AS (
+    UPDATE notifications AS n SET status = 'processing', updated_at = now()
+      FROM wanted w
+     WHERE n.id = w.id AND n.tenant_id = w.tenant_id AND w.is_active AND w.suppressed IS NULL
+       AND NOT (n.status = ANY($3::text[]))
+    RETURNING n.id)
+SELECT id, NULL::uuid AS event_id, NULL AS reason, NULL::timestamptz AS occurred_at FROM claimed
+UNION ALL
+SELECT notification_id, event_id, reason, occurred_at FROM logged
 """
 TENANT_DEACTIVATED = "the tenant is deactivated"
 
 
+@dataclass(frozen=True)
+class Dropped:
+    """A notification the claim dropped instead, with its log row's event id and reason."""
+
+    notification_id: uuid.UUID
+    event_id: uuid.UUID
+    reason: str
+    occurred_at: datetime
+
+
 async def claim_many_for_sending(
     pool: asyncpg.Pool, notifications: Sequence[tuple[uuid.UUID, uuid.UUID]]
-) -> set[uuid.UUID]:
+) -> tuple[set[uuid.UUID], list[Dropped]]:
     """Atomically move notifications (id, tenant) to ``processing`` unless they are final.
 
     Those left out must not be sent: cancelled, (redelivered messages) sent already, or
-    dropped now because their tenant is deactivated.
+    dropped now because their tenant is deactivated or their address suppressed (the
+    second answer: those, whose status and log row are written).
     """
     notifications = in_lock_order(notifications, key=lambda n: n[0])
     rows = await pool.fetch(
@@ -339,7 +368,13 @@ async def claim_many_for_sending(
         [s.value for s in FINAL_STATUSES],
         TENANT_DEACTIVATED,
     )
-    return {row["id"] for row in rows}
+    claimed = {row["id"] for row in rows if row["event_id"] is None}
+    dropped = [
+        Dropped(row["id"], row["event_id"], row["reason"], row["occurred_at"])
+        for row in rows
+        if row["event_id"] is not None
+    ]
+    return claimed, dropped
 
 
 # New notifications with their first status, and that status's delivery log row; the
@@ -349,18 +384,18 @@ STORE_ACCEPTED = """
 WITH given AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $7::text[], $8::uuid[], $9::text[], $10::smallint[], $11::text[],
-                         $12::text[], $13::text[], $14::timestamptz[], $15::uuid[],
-                         $16::timestamptz[])
+                         $12::text[], $13::text[], $14::text[], $15::timestamptz[], $16::uuid[],
+                         $17::timestamptz[])
         AS g (id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address,
-              template_id, payload, priority, workflow, locale, status, scheduled_at, event_id,
-              occurred_at)),
+              template_id, payload, priority, workflow, locale, category, status, scheduled_at,
+              event_id, occurred_at)),
 stored AS (
     INSERT INTO notifications (id, tenant_id, idempotency_key, type, channel, recipient_id,
                                recipient_address, template_id, payload, priority, workflow,
-                               locale, status, scheduled_at, created_at, updated_at)
+                               locale, category, status, scheduled_at, created_at, updated_at)
     SELECT id, tenant_id, idempotency_key, type, channel, recipient_id, recipient_address,
-           template_id, payload::jsonb, priority, workflow::jsonb, locale, status, scheduled_at,
-           occurred_at, occurred_at
+           template_id, payload::jsonb, priority, workflow::jsonb, locale, category, status,
+           scheduled_at, occurred_at, occurred_at
       FROM given
     ON CONFLICT (id) DO NOTHING
     RETURNING id),
@@ -372,7 +407,7 @@ logged AS (
 SELECT id, true AS new FROM stored
 UNION ALL
 SELECT n.id, false AS new FROM notifications n
- WHERE n.id = ANY($1::uuid[]) AND NOT (n.status = ANY($17::text[]))
+ WHERE n.id = ANY($1::uuid[]) AND NOT (n.status = ANY($18::text[]))
 """
 
 
@@ -658,3 +693,35 @@ async def delivery_log_page(
         f"SELECT count(*) FROM delivery_log WHERE {where}", notification_id, tenant_id
     )
     return list(rows), total
+
+
+class SentMessage(NamedTuple):
+    """The notification a provider's message id belongs to."""
+
+    notification_id: uuid.UUID
+    tenant_id: uuid.UUID
+    channel: Channel
+    recipient_id: str
+
+
+async def by_provider_message(
+    pool: asyncpg.Pool, wanted: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], SentMessage]:
+    """The notifications of these (provider, provider message id) pairs that were sent."""
+    if not wanted:
+        return {}
+    rows = await pool.fetch(
+        """SELECT DISTINCT ON (d.provider, d.provider_message_id)
+                  d.provider, d.provider_message_id, n.id, n.tenant_id, n.channel, n.recipient_id
+             FROM unnest($1::text[], $2::text[]) AS w (provider, message_id)
+             JOIN delivery_log d ON d.provider = w.provider AND d.provider_message_id = w.message_id
+             JOIN notifications n ON n.id = d.notification_id AND n.tenant_id = d.tenant_id""",
+        [provider for provider, _ in wanted],
+        [message_id for _, message_id in wanted],
+    )
+    return {
+        (row["provider"], row["provider_message_id"]): SentMessage(
+            row["id"], row["tenant_id"], Channel(row["channel"]), row["recipient_id"]
+        )
+        for row in rows
+    }

@@ -20,7 +20,7 @@ PROFILE_COLUMNS = "user_id, email, phone, locale, timezone, created_at, updated_
 async def preferences(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str) -> list[asyncpg.Record]:
     return await pool.fetch(
         f"SELECT {PREFERENCE_COLUMNS} FROM preferences WHERE tenant_id = $1 AND user_id = $2 "
-        "ORDER BY channel",
+        "AND category = '' ORDER BY channel",
         tenant_id,
         user_id,
     )
@@ -33,7 +33,7 @@ async def put_preference(
         f"""INSERT INTO preferences (id, tenant_id, user_id, channel, enabled, quiet_hours_start,
                 quiet_hours_end, frequency_cap, frequency_window_minutes, timezone)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-            ON CONFLICT (tenant_id, user_id, channel) DO UPDATE SET
+            ON CONFLICT (tenant_id, user_id, channel, category) DO UPDATE SET
                 enabled = EXCLUDED.enabled, quiet_hours_start = EXCLUDED.quiet_hours_start,
                 quiet_hours_end = EXCLUDED.quiet_hours_end, frequency_cap = EXCLUDED.frequency_cap,
                 frequency_window_minutes = EXCLUDED.frequency_window_minutes,
@@ -56,7 +56,79 @@ async def delete_preference(
     pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str, channel: Channel
 ) -> None:
     await pool.execute(
-        "DELETE FROM preferences WHERE tenant_id = $1 AND user_id = $2 AND channel = $3",
+        "DELETE FROM preferences WHERE tenant_id = $1 AND user_id = $2 AND channel = $3 "
+        "AND category = ''",
+        tenant_id,
+        user_id,
+        channel.value,
+    )
+
+
+CATEGORY_PREFERENCE_COLUMNS = "user_id, channel, category, enabled, created_at, updated_at"
+
+
+async def category_preferences(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str, channel: Channel
+) -> list[asyncpg.Record]:
+    """The recipient's preferences for categories of one channel (those set)."""
+    return await pool.fetch(
+        f"SELECT {CATEGORY_PREFERENCE_COLUMNS} FROM preferences "
+        "WHERE tenant_id = $1 AND user_id = $2 AND channel = $3 AND category <> '' ORDER BY category",
+        tenant_id,
+        user_id,
+        channel.value,
+    )
+
+
+async def put_category_preference(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    user_id: str,
+    channel: Channel,
+    category: str,
+    enabled: bool,
+) -> asyncpg.Record:
+    """Turn one category of a channel on or off for the recipient."""
+    return await pool.fetchrow(
+        f"""INSERT INTO preferences (id, tenant_id, user_id, channel, category, enabled)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (tenant_id, user_id, channel, category) DO UPDATE SET
+                enabled = EXCLUDED.enabled, updated_at = now()
+            RETURNING {CATEGORY_PREFERENCE_COLUMNS}""",
+        uuid.uuid4(),
+        tenant_id,
+        user_id,
+        channel.value,
+        category,
+        enabled,
+    )
+
+
+async def delete_category_preference(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str, channel: Channel, category: str
+) -> None:
+    await pool.execute(
+        "DELETE FROM preferences WHERE tenant_id = $1 AND user_id = $2 AND channel = $3 "
+        "AND category = $4",
+        tenant_id,
+        user_id,
+        channel.value,
+        category,
+    )
+
+
+async def turn_channel_off(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str, channel: Channel
+) -> asyncpg.Record:
+    """The recipient's channel preference with ``enabled`` off, the rest as it was (an
+    unsubscribe link without a category)."""
+    return await pool.fetchrow(
+        f"""INSERT INTO preferences (id, tenant_id, user_id, channel, enabled)
+            VALUES ($1, $2, $3, $4, false)
+            ON CONFLICT (tenant_id, user_id, channel, category) DO UPDATE SET
+                enabled = false, updated_at = now()
+            RETURNING {PREFERENCE_COLUMNS}""",
+        uuid.uuid4(),
         tenant_id,
         user_id,
         channel.value,

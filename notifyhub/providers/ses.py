@@ -19,6 +19,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from notifyhub import unsubscribe
 from notifyhub.channels import Channel
 from notifyhub.messages import Notification
 from notifyhub.providers.base import ProviderConfigError, ProviderError, SendResult
@@ -59,6 +60,7 @@ class SesProvider:
         self._endpoint_url = settings.ses_endpoint_url
         self._sender = settings.email_from or ""
         self._configuration_set = settings.ses_configuration_set
+        self._settings = settings
         self._config = Config(
             connect_timeout=settings.provider_timeout_seconds,
             read_timeout=settings.provider_timeout_seconds,
@@ -95,6 +97,11 @@ class SesProvider:
             },
             "EmailTags": [{"Name": "notification_id", "Value": str(notification.id)}],
         }
+        headers = unsubscribe.email_headers(self._settings, notification)
+        if headers:
+            request["Content"]["Simple"]["Headers"] = [
+                {"Name": name, "Value": value} for name, value in headers.items()
+            ]
         if self._configuration_set:
             request["ConfigurationSetName"] = self._configuration_set
         answer = await (await self._ses()).send_email(**request)

@@ -14,6 +14,7 @@ from email.utils import formatdate
 
 import aiosmtplib
 
+from notifyhub import unsubscribe
 from notifyhub.channels import Channel
 from notifyhub.messages import Notification
 from notifyhub.providers.base import ProviderConfigError, ProviderError, SendResult
@@ -38,6 +39,7 @@ class SmtpProvider:
         self._security = settings.smtp_security
         self._sender = settings.email_from or ""
         self._timeout = settings.provider_timeout_seconds
+        self._settings = settings
 
     def _message(self, notification: Notification) -> EmailMessage:
         content = email_content(notification)
@@ -47,6 +49,8 @@ class SmtpProvider:
         message["Subject"] = content.subject
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = message_id(notification)
+        for name, value in unsubscribe.email_headers(self._settings, notification).items():
+            message[name] = value
         message.set_content(content.text)
         if content.html is not None:
             message.add_alternative(content.html, subtype="html")

@@ -29,6 +29,8 @@ from notifyhub.resources import Resources
 from notifyhub.settings import Settings
 
 TWILIO_API_URL = "https://api.twilio.com"
+# Where Twilio's status callbacks are received, under NOTIFYHUB_PUBLIC_URL.
+TWILIO_STATUS_PATH = "/receipts/twilio/status"
 # Error codes for which retrying the same message can never succeed
 # (NotifyHub's list: invalid or unreachable number, unsubscribed, not a mobile number,
 # authentication, missing body, unverified trial number, bad callback URL).
@@ -89,6 +91,12 @@ class TwilioProvider:
             else {"from_": settings.twilio_from or ""}
         )
         self._api_url = settings.twilio_api_url.rstrip("/")
+        # Twilio reports each message's fate there (``web/receipts.py``).
+        self._callback: dict[str, str] = (
+            {"status_callback": settings.public_url.rstrip("/") + TWILIO_STATUS_PATH}
+            if settings.public_url
+            else {}
+        )
         self._timeout = settings.provider_timeout_seconds
         self._client: Client | None = None
         self._lock = asyncio.Lock()
@@ -103,7 +111,10 @@ class TwilioProvider:
     async def send(self, notification: Notification) -> SendResult:
         client = await self._twilio()
         message = await client.messages.create_async(
-            to=notification.recipient_address or "", body=notification.body or "", **self._sender
+            to=notification.recipient_address or "",
+            body=notification.body or "",
+            **self._sender,
+            **self._callback,
         )
         return SendResult(provider_message_id=message.sid or "")
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from notifyhub.app import app, settings
 from notifyhub.cores import digests, escalations
-from notifyhub.messages import HoldRequest, Notification, WebhookDelivery
+from notifyhub.messages import HoldRequest, Notification, ProviderReceipt, WebhookDelivery
 from notifyhub.metrics import HELD_MESSAGES
 from notifyhub.tables.partitions import partition_of
 
@@ -64,6 +64,7 @@ class Released:
     # A digest window: its id and items, in the order they joined.
     digest_id: uuid.UUID | None = None
     items: tuple[Notification, ...] = ()
+    receipt: ProviderReceipt | None = None
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> Released:
@@ -76,6 +77,7 @@ class Released:
             entry.get("trace", {}),
             uuid.UUID(entry["id"]) if digest else None,
             tuple(Notification.model_validate(item) for item in digest["items"]) if digest else (),
+            ProviderReceipt.model_validate(entry["receipt"]) if entry.get("receipt") else None,
         )
 
 
@@ -158,6 +160,8 @@ def hold(key: bytes, request: HoldRequest, now: float, trace: dict[str, str]) ->
     }
     if request.webhook is not None:
         entry["webhook"] = request.webhook.model_dump(mode="json")
+    elif request.receipt is not None:
+        entry["receipt"] = request.receipt.model_dump(mode="json")
     else:
         assert request.notification is not None  # the request's validator guarantees one
         entry["notification"] = request.notification.model_dump(mode="json", exclude_none=True)

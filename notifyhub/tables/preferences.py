@@ -1,4 +1,5 @@
-"""The preferences table: each recipient's per-channel preferences, where enrich runs.
+"""The preferences table: each recipient's per-channel preferences (and per category of a
+channel, keyed ``channel:category``), where enrich runs.
 
 Keyed by ``tenant:recipient`` with the same partitions as the enrich topic, so enrich
 reads the partition it is processing. PostgreSQL stays the system of record; this
@@ -26,7 +27,7 @@ def apply_update(update: PreferenceUpdate) -> None:
     # A copy, re-assigned: Faust writes the changelog only on assignment.
     by_channel = dict(preferences_table.get(key) or {})
     if update.preference is None:
-        by_channel.pop(update.channel.value, None)
+        by_channel.pop(update.table_key, None)
     else:
-        by_channel[update.channel.value] = update.preference.model_dump(mode="json")
+        by_channel[update.table_key] = update.preference.model_dump(mode="json")
     preferences_table[key] = by_channel

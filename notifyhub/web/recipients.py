@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,6 +15,7 @@ from notifyhub.app import app, preference_updates_topic, publish, resources
 from notifyhub.channels import Channel
 from notifyhub.db import recipients
 from notifyhub.messages import (
+    CATEGORY_PATTERN,
     HHMM_PATTERN,
     MAX_FREQUENCY_CAP,
     MAX_FREQUENCY_WINDOW_MINUTES,
@@ -129,6 +132,89 @@ class PreferenceView(View):
         await _announce(
             PreferenceUpdate(tenant_id=caller.tenant_id, user_id=user, channel=chosen, preference=None)
         )
+        return web.Response(status=204)
+
+
+class CategoryPreferencePut(Message):
+    enabled: bool
+
+
+def _category(raw: str) -> str:
+    if not re.fullmatch(CATEGORY_PATTERN, raw):
+        raise ApiError(
+            "VALIDATION_ERROR",
+            "invalid category",
+            {"category": "1 to 64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit"},
+        )
+    return raw
+
+
+async def announce_category(
+    tenant_id: uuid.UUID, user_id: str, channel: Channel, category: str, enabled: bool | None
+) -> None:
+    """Hand a category preference to the pipeline (``None``: deleted, on again)."""
+    preference = None if enabled is None else ChannelPreference(enabled=enabled)
+    await _announce(
+        PreferenceUpdate(
+            tenant_id=tenant_id,
+            user_id=user_id,
+            channel=channel,
+            category=category,
+            preference=preference,
+        )
+    )
+
+
+async def turn_off(tenant_id: uuid.UUID, user_id: str, channel: Channel, category: str | None) -> None:
+    """Turn a category of a channel off for the recipient, or the whole channel (an
+    unsubscribe link): in PostgreSQL, then in the pipeline's table."""
+    pool = await resources.db()
+    if category is not None:
+        await recipients.put_category_preference(pool, tenant_id, user_id, channel, category, False)
+        await announce_category(tenant_id, user_id, channel, category, False)
+        return
+    row = await recipients.turn_channel_off(pool, tenant_id, user_id, channel)
+    values = {name: row[name] for name in ChannelPreference.model_fields}
+    await _announce(
+        PreferenceUpdate(
+            tenant_id=tenant_id, user_id=user_id, channel=channel, preference=ChannelPreference(**values)
+        )
+    )
+
+
+@app.page("/api/v1/users/{user_id}/preferences/{channel}/categories")
+class CategoryPreferencesView(View):
+    async def get(self, request: web.Request, user_id: str, channel: str) -> web.Response:
+        caller = await authenticate_tenant(request)
+        rows = await recipients.category_preferences(
+            await resources.db(), caller.tenant_id, _user_id(user_id), _channel(channel)
+        )
+        return ok(request, [dict(row) for row in rows])
+
+
+@app.page("/api/v1/users/{user_id}/preferences/{channel}/categories/{category}")
+class CategoryPreferenceView(View):
+    """One category of a channel on or off (a notification carries its ``category``)."""
+
+    async def put(self, request: web.Request, user_id: str, channel: str, category: str) -> web.Response:
+        caller = await authenticate_tenant(request)
+        user, chosen, named = _user_id(user_id), _channel(channel), _category(category)
+        wanted = await parse_body(request, CategoryPreferencePut, "category preference")
+        row = await recipients.put_category_preference(
+            await resources.db(), caller.tenant_id, user, chosen, named, wanted.enabled
+        )
+        await announce_category(caller.tenant_id, user, chosen, named, wanted.enabled)
+        return ok(request, dict(row))
+
+    async def delete(
+        self, request: web.Request, user_id: str, channel: str, category: str
+    ) -> web.Response:
+        caller = await authenticate_tenant(request)
+        user, chosen, named = _user_id(user_id), _channel(channel), _category(category)
+        await recipients.delete_category_preference(
+            await resources.db(), caller.tenant_id, user, chosen, named
+        )
+        await announce_category(caller.tenant_id, user, chosen, named, None)
         return web.Response(status=204)
 
 

@@ -11,9 +11,12 @@ from notifyhub.web import (
     notifications,
     openapi,
     quotas,
+    receipts,
     recipients,
+    suppressions,
     templates,
     topics,
+    unsubscribe,
     webhooks,
 )
 
@@ -28,8 +31,11 @@ __all__ = [
     "notifications",
     "openapi",
     "quotas",
+    "receipts",
     "recipients",
+    "suppressions",
     "templates",
     "topics",
+    "unsubscribe",
     "webhooks",
 ]

@@ -54,14 +54,23 @@ def only_hold(done: Consequences) -> HoldRequest:
     return HoldRequest.model_validate_json(record.value)
 
 
-def test_a_delivered_notification_gets_one_delivered_event_with_its_provider_and_message_id() -> None:
+def test_an_accepted_notification_gets_one_sent_event_with_its_provider_and_message_id() -> None:
     n = notification()
     done = outcome_of(n, Outcome(Result.DELIVERED, provider="ses", provider_message_id="m-1"))
     event = only_event(done)
-    assert event.status is Status.DELIVERED
+    # SES took it; its receipt (if SES events are published) says whether it was delivered.
+    assert event.status is Status.SENT
     assert event.notification_id == n.id
     assert (event.provider, event.provider_message_id) == ("ses", "m-1")
     assert (done.holds, done.letters) == ([], [])
+
+
+@pytest.mark.parametrize("provider", ["inapp", "sink"])
+def test_where_acceptance_is_the_delivery_the_status_is_delivered(provider: str) -> None:
+    done = outcome_of(
+        notification(), Outcome(Result.DELIVERED, provider=provider, provider_message_id="m")
+    )
+    assert only_event(done).status is Status.DELIVERED
 
 
 @pytest.mark.parametrize(("retry_after", "wait"), [(0.0, 1.0), (0.3, 1.0), (42.5, 42.5)])

@@ -56,12 +56,15 @@ async def test_an_applied_migration_that_was_edited_is_refused(empty_database: s
 
 
 async def test_status_rank_in_sql_matches_the_lifecycle(database: asyncpg.Pool) -> None:
-    from notifyhub.status import FINAL_STATUSES, HELD_STATUSES, Status
+    from notifyhub.status import FINAL_STATUSES, HELD_STATUSES, RECEIPT_STATUSES, Status
 
     ranks = {s: await database.fetchval("SELECT notification_status_rank($1)", s.value) for s in Status}
     assert all(rank >= 0 for rank in ranks.values())
-    final_rank = max(ranks.values())
-    assert {s for s, r in ranks.items() if r == final_rank} == FINAL_STATUSES
-    assert ranks[Status.PENDING] < ranks[Status.QUEUED] < ranks[Status.PROCESSING] < final_rank
+    # Final: the pipeline sends nothing more; from sent on, only receipts move a status.
+    assert {s for s, r in ranks.items() if r >= ranks[Status.SENT]} == FINAL_STATUSES
+    assert ranks[Status.PENDING] < ranks[Status.QUEUED] < ranks[Status.PROCESSING] < ranks[Status.SENT]
+    # A receipt moves sent on; a complaint comes after the delivery it complains of.
+    assert all(ranks[s] > ranks[Status.SENT] for s in RECEIPT_STATUSES)
+    assert ranks[Status.COMPLAINED] > ranks[Status.DELIVERED]
     assert {ranks[s] for s in HELD_STATUSES} == {ranks[Status.QUEUED] + 1}
     assert ranks[Status.SCHEDULED] < ranks[Status.PROCESSING]

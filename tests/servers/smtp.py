@@ -60,6 +60,8 @@ class _Recorder:
                 "to": list(envelope.rcpt_tos),
                 "subject": parsed["Subject"],
                 "message_id": parsed["Message-ID"],
+                "list_unsubscribe": parsed["List-Unsubscribe"],
+                "list_unsubscribe_post": parsed["List-Unsubscribe-Post"],
                 "text": text.get_content() if text is not None else None,
                 "html": html.get_content() if html is not None else None,
                 "content_type": parsed.get_content_type(),

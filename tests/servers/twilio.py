@@ -150,7 +150,8 @@ class FakeTwilio:
             "error_message": None,
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages.json",
         }
-        self.messages.append({**message, "received_at": received_at})
+        recorded = {**message, "status_callback": form.get("StatusCallback"), "received_at": received_at}
+        self.messages.append(recorded)
         return web.json_response(message, status=201)
 
 
