@@ -107,7 +107,12 @@ resources = Resources(settings)
 topics = TopicNames.of(settings)
 
 
+# Every topic name the worker declares (and produces to), for readiness.
+declared_topics: list[str] = []
+
+
 def _topic(*names: str) -> faust.TopicT:
+    declared_topics.extend(n for n in names if n not in declared_topics)
     # internal=True makes Faust create the topic with our partition count; Kafka's
     # auto-creation would give it the broker's default (often 1).
     return app.topic(

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, ClassVar
@@ -213,3 +213,18 @@ async def produce(
     """
     producer = app.producer._ensure_producer()
     return await producer.send(topic, value, key=key, partition=partition, headers=headers)
+
+
+def topics_unknown_to_producer(app: faust.App, topics: Iterable[str]) -> list[str]:
+    """The topics the producer has no partitions for yet, now tracked and asked for again.
+
+    A topic the worker has just created can be missing from the broker's metadata for a
+    few seconds; a record produced to it meanwhile waits (an HTTP request answers 503),
+    so a worker is not ready until its producer knows every topic it writes. The metadata
+    refresh runs in aiokafka's background task: a later call finds them.
+    """
+    client = app.producer._ensure_producer().client
+    missing = sorted(t for t in topics if client.cluster.partitions_for_topic(t) is None)
+    for topic in missing:
+        client.add_topic(topic)
+    return missing

@@ -11,8 +11,9 @@ from aiohttp import web
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from notifyhub.app import app, resources, settings
+from notifyhub.app import app, declared_topics, resources, settings
 from notifyhub.consumer_lag import by_topic
+from notifyhub.faust_app import topics_unknown_to_producer
 from notifyhub.metrics import CONSUMER_LAG_MESSAGES
 from notifyhub.outages import OUTAGES
 
@@ -80,13 +81,17 @@ async def _note_rebalance_complete(sender: object, **kwargs: object) -> None:
 @app.page("/readyz")
 class ReadyView(View):
     """Ready once the worker has joined its group (its topics exist, partitions are assigned
-    and tables recovered) and while it is not rebalancing."""
+    and tables recovered), its producer knows every topic it writes, and while it is not
+    rebalancing."""
 
     async def get(self, request: web.Request) -> web.Response:
         if not _first_rebalance_done:
             return web.json_response({"status": "starting"}, status=503)
         if app.rebalancing:
             return web.json_response({"status": "rebalancing"}, status=503)
+        missing = topics_unknown_to_producer(app, declared_topics)
+        if missing:
+            return web.json_response({"status": "starting", "topics_unknown": missing}, status=503)
         return web.json_response({"status": "ready"})
 
 
