@@ -335,6 +335,19 @@ async def notification_of(
     return body["data"]
 
 
+async def activity_feed(
+    http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, notification_id: str
+) -> list[dict[str, Any]]:
+    """The notification's activity feed (its delivery log), first page."""
+    _, body = await call(
+        http,
+        "GET",
+        f"{worker.base_url}/api/v1/notifications/{notification_id}/events",
+        headers=tenant.headers,
+    )
+    return body["data"]
+
+
 FINAL_STATUSES = (
     "sent",
     "delivered",

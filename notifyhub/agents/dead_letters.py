@@ -32,7 +32,7 @@ from notifyhub.agents.kit import batches
 from notifyhub.agents.reliability import through_outages
 from notifyhub.app import all_dead_letter_topics, app, emit, resources, topics
 from notifyhub.channels import Channel
-from notifyhub.cores.records import PERSISTED, Outgoing
+from notifyhub.cores.records import PERSISTED, event_record
 from notifyhub.db import dead_letters, notifications
 from notifyhub.messages import DeadLetter, DeliveryEvent
 from notifyhub.topics import Lane, TopicNames
@@ -143,9 +143,4 @@ async def persist_dead_letters(stream: faust.StreamT) -> None:
                 event.tenant_id,
                 event.reason,
             )
-        await emit(
-            Outgoing(
-                topics.delivery_events, str(event.notification_id).encode(), event.to_bytes(), PERSISTED
-            )
-            for event in failed
-        )
+        await emit(event_record(topics.delivery_events, event, PERSISTED) for event in failed)

@@ -27,7 +27,7 @@ from notifyhub.agents.reliability import letter_for
 from notifyhub.app import app, emit, enqueue, held_topic, topics
 from notifyhub.cores.digests import digested_event
 from notifyhub.cores.escalations import chain_event
-from notifyhub.cores.records import Outgoing
+from notifyhub.cores.records import Outgoing, event_record
 from notifyhub.faust_app import at_event
 from notifyhub.messages import DeadLetter, HeldMessage, HoldRequest, Notification, Seen
 from notifyhub.tables.held import (
@@ -117,12 +117,12 @@ def _digested(request: HoldRequest, digest: uuid.UUID, now: float) -> Outgoing:
     """The item's ``digested`` status, for the delivery events stage to write."""
     assert request.notification is not None
     event = digested_event(request.notification, digest, now)
-    return Outgoing(topics.delivery_events, str(event.notification_id).encode(), event.to_bytes())
+    return event_record(topics.delivery_events, event)
 
 
 def _stopped(notification: Notification, now: float) -> Outgoing:
     event = chain_event(notification, "escalation_stopped", "seen or read before the next step", now)
-    return Outgoing(topics.delivery_events, str(event.notification_id).encode(), event.to_bytes())
+    return event_record(topics.delivery_events, event)
 
 
 @app.agent(held_topic, name="held")

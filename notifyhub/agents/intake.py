@@ -31,7 +31,7 @@ from notifyhub.agents.reliability import letter_for, through_outages
 from notifyhub.app import emit, intake_topics, lane_agents, resources, topics
 from notifyhub.cores.entry import entry_event, entry_records
 from notifyhub.cores.intake import Rejected, as_notification, parse, tenant_hint
-from notifyhub.cores.records import Outgoing
+from notifyhub.cores.records import Outgoing, event_record
 from notifyhub.db import notifications, tenants
 from notifyhub.messages import DeadLetter, DeliveryEvent, IntakeMessage
 from notifyhub.metrics import NOTIFICATIONS_ENQUEUED
@@ -75,9 +75,7 @@ async def _completed(
             if await notifications.exists(pool, message.tenant_id, message.id):
                 known = as_notification(message)
                 report = DeliveryEvent.about(known, Status.FAILED, reason=str(exc))
-                failed.append(
-                    Outgoing(topics.delivery_events, str(known.id).encode(), report.to_bytes())
-                )
+                failed.append(event_record(topics.delivery_events, report))
             else:
                 letters.append(_letter(event, f"invalid intake message: {exc}"))
     return complete, failed, letters

@@ -25,7 +25,7 @@ from notifyhub import clock
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
 from notifyhub.agents.reliability import through_outages
 from notifyhub.app import app, emit, receipts_topic, resources, topics
-from notifyhub.cores.records import Outgoing
+from notifyhub.cores.records import Outgoing, event_record
 from notifyhub.db import notifications, suppressions
 from notifyhub.messages import DeliveryEvent, HoldRequest, ProviderReceipt
 from notifyhub.metrics import RECEIPTS
@@ -83,9 +83,7 @@ async def _apply(events: Sequence[faust.EventT]) -> None:
             provider_message_id=receipt.provider_message_id,
             reason=receipt.reason,
         )
-        records.append(
-            Outgoing(topics.delivery_events, str(event.notification_id).encode(), event.to_bytes())
-        )
+        records.append(event_record(topics.delivery_events, event))
         suppressed += [
             suppressions.Suppression(
                 sent.tenant_id,

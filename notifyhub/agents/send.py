@@ -50,7 +50,7 @@ from notifyhub.app import (
     topics,
 )
 from notifyhub.channels import Channel
-from notifyhub.cores.records import PERSISTED, Headers, Outgoing
+from notifyhub.cores.records import PERSISTED, Headers, Outgoing, event_record
 from notifyhub.cores.send import RetryPolicy, consequences
 from notifyhub.db import notifications
 from notifyhub.delivery.dispatch import Dispatcher, Outcome, Result
@@ -96,16 +96,10 @@ async def _claimed(batch: Sequence[Traced]) -> tuple[list[Traced], list[Outgoing
             reason=drop.reason,
             occurred_at=drop.occurred_at,
         )
-        reports.append(
-            Outgoing(
-                topics.delivery_events,
-                str(notification.id).encode(),
-                event.to_bytes(),
-                headers + PERSISTED,
-            )
-        )
+        reports.append(event_record(topics.delivery_events, event, headers + PERSISTED))
+    dropped_ids = {drop.notification_id for drop in dropped}
     for notification, _, _ in unique.values():
-        if notification.id not in ids and notification.id not in {d.notification_id for d in dropped}:
+        if notification.id not in ids and notification.id not in dropped_ids:
             logger.info(
                 "notification %s is final already (cancelled or sent); not sending", notification.id
             )
@@ -209,12 +203,7 @@ async def _send_batch(
             SEND_RETRIES.labels(channel=channel.value).inc(len(done.holds))
         await emit(
             [
-                Outgoing(
-                    topics.delivery_events,
-                    str(event.notification_id).encode(),
-                    event.to_bytes(),
-                    headers + PERSISTED,
-                )
+                event_record(topics.delivery_events, event, headers + PERSISTED)
                 for event, headers in done.events
             ]
             + done.holds

@@ -31,7 +31,7 @@ from notifyhub import clock
 from notifyhub.app import app, publish_all, resources, topics
 from notifyhub.cores.entry import entry_event, entry_records
 from notifyhub.cores.intake import as_notification
-from notifyhub.cores.records import PERSISTED, Outgoing
+from notifyhub.cores.records import PERSISTED, Outgoing, event_record
 from notifyhub.db import notifications
 from notifyhub.metrics import SWEPT_NOTIFICATIONS
 from notifyhub.status import Status
@@ -118,15 +118,7 @@ async def sweep() -> None:
         SWEPT_NOTIFICATIONS.labels(action="failed").inc(len(failed))
         # Written already: the delivery events stage only fans them out to webhooks.
         await publish_all(
-            [
-                Outgoing(
-                    topics.delivery_events,
-                    str(event.notification_id).encode(),
-                    event.to_bytes(),
-                    PERSISTED,
-                )
-                for event in failed
-            ],
+            [event_record(topics.delivery_events, event, PERSISTED) for event in failed],
             PUBLISH_TIMEOUT_SECONDS,
         )
 

@@ -22,7 +22,7 @@ from notifyhub.cores import escalations
 from notifyhub.cores.digests import digest_message
 from notifyhub.cores.entry import entry_event, entry_records
 from notifyhub.cores.intake import as_notification
-from notifyhub.cores.records import Outgoing
+from notifyhub.cores.records import Headers, Outgoing, event_record
 from notifyhub.db import inbox, notifications
 from notifyhub.messages import DeliveryEvent, IntakeMessage, Notification
 from notifyhub.resolve import Unresolvable, resolve
@@ -31,10 +31,8 @@ from notifyhub.tables.held import Released
 logger = logging.getLogger(__name__)
 
 
-def _report(event: DeliveryEvent, headers: tuple[tuple[str, bytes], ...] = ()) -> Outgoing:
-    return Outgoing(
-        topics.delivery_events, str(event.notification_id).encode(), event.to_bytes(), headers
-    )
+def _report(event: DeliveryEvent, headers: Headers = ()) -> Outgoing:
+    return event_record(topics.delivery_events, event, headers)
 
 
 async def released(windows: Sequence[Released], steps: Sequence[Released], now: float) -> list[Outgoing]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from notifyhub.channels import Channel
 from notifyhub.cores.held import hold_record
-from notifyhub.cores.records import Headers, Outgoing
+from notifyhub.cores.records import Headers, Outgoing, event_record
 from notifyhub.frequency_caps import admit
 from notifyhub.frequency_caps import reason as cap_reason
 from notifyhub.messages import (
@@ -175,7 +175,7 @@ def _report(
 ) -> Outgoing:
     """The delivery event saying what became of a notification that is not sent now."""
     event = DeliveryEvent.about(notification, status, reason=reason)
-    return Outgoing(topics.delivery_events, str(notification.id).encode(), event.to_bytes(), headers)
+    return event_record(topics.delivery_events, event, headers)
 
 
 def route(

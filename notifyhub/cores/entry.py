@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 
 from notifyhub.cores.held import hold_record
-from notifyhub.cores.records import PERSISTED, Headers, Outgoing
+from notifyhub.cores.records import PERSISTED, Headers, Outgoing, event_record
 from notifyhub.messages import DeliveryEvent, Notification
 from notifyhub.status import Status
 from notifyhub.topics import TopicNames
@@ -48,11 +48,8 @@ def entry_records(
 
     ``persisted``: the event's status and log row are in PostgreSQL already.
     """
-    announced = Outgoing(
-        topics.delivery_events,
-        str(notification.id).encode(),
-        event.to_bytes(),
-        headers + PERSISTED if persisted else headers,
+    announced = event_record(
+        topics.delivery_events, event, headers + PERSISTED if persisted else headers
     )
     if event.status is Status.SCHEDULED:
         assert notification.scheduled_at is not None  # what makes it scheduled

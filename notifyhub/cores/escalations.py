@@ -114,6 +114,6 @@ def chain_event(
 
 
 def step_reason(sent: Notification, step_id: uuid.UUID) -> str:
-    step = sent.escalate[0] if sent.escalate else None
-    channel = step.channel if step else "?"
+    assert sent.escalate  # a step is sent only for a notification with steps left
+    channel = sent.escalate[0].channel
     return f"not seen or read: step {next_step_number(sent)} sent to {channel} (notification {step_id})"

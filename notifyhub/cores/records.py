@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from notifyhub.messages import DeliveryEvent
 
 # A header on delivery events whose status (and delivery log row) the stage that made them
 # wrote to PostgreSQL already: the delivery events stage passes them on to webhooks and
@@ -21,3 +25,9 @@ class Outgoing:
     key: bytes | None
     value: bytes
     headers: Headers = ()
+
+
+def event_record(topic: str, event: DeliveryEvent, headers: Headers = ()) -> Outgoing:
+    """A delivery event as the record on ``topic`` (the delivery events topic), keyed by
+    its notification so that one notification's events stay in order."""
+    return Outgoing(topic, str(event.notification_id).encode(), event.to_bytes(), headers)

@@ -100,7 +100,8 @@ def _hold_id(entry_or_id: dict[str, Any] | str, release_at: float | None = None)
 
 
 def _state(recipient_key: bytes) -> dict[str, Any]:
-    """The recipient's ``{"waiting": [entries], "released": {hold id: when}}``."""
+    """The recipient's state (``waiting``, ``releasing``, ``released``, ``digested``), a
+    copy to change and store."""
     return _copy(held_table.get(recipient_key))
 
 

@@ -21,7 +21,15 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
+from tests.conftest import (
+    Tenant,
+    Worker,
+    activity_feed,
+    call,
+    eventually,
+    send_notification,
+    wait_for_status,
+)
 from tests.receipts.signing import Signer, twilio_signature
 from tests.servers.ses import FakeSes
 from tests.servers.sns import FakeSnsHost
@@ -103,18 +111,6 @@ def status_fields(sid: str, status: str, **more: str) -> dict[str, str]:
     return {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC1", "To": NUMBER, **more}
 
 
-async def feed(
-    http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, notification_id: str
-) -> list[dict[str, Any]]:
-    _, body = await call(
-        http,
-        "GET",
-        f"{worker.base_url}/api/v1/notifications/{notification_id}/events",
-        headers=tenant.headers,
-    )
-    return body["data"]
-
-
 async def test_a_twilio_delivered_callback_moves_sent_to_delivered_once(
     receiving: Worker, tenant: Tenant, http: aiohttp.ClientSession, twilio: FakeTwilio
 ) -> None:
@@ -128,7 +124,7 @@ async def test_a_twilio_delivered_callback_moves_sent_to_delivered_once(
     await asyncio.sleep(2)
     found = await wait_for_status(http, receiving, tenant, notification_id, "delivered")
     assert found["status"] == "delivered"
-    statuses = [e["status"] for e in await feed(http, receiving, tenant, notification_id)]
+    statuses = [e["status"] for e in await activity_feed(http, receiving, tenant, notification_id)]
     assert statuses.count("delivered") == 1, statuses
 
 

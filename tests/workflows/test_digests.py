@@ -4,6 +4,7 @@ window is open, then sent as one notification; the items become ``digested``."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import aiohttp
@@ -11,7 +12,15 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 
-from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
+from tests.conftest import (
+    Tenant,
+    Worker,
+    activity_feed,
+    call,
+    eventually,
+    send_notification,
+    wait_for_status,
+)
 from tests.workflows.conftest import reaches, sunk
 
 pytestmark = pytest.mark.stack
@@ -79,14 +88,9 @@ async def test_items_within_the_window_are_sent_as_one_digest(
     sent = {r["notification_id"] for r in await sunk(redis_client, workflow_worker, tenant.id)}
     assert sent.isdisjoint(i["id"] for i in items)
     # The item's activity feed names the digest.
-    _, feed = await call(
-        http,
-        "GET",
-        f"{workflow_worker.base_url}/api/v1/notifications/{items[0]['id']}/events",
-        headers=tenant.headers,
-    )
-    assert [e["status"] for e in feed["data"]][-1] == "digested"
-    assert digest_id in feed["data"][-1]["reason"]
+    feed = await activity_feed(http, workflow_worker, tenant, items[0]["id"])
+    assert [e["status"] for e in feed][-1] == "digested"
+    assert digest_id in feed[-1]["reason"]
 
 
 async def test_a_digest_is_rendered_with_its_template_from_the_items(
@@ -166,8 +170,6 @@ async def test_max_items_sends_the_digest_early_and_the_next_item_opens_a_window
 
 
 async def _delivered_digests(database: asyncpg.Pool, tenant: Tenant, recipient: str) -> list[dict]:
-    import json
-
     rows = await digests_of(database, tenant, recipient)
     return [
         {"id": r["id"], "payload_items": json.loads(r["payload"])["items"]}
@@ -195,15 +197,11 @@ async def test_concurrent_items_of_many_recipients_make_one_digest_each(
             tenant.id,
             recipients,
         )
-        import json
-
         collected = [i["id"] for r in rows for i in json.loads(r["payload"])["items"]]
         done = len(collected) == len(ids) and all(r["status"] == "delivered" for r in rows)
         return rows if done else None
 
     rows = await eventually(all_sent, "every item to be in a delivered digest", within=60)
-    import json
-
     collected = [i["id"] for r in rows for i in json.loads(r["payload"])["items"]]
     assert sorted(collected) == sorted(ids)  # each item once, none lost
     # Sent within one window each (the requests took less than the window).

@@ -13,7 +13,15 @@ import pytest
 import redis.asyncio as redis
 
 from notifyhub.cores.escalations import STEP_NAMESPACE
-from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
+from tests.conftest import (
+    Tenant,
+    Worker,
+    activity_feed,
+    call,
+    eventually,
+    send_notification,
+    wait_for_status,
+)
 from tests.servers.webhook_receiver import WebhookReceiver
 from tests.webhooks.endpoints import post_endpoint
 from tests.workflows.conftest import reaches, sunk
@@ -48,18 +56,6 @@ def escalating(recipient: str, *steps: dict) -> dict:
 
 def step_id(chain: str, number: int) -> str:
     return str(uuid.uuid5(STEP_NAMESPACE, f"{chain}:{number}"))
-
-
-async def feed(
-    http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, notification_id: str
-) -> list[dict]:
-    _, body = await call(
-        http,
-        "GET",
-        f"{worker.base_url}/api/v1/notifications/{notification_id}/events",
-        headers=tenant.headers,
-    )
-    return body["data"]
 
 
 async def inbox_message_of(
@@ -124,7 +120,7 @@ async def test_an_unseen_message_escalates_to_email_and_webhooks_report_it(
 async def _with_event(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, notification_id: str, event: str
 ) -> list[dict]:
-    return [e for e in await feed(http, worker, tenant, notification_id) if e["event"] == event]
+    return [e for e in await activity_feed(http, worker, tenant, notification_id) if e["event"] == event]
 
 
 @pytest.mark.parametrize("action", ["read", "seen", "read-all"])
