@@ -8,7 +8,7 @@ Two modes (``FAUST_RELAY_MODE``):
 * ``stock``: ``faust.App``, ``stream.take_events`` and ``Topic.send`` per event: what
   Faust itself costs;
 * ``notifyhub``: NotifyHub's ``NotifyHubApp`` with ``take_batches`` and ``produce``
-  (``notifyhub.faust_app``): what is left of that cost with our Faust changes.
+  (``notifyhub.kafka.faust_app``): what is left of that cost with our Faust changes.
 
 Every topic must exist beforehand with ``FAUST_RELAY_PARTITIONS`` partitions (the last
 has no agent, so Faust would not create it). ``GET /readyz`` answers 200 once the worker
@@ -52,8 +52,8 @@ if MODE not in MODES:
 
 if MODE == "notifyhub":
     # Only in this mode: the stock relay runs Faust without a line of ours loaded.
-    from notifyhub.faust_app import NotifyHubApp as App
-    from notifyhub.faust_app import produce, take_batches
+    from notifyhub.kafka.faust_app import NotifyHubApp as App
+    from notifyhub.kafka.faust_app import produce, take_batches
 else:
     App = faust.App
 

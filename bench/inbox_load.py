@@ -61,7 +61,7 @@ from topology import (
 )
 
 from notifyhub.db import create_pool, tenants
-from notifyhub.settings import Settings
+from notifyhub.runtime.settings import Settings
 
 PERCENTILES = (50, 95, 99)
 # Requests in flight while tokens are fetched and sockets opened.

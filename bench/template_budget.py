@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 
-from notifyhub.channels import Channel
-from notifyhub.rendering import MAX_RENDER_SECONDS, RenderError, render
+from notifyhub.content.rendering import MAX_RENDER_SECONDS, RenderError, render
+from notifyhub.model.channels import Channel
 
 ROUNDS = 5
 # Payload values as big as a payload allows (64 KB in all would do; these are per value).

@@ -43,7 +43,7 @@ consumer (a record arrives when that consumer reads it), with the same figures:
   process's and includes those;
 * the stock Faust relay (``bench/faust_relay.py``, ``faust.App``, ``take_events`` and
   ``Topic.send``, a worker process of its own): what Faust itself costs;
-* the NotifyHub Faust relay (the same with ``notifyhub.faust_app``: ``NotifyHubApp``,
+* the NotifyHub Faust relay (the same with ``notifyhub.kafka.faust_app``: ``NotifyHubApp``,
   ``take_batches`` and ``produce``): what our Faust changes leave of that cost.
 
 Each relay makes ``--relay-hops`` topic-to-topic hops (4 by default: as many agents as
@@ -103,8 +103,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from http_load import is_loopback_host, nearest_rank, positive_float, positive_int, request_body
 
 from notifyhub.db import tenants
+from notifyhub.model.status import FINAL_STATUSES, Status
 from notifyhub.providers.sink import sink_key, sink_keys
-from notifyhub.status import FINAL_STATUSES, Status
 
 REPO = Path(__file__).resolve().parent.parent
 STACK_SCRIPT = REPO / "deployments" / "local" / "stack.sh"
@@ -304,7 +304,7 @@ async def migrate(services: Services) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "notifyhub.cli",
+        "notifyhub.cli.main",
         "migrate",
         env={**os.environ, "DATABASE_URL": services.database_url},
         stdout=asyncio.subprocess.PIPE,
@@ -418,7 +418,7 @@ async def start_workers(
             # The bench's throwaway deployment: the shipped development secrets will do.
             "NOTIFYHUB_DEVELOPMENT": "true",
         }
-        command = [sys.executable, "-m", "notifyhub.cli", "worker"]
+        command = [sys.executable, "-m", "notifyhub.cli.main", "worker"]
         process, log_path = await start_process(command, env, home)
         workers.append(WorkerProcess(index, process, f"http://127.0.0.1:{port}", log_path))
     return workers

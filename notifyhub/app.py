@@ -41,14 +41,14 @@ from typing import Any
 import faust
 from mode import Service
 
-from notifyhub import tracing
-from notifyhub.channels import Channel
 from notifyhub.cores.records import Outgoing
-from notifyhub.faust_app import NotifyHubApp, produce
-from notifyhub.resources import Resources
-from notifyhub.settings import get_settings
+from notifyhub.kafka.faust_app import NotifyHubApp, produce
+from notifyhub.kafka.topics import Lane, TopicNames
+from notifyhub.model.channels import Channel
+from notifyhub.observability import tracing
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import get_settings
 from notifyhub.tables.partitions import partition_of
-from notifyhub.topics import Lane, TopicNames
 from notifyhub.web.middleware import middlewares
 
 settings = get_settings()

@@ -139,7 +139,7 @@ class Worker:
 def _spawn(env: dict[str, str], workdir: Path, log_path: Path) -> subprocess.Popen:
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "notifyhub.cli", "worker"],
+            [sys.executable, "-m", "notifyhub.cli.main", "worker"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

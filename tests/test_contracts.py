@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from notifyhub.messages import DeadLetter, DeliveryEvent, DeviceTokenEvent, IntakeMessage
+from notifyhub.model.messages import DeadLetter, DeliveryEvent, DeviceTokenEvent, IntakeMessage
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CONTRACTS = {

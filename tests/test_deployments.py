@@ -17,8 +17,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 from pydantic import AliasChoices
 
-import notifyhub.metrics
-from notifyhub.settings import Settings
+import notifyhub.observability.metrics
+from notifyhub.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENTS = ROOT / "deployments"
@@ -165,7 +165,7 @@ def known_settings() -> frozenset[str]:
 
 
 def is_setting(name: str) -> bool:
-    # OTEL_*: the OpenTelemetry SDK's own variables (notifyhub/tracing.py defers to them).
+    # OTEL_*: the OpenTelemetry SDK's own variables (notifyhub/observability/tracing.py defers to them).
     return name.upper() in known_settings() or name.startswith("OTEL_")
 
 
@@ -449,17 +449,19 @@ def test_dashboard_queries_only_existing_metrics(dashboard: str, expr: str) -> N
 
 def _defined_metrics() -> list[str]:
     return [
-        name for name, value in vars(notifyhub.metrics).items() if isinstance(value, MetricWrapperBase)
+        name
+        for name, value in vars(notifyhub.observability.metrics).items()
+        if isinstance(value, MetricWrapperBase)
     ]
 
 
 def test_metrics_module_defines_metrics() -> None:
-    assert _defined_metrics(), "no metric found in notifyhub.metrics"
+    assert _defined_metrics(), "no metric found in notifyhub.observability.metrics"
 
 
 @pytest.mark.parametrize("name", _defined_metrics())
 def test_every_metric_is_on_the_dashboard(name: str) -> None:
-    metric = getattr(notifyhub.metrics, name)
+    metric = getattr(notifyhub.observability.metrics, name)
     queried = {token for _, expr in _expressions() for token in METRIC_TOKEN.findall(expr)}
     assert exposed_names(metric.collect()) & queried, f"{name} is on no dashboard panel"
 

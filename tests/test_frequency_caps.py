@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifyhub.channels import Channel
-from notifyhub.frequency_caps import (
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import ChannelPreference
+from notifyhub.rules.frequency_caps import (
     DEFAULT_CAPS,
     CapDecision,
     Counted,
@@ -18,7 +19,6 @@ from notifyhub.frequency_caps import (
     check_cap,
     reason,
 )
-from notifyhub.messages import ChannelPreference
 
 NOW = 1_000_000.0
 HOUR = 3600.0

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from notifyhub.channels import Channel
-from notifyhub.messages import HoldRequest, Notification
-from notifyhub.settings import get_settings
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import HoldRequest, Notification
+from notifyhub.runtime.settings import get_settings
 from notifyhub.tables import held
 from notifyhub.tables.partitions import partition_of
 

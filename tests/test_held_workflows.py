@@ -10,16 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from notifyhub.channels import Channel
 from notifyhub.cores import digests
-from notifyhub.messages import (
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import (
     DigestRule,
     EscalationOf,
     EscalationStep,
     HoldRequest,
     Notification,
 )
-from notifyhub.settings import get_settings
+from notifyhub.runtime.settings import get_settings
 from notifyhub.tables import held
 from notifyhub.tables.partitions import partition_of
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from faust.types import TP
 from mode.utils.queues import FlowControlQueue
 
-from notifyhub.kafka_consumer import OffsetGate, StreamFlowControl
+from notifyhub.kafka.consumer import OffsetGate, StreamFlowControl
 
 ACCEPTED = TP("deployment.accepted", 0)
 

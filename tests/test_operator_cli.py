@@ -34,7 +34,7 @@ async def notifyhub(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "notifyhub.cli",
+        "notifyhub.cli.main",
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifyhub.quiet_hours import parse_clock, quiet_until
+from notifyhub.rules.quiet_hours import parse_clock, quiet_until
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from notifyhub.faust_app import topics_unknown_to_producer
+from notifyhub.kafka.faust_app import topics_unknown_to_producer
 
 
 class FakeClient:

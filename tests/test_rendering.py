@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifyhub.channels import Channel
-from notifyhub.rendering import (
+from notifyhub.content.rendering import (
     Rendered,
     RenderError,
     StarterTemplate,
@@ -14,6 +13,7 @@ from notifyhub.rendering import (
     render,
     starter_templates,
 )
+from notifyhub.model.channels import Channel
 
 HTML_BODY = "<p>Hello {{ name }}</p>"
 TEXT_BODY = "Hello {{ name }}"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from notifyhub.channels import Channel
-from notifyhub.settings import MIN_SECRET_LENGTH, InsecureSecret, Settings
+from notifyhub.model.channels import Channel
+from notifyhub.runtime.settings import MIN_SECRET_LENGTH, InsecureSecret, Settings
 
 
 @pytest.mark.parametrize(

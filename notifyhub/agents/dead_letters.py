@@ -31,11 +31,11 @@ from pydantic import ValidationError
 from notifyhub.agents.kit import batches
 from notifyhub.agents.reliability import through_outages
 from notifyhub.app import all_dead_letter_topics, app, emit, resources, topics
-from notifyhub.channels import Channel
 from notifyhub.cores.records import PERSISTED, event_record
 from notifyhub.db import dead_letters, notifications
-from notifyhub.messages import DeadLetter, DeliveryEvent
-from notifyhub.topics import Lane, TopicNames
+from notifyhub.kafka.topics import Lane, TopicNames
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import DeadLetter, DeliveryEvent
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import faust
 
-from notifyhub import tracing
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
 from notifyhub.agents.reliability import through_outages
 from notifyhub.agents.webhooks import fan_out
@@ -23,8 +22,9 @@ from notifyhub.app import app, delivery_events_topic, resources
 from notifyhub.cores.records import PERSISTED_HEADER
 from notifyhub.cores.webhooks import SourceEvent
 from notifyhub.db import notifications
-from notifyhub.messages import DeliveryEvent
-from notifyhub.metrics import NOTIFICATIONS_PROCESSED
+from notifyhub.model.messages import DeliveryEvent
+from notifyhub.observability import tracing
+from notifyhub.observability.metrics import NOTIFICATIONS_PROCESSED
 from notifyhub.webhooks.events import notification_payload
 
 
@@ -43,7 +43,10 @@ async def _apply(records: Sequence[faust.EventT]) -> None:
         for record, event in good:
             tracing.annotate(
                 trace_of[record],
-                **{"notifyhub.notification_id": event.notification_id, "notifyhub.status": event.status},
+                **{
+                    "notifyhub.notification_id": event.notification_id,
+                    "notifyhub.status": event.status,
+                },
             )
             name, payload = notification_payload(event)
             headers = tracing.passed_on(record.headers, trace_of[record])

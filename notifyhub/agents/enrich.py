@@ -22,16 +22,17 @@ from collections.abc import Sequence
 import asyncpg
 import faust
 
-from notifyhub import clock, tracing
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
 from notifyhub.agents.reliability import through_outages
 from notifyhub.app import emit, enrich_topics, lane_agents, resources, topics
 from notifyhub.cores.enrich import Template, Variant, route
 from notifyhub.db import templates as templates_db
-from notifyhub.faust_app import at_event
-from notifyhub.messages import Notification
-from notifyhub.metrics import RATE_LIMIT_DECISIONS, TEMPLATE_RENDER_SECONDS
-from notifyhub.tables import caps
+from notifyhub.kafka.faust_app import at_event
+from notifyhub.model.messages import Notification
+from notifyhub.observability import tracing
+from notifyhub.observability.metrics import RATE_LIMIT_DECISIONS, TEMPLATE_RENDER_SECONDS
+from notifyhub.runtime import clock
+from notifyhub.tables import frequency_caps as caps
 from notifyhub.tables.preferences import preferences_table
 
 # Templates (with their locale variants) are read from PostgreSQL at most this often per

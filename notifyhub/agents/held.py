@@ -20,7 +20,6 @@ from collections.abc import Sequence
 import faust
 from pydantic import ValidationError
 
-from notifyhub import clock, tracing
 from notifyhub.agents import workflows
 from notifyhub.agents.kit import batches, dead_letters, guarded
 from notifyhub.agents.reliability import letter_for
@@ -28,8 +27,10 @@ from notifyhub.app import app, emit, enqueue, held_topic, topics
 from notifyhub.cores.digests import digested_event
 from notifyhub.cores.escalations import chain_event
 from notifyhub.cores.records import Outgoing, event_record
-from notifyhub.faust_app import at_event
-from notifyhub.messages import DeadLetter, HeldMessage, HoldRequest, Notification, Seen
+from notifyhub.kafka.faust_app import at_event
+from notifyhub.model.messages import DeadLetter, HeldMessage, HoldRequest, Notification, Seen
+from notifyhub.observability import tracing
+from notifyhub.runtime import clock
 from notifyhub.tables.held import (
     Released,
     collect,

@@ -25,18 +25,19 @@ from collections.abc import Sequence
 import faust
 from opentelemetry.trace import Span
 
-from notifyhub import clock, tracing
 from notifyhub.agents.kit import batches, dead_letters, guarded
 from notifyhub.agents.reliability import letter_for, through_outages
 from notifyhub.app import emit, intake_topics, lane_agents, resources, topics
+from notifyhub.content.resolve import Unresolvable, resolve
 from notifyhub.cores.entry import entry_event, entry_records
 from notifyhub.cores.intake import Rejected, as_notification, parse, tenant_hint
 from notifyhub.cores.records import Outgoing, event_record
 from notifyhub.db import notifications, tenants
-from notifyhub.messages import DeadLetter, DeliveryEvent, IntakeMessage
-from notifyhub.metrics import NOTIFICATIONS_ENQUEUED
-from notifyhub.resolve import Unresolvable, resolve
-from notifyhub.status import Status
+from notifyhub.model.messages import DeadLetter, DeliveryEvent, IntakeMessage
+from notifyhub.model.status import Status
+from notifyhub.observability import tracing
+from notifyhub.observability.metrics import NOTIFICATIONS_ENQUEUED
+from notifyhub.runtime import clock
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ValidationError
 
 from notifyhub.agents.reliability import dead_letter, letter_for
 from notifyhub.app import app, dead_letter_topic
-from notifyhub.faust_app import flush_changelogs, take_batches
-from notifyhub.messages import DeadLetter
+from notifyhub.kafka.faust_app import flush_changelogs, take_batches
+from notifyhub.model.messages import DeadLetter
 
 logger = logging.getLogger(__name__)
 

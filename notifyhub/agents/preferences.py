@@ -12,8 +12,8 @@ import faust
 
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
 from notifyhub.app import app, preference_updates_topic
-from notifyhub.faust_app import at_event
-from notifyhub.messages import PreferenceUpdate
+from notifyhub.kafka.faust_app import at_event
+from notifyhub.model.messages import PreferenceUpdate
 from notifyhub.tables.preferences import apply_update
 
 

@@ -21,14 +21,14 @@ from collections.abc import Sequence
 
 import faust
 
-from notifyhub import clock
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
 from notifyhub.agents.reliability import through_outages
 from notifyhub.app import app, emit, receipts_topic, resources, topics
 from notifyhub.cores.records import Outgoing, event_record
 from notifyhub.db import notifications, suppressions
-from notifyhub.messages import DeliveryEvent, HoldRequest, ProviderReceipt
-from notifyhub.metrics import RECEIPTS
+from notifyhub.model.messages import DeliveryEvent, HoldRequest, ProviderReceipt
+from notifyhub.observability.metrics import RECEIPTS
+from notifyhub.runtime import clock
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 import faust
 
 from notifyhub.app import dead_letter_topic, publish
-from notifyhub.messages import DeadLetter
-from notifyhub.metrics import DLQ_MESSAGES
-from notifyhub.outages import through_outages
+from notifyhub.model.messages import DeadLetter
+from notifyhub.observability.metrics import DLQ_MESSAGES
+from notifyhub.runtime.outages import through_outages
 
 logger = logging.getLogger(__name__)
 

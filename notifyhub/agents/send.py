@@ -36,7 +36,6 @@ import faust
 from mode import Service
 from opentelemetry.trace import Span
 
-from notifyhub import clock, tracing
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
 from notifyhub.agents.reliability import through_outages, to_completion
 from notifyhub.app import (
@@ -49,15 +48,17 @@ from notifyhub.app import (
     settings,
     topics,
 )
-from notifyhub.channels import Channel
 from notifyhub.cores.records import PERSISTED, Headers, Outgoing, event_record
 from notifyhub.cores.send import RetryPolicy, consequences
 from notifyhub.db import notifications
 from notifyhub.delivery.dispatch import Dispatcher, Outcome, Result
-from notifyhub.delivery.dispatchers import Dispatchers
-from notifyhub.messages import DeliveryEvent, Notification
-from notifyhub.metrics import SEND_RETRIES
-from notifyhub.status import Status
+from notifyhub.delivery.from_settings import Dispatchers
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import DeliveryEvent, Notification
+from notifyhub.model.status import Status
+from notifyhub.observability import tracing
+from notifyhub.observability.metrics import SEND_RETRIES
+from notifyhub.runtime import clock
 
 logger = logging.getLogger(__name__)
 

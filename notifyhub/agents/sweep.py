@@ -27,14 +27,14 @@ from collections.abc import Sequence
 import asyncpg
 from pydantic import ValidationError
 
-from notifyhub import clock
 from notifyhub.app import app, publish_all, resources, topics
 from notifyhub.cores.entry import entry_event, entry_records
 from notifyhub.cores.intake import as_notification
 from notifyhub.cores.records import PERSISTED, Outgoing, event_record
 from notifyhub.db import notifications
-from notifyhub.metrics import SWEPT_NOTIFICATIONS
-from notifyhub.status import Status
+from notifyhub.model.status import Status
+from notifyhub.observability.metrics import SWEPT_NOTIFICATIONS
+from notifyhub.runtime import clock
 
 logger = logging.getLogger(__name__)
 

@@ -27,18 +27,18 @@ from collections.abc import Sequence
 import asyncpg
 import faust
 
-from notifyhub import clock
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
 from notifyhub.app import app, publish_all, resources, topic_fanout_topic, topics
-from notifyhub.channels import Channel
 from notifyhub.cores.entry import entry_event
 from notifyhub.cores.intake import as_notification
 from notifyhub.cores.topics import TopicFanout, TopicSend, chunk_of, chunk_records, next_step
 from notifyhub.db import notifications
 from notifyhub.db import topics as topic_rows
-from notifyhub.messages import ADDRESSED_CHANNELS
-from notifyhub.metrics import NOTIFICATIONS_ENQUEUED
-from notifyhub.outages import through_outages
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import ADDRESSED_CHANNELS
+from notifyhub.observability.metrics import NOTIFICATIONS_ENQUEUED
+from notifyhub.runtime import clock
+from notifyhub.runtime.outages import through_outages
 
 logger = logging.getLogger(__name__)
 

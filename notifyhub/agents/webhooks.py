@@ -28,7 +28,6 @@ import aiohttp
 import faust
 from mode import Service
 
-from notifyhub import clock, tracing
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
 from notifyhub.agents.reliability import dead_letter, through_outages
 from notifyhub.app import (
@@ -47,8 +46,10 @@ from notifyhub.cores.webhooks import SourceEvent
 from notifyhub.cores.webhooks import fan_out as deliveries_for
 from notifyhub.db import webhooks as webhooks_db
 from notifyhub.delivery.backoff import retry_delay
-from notifyhub.messages import DeadLetter, DeviceTokenEvent, WebhookDelivery
-from notifyhub.metrics import WEBHOOK_DELIVERED, WEBHOOK_FAILED
+from notifyhub.model.messages import DeadLetter, DeviceTokenEvent, WebhookDelivery
+from notifyhub.observability import tracing
+from notifyhub.observability.metrics import WEBHOOK_DELIVERED, WEBHOOK_FAILED
+from notifyhub.runtime import clock
 from notifyhub.webhooks import endpoint_secrets, signing
 from notifyhub.webhooks.addresses import (
     AddressPolicy,

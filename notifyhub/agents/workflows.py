@@ -15,17 +15,17 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-from notifyhub import tracing
 from notifyhub.agents.reliability import through_outages
 from notifyhub.app import resources, topics
+from notifyhub.content.resolve import Unresolvable, resolve
 from notifyhub.cores import escalations
 from notifyhub.cores.digests import digest_message
 from notifyhub.cores.entry import entry_event, entry_records
 from notifyhub.cores.intake import as_notification
 from notifyhub.cores.records import Headers, Outgoing, event_record
 from notifyhub.db import inbox, notifications
-from notifyhub.messages import DeliveryEvent, IntakeMessage, Notification
-from notifyhub.resolve import Unresolvable, resolve
+from notifyhub.model.messages import DeliveryEvent, IntakeMessage, Notification
+from notifyhub.observability import tracing
 from notifyhub.tables.held import Released
 
 logger = logging.getLogger(__name__)

@@ -20,16 +20,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from notifyhub import limits
 from notifyhub.cores.enrich import payload_text
-from notifyhub.messages import (
+from notifyhub.model import limits
+from notifyhub.model.messages import (
     PAYLOAD_BODY_FIELDS,
     PAYLOAD_SUBJECT_FIELDS,
     DeliveryEvent,
     IntakeMessage,
     Notification,
 )
-from notifyhub.status import Status
+from notifyhub.model.status import Status
 
 DIGEST_NAMESPACE = uuid.UUID("d1635e57-0c6b-4a7e-8f0e-646967657374")
 DIGESTED_EVENT_NAMESPACE = uuid.UUID("d1635e57-0c6b-4a7e-8f0e-6469676e7374")

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from notifyhub.channels import Channel
+from notifyhub.content.rendering import RenderBudgetExceeded, RenderError, pick_locale, render
 from notifyhub.cores.held import hold_record
 from notifyhub.cores.records import Headers, Outgoing, event_record
-from notifyhub.frequency_caps import admit
-from notifyhub.frequency_caps import reason as cap_reason
-from notifyhub.messages import (
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import (
     PAYLOAD_BODY_FIELDS,
     PAYLOAD_SUBJECT_FIELDS,
     ChannelPreference,
@@ -39,10 +39,10 @@ from notifyhub.messages import (
     Notification,
     preference_key,
 )
-from notifyhub.quiet_hours import quiet_until
-from notifyhub.rendering import RenderBudgetExceeded, RenderError, pick_locale, render
-from notifyhub.status import Status
-from notifyhub.topics import TopicNames
+from notifyhub.model.status import Status
+from notifyhub.rules.frequency_caps import admit
+from notifyhub.rules.frequency_caps import reason as cap_reason
+from notifyhub.rules.quiet_hours import quiet_until
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 from notifyhub.cores.held import hold_record
 from notifyhub.cores.records import PERSISTED, Headers, Outgoing, event_record
-from notifyhub.messages import DeliveryEvent, Notification
-from notifyhub.status import Status
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.messages import DeliveryEvent, Notification
+from notifyhub.model.status import Status
 
 # Entry events' ids are uuid5 of "{notification id}:{status}" under this namespace.
 ENTRY_EVENT_NAMESPACE = uuid.UUID("8f0e6c4a-2f43-4c1e-9a0b-6e7472792e31")

@@ -20,12 +20,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from notifyhub.channels import Channel
 from notifyhub.cores.held import hold_record
 from notifyhub.cores.records import Headers, Outgoing
-from notifyhub.messages import DeliveryEvent, EscalationOf, IntakeMessage, Notification, Occurrence
-from notifyhub.status import Status
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import DeliveryEvent, EscalationOf, IntakeMessage, Notification, Occurrence
+from notifyhub.model.status import Status
 
 STEP_NAMESPACE = uuid.UUID("e5ca1a7e-3b7a-4c8e-9d55-657363616c61")
 OCCURRENCE_NAMESPACE = uuid.UUID("e5ca1a7e-3b7a-4c8e-9d55-6f6363757272")

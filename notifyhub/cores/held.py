@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from notifyhub.cores.records import Headers, Outgoing
-from notifyhub.messages import HoldRequest, Notification, WebhookDelivery
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.messages import HoldRequest, Notification, WebhookDelivery
 
 Destination = Literal["enrich", "send"]
 

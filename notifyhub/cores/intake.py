@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from notifyhub.messages import KAFKA_ORIGIN_NAMESPACE, IntakeMessage, Notification
+from notifyhub.model.messages import KAFKA_ORIGIN_NAMESPACE, IntakeMessage, Notification
 
 
 class Rejected(Exception):

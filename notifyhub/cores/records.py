@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from notifyhub.messages import DeliveryEvent
+    from notifyhub.model.messages import DeliveryEvent
 
 # A header on delivery events whose status (and delivery log row) the stage that made them
 # wrote to PostgreSQL already: the delivery events stage passes them on to webhooks and

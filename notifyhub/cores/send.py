@@ -21,9 +21,9 @@ from notifyhub.cores.held import hold_record
 from notifyhub.cores.records import Headers, Outgoing
 from notifyhub.delivery.backoff import retry_delay
 from notifyhub.delivery.dispatch import Outcome, Result
-from notifyhub.messages import DeadLetter, DeliveryEvent, Notification
-from notifyhub.status import Status
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.messages import DeadLetter, DeliveryEvent, Notification
+from notifyhub.model.status import Status
 
 # Providers whose acceptance is the delivery itself (the message is in the inbox, or in the
 # sink's record); every other provider's acceptance is ``sent``, and its receipt, if any,

@@ -14,17 +14,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from notifyhub.channels import Channel
 from notifyhub.cores.entry import entry_records
 from notifyhub.cores.records import Headers, Outgoing
-from notifyhub.messages import (
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import (
     ADDRESSED_CHANNELS,
     DeliveryEvent,
     IntakeMessage,
     Message,
     Notification,
 )
-from notifyhub.topics import TopicNames
 
 # The payload field naming the send a notification came from.
 TOPIC_SEND_FIELD = "topic_send_id"

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic_core import to_json
 
 from notifyhub.cores.records import Headers, Outgoing
-from notifyhub.messages import WebhookDelivery
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.messages import WebhookDelivery
 
 # Delivery ids are derived from (event, endpoint) under this namespace.
 DELIVERY_NAMESPACE = uuid.UUID("0f3c8a2e-6d1b-4c55-9d7e-77656268f0f1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from notifyhub.settings import Settings
+from notifyhub.runtime.settings import Settings
 
 # Enough for the HTTP API and the batching status writer of one worker; PostgreSQL's
 # own limit (100 by default) has to cover every worker's pool.

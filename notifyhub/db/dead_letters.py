@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from notifyhub.messages import DeadLetter
+from notifyhub.model.messages import DeadLetter
 
 DEAD_LETTER_COLUMNS = (
     "id, tenant_id, source_topic, channel, notification_id, reason, attempts, message_key, "

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from notifyhub.messages import Notification
+from notifyhub.model.messages import Notification
 
 INBOX_COLUMNS = (
     "id, tenant_id, notification_id, recipient_id, title, body, payload, read_at, seen_at, "

@@ -11,10 +11,10 @@ from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 
-from notifyhub.channels import Channel
-from notifyhub.messages import DeliveryEvent, DigestRule, EscalationStep, IntakeMessage
-from notifyhub.settings import get_settings
-from notifyhub.status import CANCELLABLE_STATUSES, FINAL_STATUSES, Status
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import DeliveryEvent, DigestRule, EscalationStep, IntakeMessage
+from notifyhub.model.status import CANCELLABLE_STATUSES, FINAL_STATUSES, Status
+from notifyhub.runtime.settings import get_settings
 
 T = TypeVar("T")
 

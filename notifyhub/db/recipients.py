@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from notifyhub.channels import Channel
+from notifyhub.model.channels import Channel
 
 PREFERENCE_COLUMNS = (
     "id, user_id, channel, enabled, quiet_hours_start, quiet_hours_end, frequency_cap, "

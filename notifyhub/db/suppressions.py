@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from notifyhub.channels import Channel
+from notifyhub.model.channels import Channel
 
 COLUMNS = "tenant_id, channel, address, reason, source, created_at"
 # What may be suppressed: the channels with addresses.

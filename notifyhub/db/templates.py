@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from notifyhub.channels import Channel
+from notifyhub.model.channels import Channel
 
 COLUMNS = (
     "id, tenant_id, name, channel, subject_template, body_template, locales, metadata, version, "

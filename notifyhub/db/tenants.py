@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from notifyhub.content.rendering import starter_templates
 from notifyhub.db import templates
-from notifyhub.rendering import starter_templates
 
 # 32 random bytes as 64 hex characters: NotifyHub's key format, which clients validate.
 API_KEY_BYTES = 32

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from notifyhub.channels import Channel
+from notifyhub.model.channels import Channel
 
 TOPIC_COLUMNS = "id, key, name, subscriber_count, created_at, updated_at"
 SEND_COLUMNS = (

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from enum import IntEnum
 
-from notifyhub.metrics import BREAKER_STATE, BREAKER_TRANSITIONS
+from notifyhub.observability.metrics import BREAKER_STATE, BREAKER_TRANSITIONS
 
 
 class BreakerState(IntEnum):

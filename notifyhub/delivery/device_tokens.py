@@ -8,8 +8,8 @@ import uuid
 
 from notifyhub.app import device_token_events_topic, enqueue
 from notifyhub.db import recipients
-from notifyhub.messages import DeviceTokenEvent, Notification
-from notifyhub.resources import Resources
+from notifyhub.model.messages import DeviceTokenEvent, Notification
+from notifyhub.runtime.resources import Resources
 
 logger = logging.getLogger(__name__)
 

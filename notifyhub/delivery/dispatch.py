@@ -22,12 +22,12 @@ from typing import Protocol
 
 from opentelemetry.trace import Span, SpanKind
 
-from notifyhub import tracing
-from notifyhub.channels import Channel
 from notifyhub.delivery.breakers import CircuitBreaker
-from notifyhub.delivery.rate_limits import ProviderRateLimiter
-from notifyhub.messages import Notification
-from notifyhub.metrics import PROVIDER_SEND_SECONDS, PROVIDER_SENDS
+from notifyhub.delivery.provider_limits import ProviderRateLimiter
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
+from notifyhub.observability import tracing
+from notifyhub.observability.metrics import PROVIDER_SEND_SECONDS, PROVIDER_SENDS
 from notifyhub.providers.base import BatchProvider, Provider, ProviderError, SendResult
 
 

@@ -12,10 +12,10 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from notifyhub.channels import Channel
+from notifyhub.model.channels import Channel
 from notifyhub.providers.base import Provider, ProviderConfigError, ProviderError, SendResult
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 
 __all__ = [
     "PROVIDERS",

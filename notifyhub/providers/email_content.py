@@ -2,7 +2,7 @@
 HTML) an HTML part with a plain-text alternative derived from it.
 
 Whether a body is HTML is rendering's decision, made from the template (see
-``notifyhub.rendering.Rendered.html``); only a body sent without a template is judged by
+``notifyhub.content.rendering.Rendered.html``); only a body sent without a template is judged by
 looking for tags in it. The text version is read in one pass over the HTML: Python's
 ``html.parser`` rescans the rest of the text from every unclosed ``<a`` or ``<!--`` (9 s on
 64 KB), and an HTML body is tenant input.
@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from html import unescape
 
-from notifyhub.messages import Notification
-from notifyhub.rendering import COMMENT_END, COMMENT_START, is_html
+from notifyhub.content.rendering import COMMENT_END, COMMENT_START, is_html
+from notifyhub.model.messages import Notification
 
 # Elements that start and end a line in the text version.
 _BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table"})

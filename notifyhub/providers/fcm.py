@@ -41,11 +41,11 @@ import httpx
 from firebase_admin import _http_client, _retry, credentials, exceptions, messaging
 from google.auth.credentials import Credentials
 
-from notifyhub.channels import Channel
-from notifyhub.messages import Notification
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from notifyhub.providers.base import ProviderConfigError, ProviderError, SendResult
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 
 # FCM answers that mean the token is dead: the app was uninstalled, or the token belongs
 # to another sender. Firebase's guidance is to stop sending to it.

@@ -2,7 +2,7 @@
 
 The inbox is PostgreSQL's ``inbox_messages``; one message per notification (a unique
 key), so a redelivered send stores nothing twice. A new message is then published for
-the sockets of its recipient on every worker (``notifyhub.realtime``).
+the sockets of its recipient on every worker (``notifyhub.inbox.realtime``).
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from notifyhub import realtime
-from notifyhub.channels import Channel
 from notifyhub.db import inbox
-from notifyhub.messages import Notification
-from notifyhub.outages import OUTAGES
+from notifyhub.inbox import realtime
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from notifyhub.providers.base import ProviderError, SendResult
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.runtime.outages import OUTAGES
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

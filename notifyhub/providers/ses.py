@@ -19,13 +19,13 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from notifyhub import unsubscribe
-from notifyhub.channels import Channel
-from notifyhub.messages import Notification
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from notifyhub.providers.base import ProviderConfigError, ProviderError, SendResult
 from notifyhub.providers.email_content import email_content
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.receipts import unsubscribe
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 
 # SES error codes that no retry can fix: the message, the sender or the account is refused.
 PERMANENT_CODES = frozenset(

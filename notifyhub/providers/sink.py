@@ -24,11 +24,11 @@ from typing import NamedTuple
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from notifyhub.channels import Channel
-from notifyhub.messages import Notification
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from notifyhub.providers.base import ProviderError, SendResult
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 
 
 def sink_key(topic_prefix: str) -> str:

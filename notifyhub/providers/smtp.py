@@ -14,13 +14,13 @@ from email.utils import formatdate
 
 import aiosmtplib
 
-from notifyhub import unsubscribe
-from notifyhub.channels import Channel
-from notifyhub.messages import Notification
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from notifyhub.providers.base import ProviderConfigError, ProviderError, SendResult
 from notifyhub.providers.email_content import email_content
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.receipts import unsubscribe
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 
 
 def message_id(notification: Notification) -> str:

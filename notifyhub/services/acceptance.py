@@ -38,12 +38,12 @@ from notifyhub.cores.entry import entry_event, entry_records
 from notifyhub.cores.intake import as_notification
 from notifyhub.cores.records import Headers, Outgoing
 from notifyhub.db import notifications
-from notifyhub.messages import IntakeMessage
-from notifyhub.metrics import NOTIFICATIONS_ENQUEUED
-from notifyhub.outages import OUTAGES
-from notifyhub.resources import Resources
-from notifyhub.status import Status
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.messages import IntakeMessage
+from notifyhub.model.status import Status
+from notifyhub.observability.metrics import NOTIFICATIONS_ENQUEUED
+from notifyhub.runtime.outages import OUTAGES
+from notifyhub.runtime.resources import Resources
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from notifyhub.db import quotas
-from notifyhub.metrics import RATE_LIMIT_DECISIONS
-from notifyhub.outages import OUTAGES
+from notifyhub.observability.metrics import RATE_LIMIT_DECISIONS
+from notifyhub.runtime.outages import OUTAGES
 
 logger = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from typing import Any
 
 from notifyhub.app import app, settings
 from notifyhub.cores import digests, escalations
-from notifyhub.messages import HoldRequest, Notification, ProviderReceipt, WebhookDelivery
-from notifyhub.metrics import HELD_MESSAGES
+from notifyhub.model.messages import HoldRequest, Notification, ProviderReceipt, WebhookDelivery
+from notifyhub.observability.metrics import HELD_MESSAGES
 from notifyhub.tables.partitions import partition_of
 
 held_table = app.Table(

@@ -9,7 +9,7 @@ table is fed by the preference updates topic and rebuilt from its changelog on r
 from __future__ import annotations
 
 from notifyhub.app import app, settings
-from notifyhub.messages import PreferenceUpdate
+from notifyhub.model.messages import PreferenceUpdate
 
 preferences_table = app.Table(
     "preferences",

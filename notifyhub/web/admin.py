@@ -10,7 +10,7 @@ from pydantic import StrictBool, StringConstraints
 
 from notifyhub.app import app, resources
 from notifyhub.db import tenants
-from notifyhub.messages import Message
+from notifyhub.model.messages import Message
 from notifyhub.web.auth import authenticate_admin, mark_api_key_revoked, mark_tenant_deactivated
 from notifyhub.web.inputs import parse_body, parse_uuid
 from notifyhub.web.responses import ApiError, ok

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from notifyhub import inbox_tokens
 from notifyhub.app import resources, settings
 from notifyhub.db import tenants
 from notifyhub.db.tenants import ApiKeyOwner, hash_api_key
-from notifyhub.web.ratelimit import SlidingWindowLimiter
+from notifyhub.inbox import tokens as inbox_tokens
+from notifyhub.web.api_key_limits import SlidingWindowLimiter
 from notifyhub.web.responses import ApiError
 
 # A key found active is trusted for this long without asking PostgreSQL again: it keeps

@@ -15,11 +15,11 @@ import asyncpg
 from aiohttp import web
 from faust.web import View
 
-from notifyhub import limits
 from notifyhub.app import app, resources, settings
-from notifyhub.channels import Channel
 from notifyhub.db import dead_letters
-from notifyhub.metrics import DLQ_REPLAYS
+from notifyhub.model import limits
+from notifyhub.model.channels import Channel
+from notifyhub.observability.metrics import DLQ_REPLAYS
 from notifyhub.web.auth import authenticate_admin
 from notifyhub.web.inputs import bounded_int, parse_uuid
 from notifyhub.web.responses import ApiError, ok

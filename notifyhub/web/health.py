@@ -12,10 +12,10 @@ from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from notifyhub.app import app, declared_topics, resources, settings
-from notifyhub.consumer_lag import by_topic
-from notifyhub.faust_app import topics_unknown_to_producer
-from notifyhub.metrics import CONSUMER_LAG_MESSAGES
-from notifyhub.outages import OUTAGES
+from notifyhub.kafka.faust_app import topics_unknown_to_producer
+from notifyhub.observability.lag import by_topic
+from notifyhub.observability.metrics import CONSUMER_LAG_MESSAGES
+from notifyhub.runtime.outages import OUTAGES
 
 logger = logging.getLogger(__name__)
 

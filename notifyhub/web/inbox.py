@@ -18,7 +18,7 @@ from faust.web import View
 from notifyhub.app import app, publish_all, resources, topics
 from notifyhub.cores.records import Outgoing
 from notifyhub.db import inbox
-from notifyhub.messages import Seen
+from notifyhub.model.messages import Seen
 from notifyhub.web.auth import authenticate_inbox_token, authenticate_tenant
 from notifyhub.web.inputs import bounded_int, int_or_default, parse_uuid
 from notifyhub.web.responses import ApiError, ok

@@ -24,12 +24,12 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from mode import Service
 from pydantic_core import to_jsonable_python
 
-from notifyhub import inbox_tokens
 from notifyhub.app import app, resources, settings
 from notifyhub.db import inbox
-from notifyhub.messages import Message, RecipientId
-from notifyhub.metrics import INAPP_WS_CONNECTIONS
-from notifyhub.realtime import InboxHub
+from notifyhub.inbox import tokens as inbox_tokens
+from notifyhub.inbox.realtime import InboxHub
+from notifyhub.model.messages import Message, RecipientId
+from notifyhub.observability.metrics import INAPP_WS_CONNECTIONS
 from notifyhub.web.auth import authenticate_inbox_token, authenticate_tenant
 from notifyhub.web.inputs import parse_body, parse_uuid
 from notifyhub.web.responses import ApiError, ok

@@ -13,7 +13,7 @@ from aiohttp import web
 from faust.web import View
 
 from notifyhub.app import app
-from notifyhub.tables.caps import counters_for
+from notifyhub.tables.frequency_caps import counters_for
 from notifyhub.tables.held import held_for
 from notifyhub.tables.preferences import preferences_table
 from notifyhub.web.auth import authenticate_admin

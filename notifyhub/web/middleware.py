@@ -13,11 +13,11 @@ from aiohttp import web
 from opentelemetry import propagate, trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
-from notifyhub import logs, tracing
-from notifyhub.limits import UNSTORABLE_TEXT, is_storable
-from notifyhub.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
-from notifyhub.outages import OUTAGES
-from notifyhub.tracing import tracer
+from notifyhub.model.limits import UNSTORABLE_TEXT, is_storable
+from notifyhub.observability import logs, tracing
+from notifyhub.observability.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+from notifyhub.observability.tracing import tracer
+from notifyhub.runtime.outages import OUTAGES
 from notifyhub.web.responses import REQUEST_ID_KEY, ApiError, error
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,6 @@ from faust.web import View
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from notifyhub import limits, tracing
 from notifyhub.app import (
     app,
     delivery_events_topic,
@@ -22,9 +21,11 @@ from notifyhub.app import (
     settings,
     topics,
 )
-from notifyhub.channels import Channel
+from notifyhub.content.resolve import Unresolvable, resolve
 from notifyhub.db import notifications
-from notifyhub.messages import (
+from notifyhub.model import limits
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import (
     DeliveryEvent,
     IntakeMessage,
     Message,
@@ -34,8 +35,9 @@ from notifyhub.messages import (
     RecipientId,
     ShortText,
 )
-from notifyhub.outages import OUTAGES
-from notifyhub.resolve import Unresolvable, resolve
+from notifyhub.model.status import Status
+from notifyhub.observability import tracing
+from notifyhub.runtime.outages import OUTAGES
 from notifyhub.services.acceptance import (
     RETRY_AFTER_SECONDS,
     Acceptance,
@@ -44,7 +46,6 @@ from notifyhub.services.acceptance import (
     QueueUnavailable,
 )
 from notifyhub.services.quotas import TenantQuotas
-from notifyhub.status import Status
 from notifyhub.web.auth import Caller, authenticate_tenant
 from notifyhub.web.inputs import page_of, parse_body, parse_uuid, parse_value
 from notifyhub.web.responses import ApiError, ok, read_json_object, validation_details

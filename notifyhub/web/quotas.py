@@ -8,7 +8,7 @@ from pydantic import Field
 
 from notifyhub.app import app, resources, settings
 from notifyhub.db import quotas
-from notifyhub.messages import Message
+from notifyhub.model.messages import Message
 from notifyhub.services.quotas import RATE_CACHE_SECONDS
 from notifyhub.web.auth import authenticate_admin
 from notifyhub.web.inputs import parse_body, parse_uuid

@@ -26,13 +26,13 @@ from aiohttp import web
 from faust.web import View
 
 from notifyhub.app import app, publish_all, resources, settings, topics
-from notifyhub.channels import Channel
 from notifyhub.cores.records import Outgoing
 from notifyhub.db import suppressions
-from notifyhub.messages import ProviderReceipt
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import ProviderReceipt
+from notifyhub.model.status import Status
 from notifyhub.receipts import sns, twilio
 from notifyhub.receipts.model import Receipt
-from notifyhub.status import Status
 from notifyhub.web.responses import ApiError
 
 logger = logging.getLogger(__name__)

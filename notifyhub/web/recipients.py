@@ -12,9 +12,9 @@ from faust.web import View
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
 from notifyhub.app import app, preference_updates_topic, publish, resources
-from notifyhub.channels import Channel
 from notifyhub.db import recipients
-from notifyhub.messages import (
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import (
     CATEGORY_PATTERN,
     HHMM_PATTERN,
     MAX_FREQUENCY_CAP,

@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from notifyhub.limits import (
+from notifyhub.model.limits import (
     MAX_JSON_DEPTH,
     Unacceptable,
     json_problem,
@@ -95,7 +95,7 @@ BODY_DEPTH = 2 * MAX_JSON_DEPTH
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 422 that says what is wrong with it.
 
-    The limits that apply everywhere (``notifyhub.limits``) are checked here for the whole
+    The limits that apply everywhere (``notifyhub.model.limits``) are checked here for the whole
     body; each model checks its payloads against their own, tighter bounds.
     """
     raw = await request.read()

@@ -14,9 +14,9 @@ from faust.web import View
 from pydantic import StringConstraints, ValidationInfo, field_validator
 
 from notifyhub.app import app, resources
-from notifyhub.channels import Channel
 from notifyhub.db import suppressions
-from notifyhub.messages import Message, OneLine, channel_address
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Message, OneLine, channel_address
 from notifyhub.web.auth import authenticate_tenant
 from notifyhub.web.inputs import page_of, parse_body
 from notifyhub.web.responses import ApiError, ok

@@ -2,7 +2,7 @@
 
 A template may have locale variants (``locales``: language tag → its own subject and body
 template); a notification is rendered in the one that fits its locale (see
-``notifyhub.rendering.pick_locale``), else in the template's default texts.
+``notifyhub.content.rendering.pick_locale``), else in the template's default texts.
 """
 
 from __future__ import annotations
@@ -17,10 +17,16 @@ from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from notifyhub.app import app, resources
-from notifyhub.channels import Channel
+from notifyhub.content.rendering import (
+    MAX_TEMPLATE_CHARS,
+    RenderError,
+    check_syntax,
+    pick_locale,
+    render,
+)
 from notifyhub.db import templates
-from notifyhub.messages import Locale, Message, Payload
-from notifyhub.rendering import MAX_TEMPLATE_CHARS, RenderError, check_syntax, pick_locale, render
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Locale, Message, Payload
 from notifyhub.web.auth import authenticate_tenant
 from notifyhub.web.inputs import page_of, parse_body, parse_uuid
 from notifyhub.web.responses import ApiError, ok

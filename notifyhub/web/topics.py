@@ -18,12 +18,12 @@ from faust.web import View
 from pydantic import Field, StringConstraints
 
 from notifyhub.app import app, publish_all, resources, topics
-from notifyhub.channels import Channel
 from notifyhub.cores.records import Outgoing
 from notifyhub.cores.topics import TopicFanout
 from notifyhub.db import templates
 from notifyhub.db import topics as topic_rows
-from notifyhub.messages import (
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import (
     DEFAULT_PRIORITY,
     LEAST_URGENT,
     MOST_URGENT,

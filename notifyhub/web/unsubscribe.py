@@ -1,4 +1,4 @@
-"""``/unsubscribe/{token}``: the e-mail unsubscribe link (``notifyhub.unsubscribe``).
+"""``/unsubscribe/{token}``: the e-mail unsubscribe link (``notifyhub.receipts.unsubscribe``).
 
 ``POST`` (the mailbox provider's one-click button, RFC 8058, or the page's own button)
 turns the preference off without a login and answers with a small page. ``GET`` only
@@ -13,8 +13,8 @@ from html import escape
 from aiohttp import web
 from faust.web import View
 
-from notifyhub import unsubscribe
 from notifyhub.app import app, settings
+from notifyhub.receipts import unsubscribe
 from notifyhub.web.recipients import turn_off
 
 PAGE = """<!doctype html>

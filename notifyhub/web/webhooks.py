@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from notifyhub.app import app, resources, settings
 from notifyhub.db import webhooks as webhooks_db
-from notifyhub.messages import Message
+from notifyhub.model.messages import Message
 from notifyhub.web.auth import authenticate_tenant
 from notifyhub.web.inputs import page_of, parse_body, parse_uuid
 from notifyhub.web.responses import ApiError, ok

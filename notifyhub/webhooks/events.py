@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, get_args
 
-from notifyhub.messages import DeliveryEvent, DeviceTokenEvent, Occurrence
-from notifyhub.status import Status
+from notifyhub.model.messages import DeliveryEvent, DeviceTokenEvent, Occurrence
+from notifyhub.model.status import Status
 
 DEVICE_TOKEN_DEACTIVATED = "device_token.deactivated"
 # NotifyHub's notification.delivered / .failed / .dropped, plus every other status the

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 
 from notifyhub.db import webhooks as webhooks_db
-from notifyhub.resources import Resources
+from notifyhub.runtime.resources import Resources
 
 SUBSCRIPTIONS_CACHE_SECONDS = 1.0
 # Past this many remembered answers, the expired ones are dropped (tenants come and go).

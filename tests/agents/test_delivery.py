@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from notifyhub.messages import DeviceTokenEvent
+from notifyhub.model.messages import DeviceTokenEvent
 from tests.conftest import (
     Tenant,
     Worker,

@@ -13,7 +13,7 @@ import redis.asyncio as redis
 from aiokafka import AIOKafkaProducer
 
 from notifyhub.db import notifications
-from notifyhub.messages import IntakeMessage
+from notifyhub.model.messages import IntakeMessage
 from tests.agents.test_pipeline import sunk
 from tests.conftest import (
     Tenant,

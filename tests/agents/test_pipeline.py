@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from notifyhub.messages import DeadLetter
+from notifyhub.model.messages import DeadLetter
 from tests.conftest import Tenant, Worker, eventually
 from tests.stack import Services
 

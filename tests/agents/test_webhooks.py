@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from notifyhub.messages import WebhookDelivery
+from notifyhub.model.messages import WebhookDelivery
 from notifyhub.webhooks import endpoint_secrets
 from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
 from tests.servers.webhook_receiver import WebhookReceiver

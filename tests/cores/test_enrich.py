@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from notifyhub.channels import Channel
 from notifyhub.cores.enrich import Routed, Template, Variant, route
 from notifyhub.cores.records import Headers, Outgoing
-from notifyhub.frequency_caps import Counted
-from notifyhub.messages import DeliveryEvent, HoldRequest, Notification
-from notifyhub.status import Status
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import DeliveryEvent, HoldRequest, Notification
+from notifyhub.model.status import Status
+from notifyhub.rules.frequency_caps import Counted
 
 TOPICS = TopicNames("pfx", 3)
 TENANT = uuid.UUID("6f1d1d7e-8a57-4c57-9d5f-4f0e6c1f9a10")

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifyhub.channels import Channel
 from notifyhub.cores.entry import entry_event, entry_records
 from notifyhub.cores.records import PERSISTED_HEADER, Headers, Outgoing
-from notifyhub.messages import DeliveryEvent, HoldRequest, Notification
-from notifyhub.status import Status
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import DeliveryEvent, HoldRequest, Notification
+from notifyhub.model.status import Status
 
 TOPICS = TopicNames("pfx", 3)
 TENANT = uuid.UUID("6f1d1d7e-8a57-4c57-9d5f-4f0e6c1f9a10")

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from notifyhub.channels import Channel
 from notifyhub.cores.intake import Rejected, parse
+from notifyhub.model.channels import Channel
 
 TENANT = "6f1d1d7e-8a57-4c57-9d5f-4f0e6c1f9a10"
 NOW = time.time()

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from notifyhub.channels import Channel
 from notifyhub.cores.send import Consequences, RetryPolicy, consequences
 from notifyhub.delivery.dispatch import Outcome, Result
-from notifyhub.messages import DeliveryEvent, HoldRequest, Notification
-from notifyhub.status import Status
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import DeliveryEvent, HoldRequest, Notification
+from notifyhub.model.status import Status
 
 TOPICS = TopicNames("pfx", 3)
 TENANT = uuid.UUID("6f1d1d7e-8a57-4c57-9d5f-4f0e6c1f9a10")

@@ -8,8 +8,8 @@ from typing import Any
 
 from notifyhub.cores.records import Headers
 from notifyhub.cores.webhooks import SourceEvent, Subscriptions, fan_out
-from notifyhub.messages import WebhookDelivery
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.messages import WebhookDelivery
 
 TOPICS = TopicNames("pfx", 3)
 TENANT = uuid.UUID("6f1d1d7e-8a57-4c57-9d5f-4f0e6c1f9a10")

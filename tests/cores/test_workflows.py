@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from notifyhub.channels import Channel
 from notifyhub.cores import digests, escalations
 from notifyhub.cores.enrich import route
-from notifyhub.messages import DigestRule, EscalationOf, EscalationStep, HoldRequest, Notification
-from notifyhub.status import Status
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import DigestRule, EscalationOf, EscalationStep, HoldRequest, Notification
+from notifyhub.model.status import Status
 
 TENANT = uuid.uuid4()
 TOPICS = TopicNames("pfx", 3)

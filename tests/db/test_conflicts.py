@@ -7,7 +7,7 @@ import uuid
 
 import asyncpg
 
-from notifyhub.outages import through_outages
+from notifyhub.runtime.outages import through_outages
 
 
 async def test_both_sides_of_a_deadlock_complete(database: asyncpg.Pool) -> None:

@@ -56,7 +56,7 @@ async def test_an_applied_migration_that_was_edited_is_refused(empty_database: s
 
 
 async def test_status_rank_in_sql_matches_the_lifecycle(database: asyncpg.Pool) -> None:
-    from notifyhub.status import FINAL_STATUSES, HELD_STATUSES, RECEIPT_STATUSES, Status
+    from notifyhub.model.status import FINAL_STATUSES, HELD_STATUSES, RECEIPT_STATUSES, Status
 
     ranks = {s: await database.fetchval("SELECT notification_status_rank($1)", s.value) for s in Status}
     assert all(rank >= 0 for rank in ranks.values())

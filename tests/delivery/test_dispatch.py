@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from notifyhub.channels import Channel
 from notifyhub.delivery.breakers import BreakerState, CircuitBreaker
 from notifyhub.delivery.dispatch import Dispatcher, Result
-from notifyhub.messages import Notification
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from notifyhub.providers.base import ProviderError, SendResult
 
 

@@ -8,7 +8,7 @@ import uuid
 
 import redis.asyncio as redis
 
-from notifyhub.delivery.rate_limits import ProviderRateLimiter
+from notifyhub.delivery.provider_limits import ProviderRateLimiter
 from tests.stack import Services
 
 RATE = 20.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifyhub import inbox_tokens
+from notifyhub.inbox import tokens as inbox_tokens
 from tests.conftest import SESSION_SECRETS, Tenant, Worker
 from tests.stack import Services
 from tests.test_operator_cli import notifyhub

@@ -29,7 +29,7 @@ import asyncpg
 import redis.asyncio as redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from notifyhub.consumer_lag import LagMeter
+from notifyhub.observability.lag import LagMeter
 from notifyhub.providers.sink import sink_keys
 from tests.conftest import Tenant, Worker
 

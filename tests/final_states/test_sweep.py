@@ -17,7 +17,7 @@ import redis.asyncio as redis
 
 from notifyhub.db import notifications, tenants
 from notifyhub.db.migrate import migrate
-from notifyhub.messages import IntakeMessage
+from notifyhub.model.messages import IntakeMessage
 from tests.agents.test_pipeline import sunk
 from tests.conftest import Tenant, Worker, eventually, metric, wait_for_status
 from tests.stack import Services

@@ -1,4 +1,4 @@
-"""The one set of input limits (``notifyhub.limits``) as the models apply them: the same
+"""The one set of input limits (``notifyhub.model.limits``) as the models apply them: the same
 answer for the HTTP API and the Kafka intake contract. Pure logic, no services."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from notifyhub import limits
-from notifyhub.messages import IntakeMessage, NotificationRequest
+from notifyhub.model import limits
+from notifyhub.model.messages import IntakeMessage, NotificationRequest
 from notifyhub.web.responses import validation_details
 
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from notifyhub.content.rendering import locale_fallbacks, pick_locale
 from notifyhub.cores.enrich import Template, Variant
-from notifyhub.messages import NotificationRequest
-from notifyhub.rendering import locale_fallbacks, pick_locale
+from notifyhub.model.messages import NotificationRequest
 
 NOW = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 

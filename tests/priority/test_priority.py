@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from notifyhub.channels import Channel
 from notifyhub.cores.intake import Rejected, as_notification, parse
-from notifyhub.messages import HoldRequest, IntakeMessage, Notification
-from notifyhub.settings import Settings
-from notifyhub.topics import Lane, TopicNames
+from notifyhub.kafka.topics import Lane, TopicNames
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import HoldRequest, IntakeMessage, Notification
+from notifyhub.runtime.settings import Settings
 
 TENANT = "6f1d1d7e-8a57-4c57-9d5f-4f0e6c1f9a10"
 NOW = time.time()

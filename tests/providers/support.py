@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifyhub.messages import Notification
+from notifyhub.model.messages import Notification
 from notifyhub.providers.base import Provider, ProviderError
 
 

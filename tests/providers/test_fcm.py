@@ -17,12 +17,12 @@ from typing import Any
 import firebase_admin
 import pytest
 
-from notifyhub.channels import Channel
-from notifyhub.messages import Notification
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from notifyhub.providers.base import ProviderConfigError
 from notifyhub.providers.fcm import FcmProvider, create
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 from tests.providers.support import refusal
 from tests.servers.fcm import FakeFcm
 from tests.stack import free_port

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from notifyhub.channels import Channel
+from notifyhub.model.channels import Channel
 from notifyhub.providers import ProviderConfigError, providers_for
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 
 
 def build(channel: Channel, **env: str) -> list[str]:

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from botocore.exceptions import ClientError
 
-from notifyhub.channels import Channel
-from notifyhub.messages import Notification
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from notifyhub.providers.base import ProviderConfigError, ProviderError
 from notifyhub.providers.ses import SesProvider, create
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 from tests.servers.ses import FakeSes
 from tests.stack import free_port
 

@@ -7,8 +7,8 @@ import uuid
 
 import redis.asyncio as redis
 
-from notifyhub.channels import Channel
-from notifyhub.messages import Notification
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from notifyhub.providers.sink import SinkProvider, sink_keys
 
 

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from notifyhub.channels import Channel
-from notifyhub.messages import Notification
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from notifyhub.providers.base import ProviderConfigError
 from notifyhub.providers.smtp import SmtpProvider, create
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 from tests.providers.support import refusal
 from tests.servers.smtp import SENDER, FakeSmtp
 from tests.stack import free_port

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from notifyhub.channels import Channel
-from notifyhub.messages import Notification
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from notifyhub.providers.base import ProviderConfigError
 from notifyhub.providers.twilio import TwilioProvider, create
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 from tests.providers.support import refusal
 from tests.servers.twilio import FROM_NUMBER, FakeTwilio
 from tests.stack import free_port

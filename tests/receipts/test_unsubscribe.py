@@ -11,9 +11,9 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from notifyhub import unsubscribe
-from notifyhub.channels import Channel
-from notifyhub.settings import Settings
+from notifyhub.model.channels import Channel
+from notifyhub.receipts import unsubscribe
+from notifyhub.runtime.settings import Settings
 from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
 from tests.servers.smtp import FakeSmtp
 

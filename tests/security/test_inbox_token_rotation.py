@@ -8,7 +8,7 @@ import uuid
 import jwt
 import pytest
 
-from notifyhub import inbox_tokens
+from notifyhub.inbox import tokens as inbox_tokens
 
 CURRENT = "current-" + "c" * 32
 PREVIOUS = "previous-" + "p" * 32

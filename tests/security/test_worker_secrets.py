@@ -26,7 +26,7 @@ def run_worker(**secrets: str) -> subprocess.CompletedProcess[str]:
     env = {name: value for name, value in os.environ.items() if name not in LEFT_OUT}
     env.update(secrets)
     return subprocess.run(
-        [sys.executable, "-m", "notifyhub.cli", "worker"],
+        [sys.executable, "-m", "notifyhub.cli.main", "worker"],
         env=env,
         capture_output=True,
         text=True,

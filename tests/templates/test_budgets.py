@@ -7,9 +7,7 @@ import time
 import pytest
 
 from bench.template_budget import HOSTILE, PAYLOAD
-from notifyhub.channels import Channel
-from notifyhub.providers.email_content import text_of
-from notifyhub.rendering import (
+from notifyhub.content.rendering import (
     MAX_RENDER_SECONDS,
     MAX_TEMPLATE_CHARS,
     RenderBudgetExceeded,
@@ -18,6 +16,8 @@ from notifyhub.rendering import (
     is_html,
     render,
 )
+from notifyhub.model.channels import Channel
+from notifyhub.providers.email_content import text_of
 
 # A budget stops a render within its time budget plus one step, which is at most a few ms.
 HOLD_BOUND = MAX_RENDER_SECONDS + 0.1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from notifyhub.channels import Channel
 from notifyhub.cores.entry import entry_event
 from notifyhub.cores.intake import as_notification
 from notifyhub.cores.topics import (
@@ -16,7 +15,8 @@ from notifyhub.cores.topics import (
     next_step,
     notification_id,
 )
-from notifyhub.topics import TopicNames
+from notifyhub.kafka.topics import TopicNames
+from notifyhub.model.channels import Channel
 
 TOPICS = TopicNames("nh", priority_threshold=3)
 TENANT = uuid.UUID("00000000-0000-0000-0000-0000000000aa")

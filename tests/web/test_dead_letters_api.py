@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as redis
 
 from notifyhub.db import dead_letters
-from notifyhub.messages import DeadLetter
+from notifyhub.model.messages import DeadLetter
 from tests.conftest import Tenant, Worker, call, eventually
 
 pytestmark = pytest.mark.stack

@@ -9,9 +9,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from notifyhub.channels import Channel
 from notifyhub.db import inbox
-from notifyhub.messages import Notification
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
 from tests.conftest import Tenant, Worker, call
 
 pytestmark = pytest.mark.stack

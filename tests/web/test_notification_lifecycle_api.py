@@ -14,7 +14,7 @@ import redis.asyncio as redis
 from aiokafka import AIOKafkaProducer
 
 from notifyhub.db import notifications, tenants
-from notifyhub.messages import IntakeMessage
+from notifyhub.model.messages import IntakeMessage
 from tests.agents.test_pipeline import sunk
 from tests.conftest import Tenant, Worker, call, eventually
 

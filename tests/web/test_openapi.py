@@ -23,7 +23,7 @@ from referencing.jsonschema import DRAFT202012
 from schemathesis.core.failures import FailureGroup
 
 from notifyhub.db import notifications, tenants
-from notifyhub.messages import IntakeMessage
+from notifyhub.model.messages import IntakeMessage
 from tests.conftest import Tenant, Worker
 
 pytestmark = pytest.mark.stack

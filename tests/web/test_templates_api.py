@@ -6,9 +6,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from notifyhub.channels import Channel
+from notifyhub.content.rendering import MAX_TEMPLATE_CHARS
 from notifyhub.db import templates, tenants
-from notifyhub.rendering import MAX_TEMPLATE_CHARS
+from notifyhub.model.channels import Channel
 from notifyhub.web.templates import MAX_TEMPLATE_LOCALES, MAX_TEMPLATES_PER_TENANT
 from tests.conftest import Tenant, Worker, call
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 
-from notifyhub.channels import Channel
 from notifyhub.delivery.breakers import CircuitBreaker
 from notifyhub.delivery.device_tokens import RegisteredDeviceTokens
 from notifyhub.delivery.dispatch import Dispatcher
-from notifyhub.delivery.rate_limits import ProviderRateLimiter
+from notifyhub.delivery.provider_limits import ProviderRateLimiter
+from notifyhub.model.channels import Channel
 from notifyhub.providers import providers_for
-from notifyhub.resources import Resources
-from notifyhub.settings import Settings
+from notifyhub.runtime.resources import Resources
+from notifyhub.runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from notifyhub.channels import Channel
-from notifyhub.settings import Settings
+from notifyhub.model.channels import Channel
+from notifyhub.runtime.settings import Settings
 
 
 class Lane(StrEnum):

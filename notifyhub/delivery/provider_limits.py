@@ -13,8 +13,8 @@ import logging
 
 import redis.asyncio as redis
 
-from notifyhub.metrics import RATE_LIMIT_DECISIONS
-from notifyhub.outages import through_outages
+from notifyhub.observability.metrics import RATE_LIMIT_DECISIONS
+from notifyhub.runtime.outages import through_outages
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import asyncpg
 import redis.asyncio as redis
 from aiokafka import AIOKafkaClient
 
-from notifyhub.consumer_lag import LagMeter
 from notifyhub.db import create_pool
-from notifyhub.settings import Settings
+from notifyhub.observability.lag import LagMeter
+from notifyhub.runtime.settings import Settings
 
 # Redis calls sit on the request path: a Redis that does not answer in this time
 # counts as down rather than stalling requests.

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import jwt
 
-from notifyhub.channels import Channel
-from notifyhub.messages import Notification
-from notifyhub.settings import Settings
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import Notification
+from notifyhub.runtime.settings import Settings
 
 ALGORITHM = "HS256"
 PURPOSE = "unsubscribe"

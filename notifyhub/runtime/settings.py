@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from notifyhub.channels import Channel
+from notifyhub.model.channels import Channel
 
 # NotifyHub's worker pool sizes per channel.
 DEFAULT_SEND_CONCURRENCY = {Channel.EMAIL: 5, Channel.PUSH: 3, Channel.SMS: 2, Channel.INAPP: 5}

@@ -28,9 +28,9 @@ from pydantic import (
 from pydantic.networks import validate_email
 from pydantic_core import PydanticCustomError
 
-from notifyhub import limits
-from notifyhub.channels import Channel
-from notifyhub.status import Status
+from notifyhub.model import limits
+from notifyhub.model.channels import Channel
+from notifyhub.model.status import Status
 
 # A notification id derived from where a message sits in Kafka, for producers that
 # send none: a redelivered message then keeps its id instead of becoming a new one.
@@ -61,7 +61,7 @@ def _one_line(text: str | None) -> str | None:
     return text
 
 
-# A client's payload: a JSON object within ``notifyhub.limits`` (depth, numbers, size).
+# A client's payload: a JSON object within ``notifyhub.model.limits`` (depth, numbers, size).
 Payload = Annotated[dict[str, Any], AfterValidator(_within_limits)]
 # A client's scheduled_at: with a time zone, convertible to UTC, not in the distant past.
 ScheduledAt = Annotated[AwareDatetime, AfterValidator(_usable_time)]

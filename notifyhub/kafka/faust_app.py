@@ -1,6 +1,6 @@
 """Faust's ``App``, with NotifyHub's fixes and its cheaper per-record path, fenced here.
 
-Fixes (``notifyhub.kafka_consumer``): each partition's records are passed on in offset
+Fixes (``notifyhub.kafka.consumer``): each partition's records are passed on in offset
 order, and a rebalance's recovery does not clear the stream buffers a second time.
 
 The cheaper path. Faust spends 150-300 µs of CPU per record and hop on this machine
@@ -8,7 +8,7 @@ before an agent sees the record; most of it is machinery a batch agent does not 
 
 * the consumer hands each record to the conductor as a task of its own, raced against
   a second task (``wait_first``), although delivering it to a stream's buffer almost
-  never waits (``notifyhub.kafka_consumer``: ``_Delivery``);
+  never waits (``notifyhub.kafka.consumer``: ``_Delivery``);
 * a stream takes each record from its buffer with a loop turn of its own
   (``asyncio.sleep(0)``), runs processors and sensors per record, and ``take_events``
   adds a processor per record on top (``take_batches`` drains the buffer instead);
@@ -38,7 +38,7 @@ from faust.types import EventT, StreamT
 from faust.types.transports import TransportT
 from mode.utils.queues import FlowControlEvent
 
-from notifyhub.kafka_consumer import InOrderTransport, StreamFlowControl
+from notifyhub.kafka.consumer import InOrderTransport, StreamFlowControl
 
 __all__ = [
     "ChangelogTable",
@@ -106,7 +106,7 @@ def table_persisted(table: ChangelogTable) -> Callable[[asyncio.Future[Any]], No
 
 
 class NotifyHubApp(faust.App):
-    """Faust's app with the two fixes ``notifyhub.kafka_consumer`` explains, a consumer
+    """Faust's app with the two fixes ``notifyhub.kafka.consumer`` explains, a consumer
     that delivers records to the stream buffers without a task per record, and tables
     whose changelog records are produced per batch (``ChangelogTable``)."""
 

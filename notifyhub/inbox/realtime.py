@@ -19,7 +19,7 @@ from typing import Any
 import redis.asyncio as redis
 from pydantic_core import to_jsonable_python
 
-from notifyhub.outages import OUTAGES
+from notifyhub.runtime.outages import OUTAGES
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The frequency-cap table: when each recipient was last sent something, per channel.
 
 Keyed by ``tenant:recipient`` like enrich, which both reads and writes it; each value maps
-a channel to its counted sends, packed (``notifyhub.frequency_caps.Counted``). A plain table
+a channel to its counted sends, packed (``notifyhub.rules.frequency_caps.Counted``). A plain table
 of pruned histories rather than a windowed table: Faust's windowed tables stop expiring
 after a RocksDB restart (faust-streaming issue 385), and a history pruned to the window on
 every write stays small (at most ``cap`` sends per channel).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from notifyhub.app import app, settings
-from notifyhub.frequency_caps import Counted
+from notifyhub.rules.frequency_caps import Counted
 
 caps_table = app.Table(
     "frequency-caps",

@@ -19,7 +19,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from notifyhub.messages import HHMM_PATTERN
+from notifyhub.model.messages import HHMM_PATTERN
 
 
 def parse_clock(hhmm: str) -> time:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from notifyhub.settings import get_settings
+from notifyhub.runtime.settings import get_settings
 
 # Re-read the offset file at most this often: a test's change shows within this time.
 OFFSET_REFRESH_SECONDS = 0.2

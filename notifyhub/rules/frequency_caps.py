@@ -3,7 +3,7 @@
 The decision is pure: it takes the timestamps (seconds since the epoch) of the sends
 admitted before and returns whether one more is admitted now, with the history to store
 in its place. ``admit`` makes the same decision on the compact form
-``notifyhub.tables.caps`` keeps per recipient and channel (``Counted``).
+``notifyhub.tables.frequency_caps`` keeps per recipient and channel (``Counted``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from notifyhub.channels import Channel
-from notifyhub.messages import ChannelPreference
+from notifyhub.model.channels import Channel
+from notifyhub.model.messages import ChannelPreference
 
 SECONDS_PER_MINUTE = 60
 

@@ -34,8 +34,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 from prometheus_client import Histogram
 
-from notifyhub import logs
-from notifyhub.metrics import CONSUME_LAG_SECONDS
+from notifyhub.observability import logs
+from notifyhub.observability.metrics import CONSUME_LAG_SECONDS
 
 tracer = trace.get_tracer("notifyhub")
 

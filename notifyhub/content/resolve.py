@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from notifyhub.db import recipients, templates
-from notifyhub.messages import ADDRESSED_CHANNELS, NotificationRequest
+from notifyhub.model.messages import ADDRESSED_CHANNELS, NotificationRequest
 
 RequestT = NotificationRequest
 

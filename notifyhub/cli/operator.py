@@ -28,8 +28,8 @@ from typing import Any, TextIO
 import aiohttp
 from aiokafka import AIOKafkaConsumer
 
-from notifyhub.consumer_lag import LagMeter, PartitionLag, by_topic
-from notifyhub.settings import Settings, get_settings
+from notifyhub.observability.lag import LagMeter, PartitionLag, by_topic
+from notifyhub.runtime.settings import Settings, get_settings
 
 # How long the admin API gets per request before the command gives up.
 ADMIN_TIMEOUT_SECONDS = 30.0

@@ -33,7 +33,7 @@ from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from notifyhub.channels import Channel
+from notifyhub.model.channels import Channel
 
 # One compiled template per (autoescape, source). A worker serves a few hundred tenant
 # templates at most, and each renders thousands of times, so compiling once pays; the

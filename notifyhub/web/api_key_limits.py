@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from notifyhub.metrics import RATE_LIMIT_DECISIONS
+from notifyhub.observability.metrics import RATE_LIMIT_DECISIONS
 
 logger = logging.getLogger(__name__)
 

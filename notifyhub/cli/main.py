@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from notifyhub.settings import InsecureSecret, get_settings
+from notifyhub.runtime.settings import InsecureSecret, get_settings
 
 # How long the worker gets to sign an inbox token before ``inbox-url`` gives up.
 INBOX_URL_TIMEOUT_SECONDS = 10.0
@@ -32,8 +32,8 @@ def _worker(args: argparse.Namespace) -> int:
     except InsecureSecret as exc:
         print(f"notifyhub worker: {exc}", file=sys.stderr)
         return 2
-    from notifyhub import logs, tracing
-    from notifyhub.faust_app import NotifyHubWorker
+    from notifyhub.kafka.faust_app import NotifyHubWorker
+    from notifyhub.observability import logs, tracing
     from notifyhub.worker import load_app
 
     app = load_app()
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     inbox_url.add_argument("--url", help="a worker's base URL (default: NOTIFYHUB_WEB_HOST:PORT)")
     inbox_url.set_defaults(run=_inbox_url_command)
 
-    from notifyhub.operator_commands import register
+    from notifyhub.cli.operator import register
 
     register(commands)
 

@@ -1,0 +1,1 @@
+"""The ``notifyhub`` command line."""

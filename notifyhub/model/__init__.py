@@ -1,0 +1,1 @@
+"""The data NotifyHub passes around: Kafka messages, statuses, channels, input limits."""

@@ -1,0 +1,1 @@
+"""Metrics, traces, structured logs and consumer lag."""

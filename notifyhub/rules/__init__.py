@@ -1,0 +1,1 @@
+"""Pure decisions on whether to send now: frequency caps and quiet hours."""

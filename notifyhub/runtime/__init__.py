@@ -1,0 +1,1 @@
+"""What a process runs with: settings, shared connections, the clock, outage detection."""
