@@ -10,7 +10,8 @@ WORKERS_SCRIPT := deployments/local/workers.sh
 WORKERS ?= 1
 # `make run`'s in-app channel is real (its inbox is PostgreSQL, no outside credentials);
 # email, SMS and push go to the recording sink unless their providers are configured
-# (NOTIFYHUB_EMAIL_PROVIDERS=ses ..., see README), since a sunk channel cannot have providers.
+# (NOTIFYHUB_EMAIL_PROVIDERS=ses ..., see docs/configuration.md), since a sunk channel
+# cannot have providers.
 comma := ,
 empty :=
 space := $(empty) $(empty)
@@ -21,7 +22,7 @@ export NOTIFYHUB_SINK_CHANNELS ?= $(subst $(space),$(comma),$(strip $(SINK_DEFAU
 DEMO_RECIPIENT := user-1
 export NOTIFYHUB_WEB_PORT ?= $(WORKER_PORT)
 
-.PHONY: install stack run stop test test-faults lint clean
+.PHONY: install stack run stop test unit test-faults lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -79,19 +80,30 @@ stop:
 	@RUN_DIR=$(RUN_DIR) $(WORKERS_SCRIPT) stop
 	$(STACK) down
 
-test: install
+# The lint runs first: a type or layer error fails the suite as a test would.
+test: lint
 	$(STACK) install
 	$(STACK) install-browser
 	$(VENV)/bin/pytest
+
+# The unit lane: every test that needs no service (well under a minute). A test that needs
+# the services carries the stack marker (tests/support/plugin.py adds it); with the
+# services' addresses unset and NOTIFYHUB_NO_SERVICES set, none can reach them.
+unit: install
+	env -u DATABASE_URL -u REDIS_URL -u KAFKA_BOOTSTRAP_SERVERS -u CI NOTIFYHUB_NO_SERVICES=1 \
+	  $(VENV)/bin/pytest -m "not stack and not faults" -q
 
 # Only the fault tests (part of `make test` too): they break a stack of their own.
 test-faults: install
 	$(STACK) install
 	$(VENV)/bin/pytest -m faults -s tests/faults
 
+# ruff (style, bugs, private access), mypy --strict on notifyhub, and the layer edges.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean: stop
 	rm -rf $(RUN_DIR) .stack

@@ -1,6 +1,6 @@
 """How long a hostile template holds the event loop: the longest single blocking render.
 
-Each hostile template below (``tests/templates/test_budgets.py`` checks which budget stops
+Each hostile template below (``tests/content/test_budgets.py`` checks which budget stops
 each) is rendered
 ``ROUNDS`` times, as the pipeline renders it (synchronously, on the loop); the figure is the
 slowest single render, which is what one template can make every other task wait.

@@ -55,7 +55,7 @@ has no counterpart in the relays. ``--skip-relay`` skips every baseline;
 ``--faust-relay`` chooses the Faust ones.
 
 With ``--provider ses|smtp|twilio`` the workers send through that provider's real client
-to its local protocol server (``tests/servers/``, in a process of its own) instead of the
+to its local protocol server (``tests/support/servers/``, in a process of its own) instead of the
 sink; done is still ``delivered`` in PostgreSQL, and duplicates are notifications with
 more than one ``delivered`` row in the delivery log (one per provider answer).
 
@@ -333,9 +333,9 @@ async def create_tenant(database_url: str, name: str) -> uuid.UUID:
 # --provider: the local server speaking the provider's protocol (run as a module of the
 # test suite, in its own process) and the channel it sends.
 PROVIDER_SERVERS = {
-    "ses": ("tests.servers.ses", "email"),
-    "smtp": ("tests.servers.smtp", "email"),
-    "twilio": ("tests.servers.twilio", "sms"),
+    "ses": ("tests.support.servers.ses", "email"),
+    "smtp": ("tests.support.servers.smtp", "email"),
+    "twilio": ("tests.support.servers.twilio", "sms"),
 }
 
 

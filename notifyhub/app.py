@@ -43,17 +43,17 @@ from mode import Service
 
 from notifyhub.cores.records import Outgoing
 from notifyhub.kafka.faust_app import NotifyHubApp, produce
+from notifyhub.kafka.partitions import partition_of
 from notifyhub.kafka.topics import Lane, TopicNames
 from notifyhub.model.channels import Channel
 from notifyhub.observability import tracing
 from notifyhub.runtime.resources import Resources
 from notifyhub.runtime.settings import get_settings
-from notifyhub.tables.partitions import partition_of
 from notifyhub.web.middleware import middlewares
 
 settings = get_settings()
 
-AgentFun = Callable[[faust.StreamT], Awaitable[None]]
+AgentFun = Callable[[faust.StreamT[bytes]], Awaitable[None]]
 
 # The HTTP API's body limit (NotifyHub's contract: 1 MB).
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
@@ -166,10 +166,10 @@ topic_fanout_topic = _topic(topics.topic_fanout)
 receipts_topic = _topic(topics.receipts)
 
 
-def lane_agents(lanes: Lanes, name: str) -> Callable[[AgentFun], dict[Lane, faust.types.AgentT]]:
+def lane_agents(lanes: Lanes, name: str) -> Callable[[AgentFun], dict[Lane, faust.types.AgentT[bytes]]]:
     """Register one stream processor as an agent on each lane of a stage."""
 
-    def register(fun: AgentFun) -> dict[Lane, faust.types.AgentT]:
+    def register(fun: AgentFun) -> dict[Lane, faust.types.AgentT[bytes]]:
         return {lane: app.agent(lanes[lane], name=f"{name}-{lane}")(fun) for lane in Lane}
 
     return register

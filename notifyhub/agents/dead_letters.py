@@ -20,6 +20,7 @@ from going out for a notification delivered or cancelled meanwhile.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -29,13 +30,13 @@ import faust
 from pydantic import ValidationError
 
 from notifyhub.agents.kit import batches
-from notifyhub.agents.reliability import through_outages
 from notifyhub.app import all_dead_letter_topics, app, emit, resources, topics
 from notifyhub.cores.records import PERSISTED, event_record
 from notifyhub.db import dead_letters, notifications
 from notifyhub.kafka.topics import Lane, TopicNames
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import DeadLetter, DeliveryEvent
+from notifyhub.runtime.outages import through_outages
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +131,12 @@ async def _persist(letters: list[DeadLetter]) -> list[DeliveryEvent]:
 
 
 @app.agent(all_dead_letter_topics, name="dead-letters")
-async def persist_dead_letters(stream: faust.StreamT) -> None:
+async def persist_dead_letters(stream: faust.StreamT[bytes]) -> None:
     async for batch in batches(stream, within=BATCH_WAIT_SECONDS):
         letters = [tied(letter) for event in batch if (letter := _parse(event.value)) is not None]
         if not letters:
             continue
-        failed = await through_outages(lambda ls=letters: _persist(ls), "persist dead letters")
+        failed = await through_outages(functools.partial(_persist, letters), "persist dead letters")
         for event in failed:
             logger.warning(
                 "notification %s (tenant %s) failed: %s",

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import faust
 
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
-from notifyhub.agents.reliability import through_outages
 from notifyhub.agents.webhooks import fan_out
 from notifyhub.app import app, delivery_events_topic, resources
 from notifyhub.cores.records import PERSISTED_HEADER
@@ -25,10 +24,11 @@ from notifyhub.db import notifications
 from notifyhub.model.messages import DeliveryEvent
 from notifyhub.observability import tracing
 from notifyhub.observability.metrics import NOTIFICATIONS_PROCESSED
+from notifyhub.runtime.outages import through_outages
 from notifyhub.webhooks.events import notification_payload
 
 
-async def _apply(records: Sequence[faust.EventT]) -> None:
+async def _apply(records: Sequence[faust.EventT[bytes]]) -> None:
     with tracing.batch_spans(records, "delivery-events") as traces:
         good, letters = parsed(records, DeliveryEvent, "delivery event")
         trace_of = dict(zip(records, traces, strict=True))
@@ -59,6 +59,6 @@ async def _apply(records: Sequence[faust.EventT]) -> None:
 
 
 @app.agent(delivery_events_topic, name="delivery-events")
-async def delivery_events(stream: faust.StreamT) -> None:
+async def delivery_events(stream: faust.StreamT[bytes]) -> None:
     async for records in batches(stream):
         await guarded(records, _apply, "delivery events")

@@ -23,7 +23,6 @@ import asyncpg
 import faust
 
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
-from notifyhub.agents.reliability import through_outages
 from notifyhub.app import emit, enrich_topics, lane_agents, resources, topics
 from notifyhub.cores.enrich import Template, Variant, route
 from notifyhub.db import templates as templates_db
@@ -32,6 +31,7 @@ from notifyhub.model.messages import Notification
 from notifyhub.observability import tracing
 from notifyhub.observability.metrics import RATE_LIMIT_DECISIONS, TEMPLATE_RENDER_SECONDS
 from notifyhub.runtime import clock
+from notifyhub.runtime.outages import through_outages
 from notifyhub.tables import frequency_caps as caps
 from notifyhub.tables.preferences import preferences_table
 
@@ -64,7 +64,7 @@ async def _templates(ids: set[uuid.UUID]) -> dict[uuid.UUID, Template | None]:
     return {i: _template_cache[i][1] for i in ids}
 
 
-async def _enrich(events: Sequence[faust.EventT]) -> None:
+async def _enrich(events: Sequence[faust.EventT[bytes]]) -> None:
     with tracing.batch_spans(events, "enrich") as traces:
         good, letters = parsed(events, Notification, "enrich message")
         trace_of = dict(zip(events, traces, strict=True))
@@ -73,7 +73,7 @@ async def _enrich(events: Sequence[faust.EventT]) -> None:
             await through_outages(lambda: _templates(wanted), "enrich: read templates") if wanted else {}
         )
         # The tables of a recipient are read and written at an event of that recipient.
-        last_event: dict[bytes, faust.EventT] = {}
+        last_event: dict[bytes, faust.EventT[bytes]] = {}
         for event, notification in good:
             last_event[notification.recipient_key] = event
         preferences = {}
@@ -106,6 +106,6 @@ async def _enrich(events: Sequence[faust.EventT]) -> None:
 
 
 @lane_agents(enrich_topics, "enrich")
-async def enrich(stream: faust.StreamT) -> None:
+async def enrich(stream: faust.StreamT[bytes]) -> None:
     async for events in batches(stream):
         await guarded(events, _enrich, "enrich")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from typing import cast
 
 import faust
 from pydantic import ValidationError
@@ -28,7 +29,14 @@ from notifyhub.cores.digests import digested_event
 from notifyhub.cores.escalations import chain_event
 from notifyhub.cores.records import Outgoing, event_record
 from notifyhub.kafka.faust_app import at_event
-from notifyhub.model.messages import DeadLetter, HeldMessage, HoldRequest, Notification, Seen
+from notifyhub.model.messages import (
+    DeadLetter,
+    Destination,
+    HeldMessage,
+    HoldRequest,
+    Notification,
+    Seen,
+)
 from notifyhub.observability import tracing
 from notifyhub.runtime import clock
 from notifyhub.tables.held import (
@@ -59,13 +67,13 @@ def _released(released: Released) -> Outgoing:
     assert notification is not None  # a hold carries one or the other
     destination = (
         topics.enrich(notification.priority)
-        if released.destination == "enrich"
+        if released.destination is Destination.ENRICH
         else topics.send(notification.channel, notification.priority)
     )
     return Outgoing(destination, notification.recipient_key, notification.to_bytes(), headers)
 
 
-async def _handle(events: Sequence[faust.EventT]) -> None:
+async def _handle(events: Sequence[faust.EventT[bytes]]) -> None:
     records: list[Outgoing] = []
     letters: list[DeadLetter] = []
     # Released digest windows and escalation steps: new notifications, stored together.
@@ -79,17 +87,19 @@ async def _handle(events: Sequence[faust.EventT]) -> None:
                 letters.append(letter_for(event, f"invalid held message: {exc}"))
                 continue
             now = clock.now()
+            # Faust types a key loosely; the held topic's are the recipients' (raw bytes).
+            key = cast(bytes, event.key)
             with at_event(event):
                 if isinstance(message, HoldRequest):
                     # The request's trace is kept with it, for what is released later.
                     kept = {k: v.decode("latin-1") for k, v in tracing.passed_on(event.headers, trace)}
-                    if message.destination == "digest":
-                        records.append(_digested(message, collect(event.key, message, now, kept), now))
+                    if message.destination is Destination.DIGEST:
+                        records.append(_digested(message, collect(key, message, now, kept), now))
                     else:
-                        hold(event.key, message, now, kept)
+                        hold(key, message, now, kept)
                     continue
                 if isinstance(message, Seen):
-                    stopped = stop_escalations(event.key, set(message.notification_ids), now)
+                    stopped = stop_escalations(key, set(message.notification_ids), now)
                     records += [_stopped(notification, now) for notification in stopped]
                     continue
                 partition, offset = event.message.partition, event.message.offset
@@ -102,9 +112,9 @@ async def _handle(events: Sequence[faust.EventT]) -> None:
                             partition,
                             offset,
                         )
-                    if released.destination == "digest":
+                    if released.destination is Destination.DIGEST:
                         windows.append(released)
-                    elif released.destination == "escalate":
+                    elif released.destination is Destination.ESCALATE:
                         steps.append(released)
                     else:
                         records.append(_released(released))
@@ -127,12 +137,13 @@ def _stopped(notification: Notification, now: float) -> Outgoing:
 
 
 @app.agent(held_topic, name="held")
-async def held(stream: faust.StreamT) -> None:
+async def held(stream: faust.StreamT[bytes]) -> None:
     async for events in batches(stream):
         await guarded(events, _handle, "held")
 
 
-@app.timer(TICK_SECONDS)
+# Faust hides App.timer from mypy (no_type_check), so its decorator is untyped.
+@app.timer(TICK_SECONDS)  # type: ignore[untyped-decorator]
 async def tick_held_partitions() -> None:
     """Time flows into the held stage as messages: one tick per owned held partition."""
     name = held_topic.get_topic_name()
@@ -142,5 +153,5 @@ async def tick_held_partitions() -> None:
 
 
 @app.on_rebalance_complete.connect
-async def _rescan_after_rebalance(sender: object, **kwargs: object) -> None:
+async def _rescan_after_rebalance(sender: object, /, *args: object, **kwargs: object) -> None:
     forget_partitions()

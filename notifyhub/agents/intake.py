@@ -26,9 +26,8 @@ import faust
 from opentelemetry.trace import Span
 
 from notifyhub.agents.kit import batches, dead_letters, guarded
-from notifyhub.agents.reliability import letter_for, through_outages
-from notifyhub.app import emit, intake_topics, lane_agents, resources, topics
-from notifyhub.content.resolve import Unresolvable, resolve
+from notifyhub.agents.reliability import letter_for
+from notifyhub.app import emit, intake_topics, lane_agents, resources, settings, topics
 from notifyhub.cores.entry import entry_event, entry_records
 from notifyhub.cores.intake import Rejected, as_notification, parse, tenant_hint
 from notifyhub.cores.records import Outgoing, event_record
@@ -38,6 +37,8 @@ from notifyhub.model.status import Status
 from notifyhub.observability import tracing
 from notifyhub.observability.metrics import NOTIFICATIONS_ENQUEUED
 from notifyhub.runtime import clock
+from notifyhub.runtime.outages import through_outages
+from notifyhub.services.resolve import Unresolvable, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 _known_tenants: set[uuid.UUID] = set()
 
 
-def _letter(event: faust.EventT, reason: str) -> DeadLetter:
+def _letter(event: faust.EventT[bytes], reason: str) -> DeadLetter:
     return letter_for(event, reason, tenant_id=tenant_hint(event.value))
 
 
@@ -60,20 +61,20 @@ async def _unknown_tenants(tenant_ids: set[uuid.UUID]) -> set[uuid.UUID]:
 
 
 async def _completed(
-    accepted: list[tuple[faust.EventT, IntakeMessage]],
-) -> tuple[list[tuple[faust.EventT, IntakeMessage]], list[Outgoing], list[DeadLetter]]:
+    accepted: list[tuple[faust.EventT[bytes], IntakeMessage]],
+) -> tuple[list[tuple[faust.EventT[bytes], IntakeMessage]], list[Outgoing], list[DeadLetter]]:
     """The messages with their template id and address looked up; a message naming what
     the tenant does not have is a dead letter, or fails when it was stored before (a
     record read again after its template went away)."""
     pool = await resources.db()
-    complete: list[tuple[faust.EventT, IntakeMessage]] = []
+    complete: list[tuple[faust.EventT[bytes], IntakeMessage]] = []
     failed: list[Outgoing] = []
     letters: list[DeadLetter] = []
     for event, message in accepted:
         try:
             complete.append((event, await resolve(pool, message.tenant_id, message)))
         except Unresolvable as exc:
-            if await notifications.exists(pool, message.tenant_id, message.id):
+            if await notifications.exists(pool, message.tenant_id, message.assigned_id):
                 known = as_notification(message)
                 report = DeliveryEvent.about(known, Status.FAILED, reason=str(exc))
                 failed.append(event_record(topics.delivery_events, report))
@@ -82,22 +83,22 @@ async def _completed(
     return complete, failed, letters
 
 
-async def _accept(events: Sequence[faust.EventT]) -> None:
+async def _accept(events: Sequence[faust.EventT[bytes]]) -> None:
     with tracing.batch_spans(events, "intake") as traces:
         await _accept_traced(events, dict(zip(events, traces, strict=True)))
 
 
 async def _accept_traced(
-    events: Sequence[faust.EventT], traces: dict[faust.EventT, Span | None]
+    events: Sequence[faust.EventT[bytes]], traces: dict[faust.EventT[bytes], Span | None]
 ) -> None:
     now = clock.now()
-    accepted: list[tuple[faust.EventT, IntakeMessage]] = []
+    accepted: list[tuple[faust.EventT[bytes], IntakeMessage]] = []
     letters: list[DeadLetter] = []
     for event in events:
-        message = event.message
+        record = event.message
         try:
             accepted.append(
-                (event, parse(event.value, f"{message.topic}:{message.partition}:{message.offset}", now))
+                (event, parse(event.value, f"{record.topic}:{record.partition}:{record.offset}", now))
             )
         except Rejected as exc:
             letters.append(_letter(event, str(exc)))
@@ -120,7 +121,9 @@ async def _accept_traced(
         messages = [m for _, m in accepted]
         pool = await resources.db()
         passed = await through_outages(
-            lambda: notifications.store_accepted(pool, announced, messages),
+            lambda: notifications.store_accepted(
+                pool, announced, messages, settings.idempotency_retention_seconds
+            ),
             f"intake: store {len(messages)} notifications",
         )
         for (event, notification), entry in zip(entries, announced, strict=True):
@@ -154,6 +157,6 @@ async def _accept_traced(
 
 
 @lane_agents(intake_topics, "intake")
-async def intake(stream: faust.StreamT) -> None:
+async def intake(stream: faust.StreamT[bytes]) -> None:
     async for events in batches(stream):
         await guarded(events, _accept, "intake")

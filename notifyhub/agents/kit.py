@@ -35,18 +35,18 @@ BATCH_WAIT_SECONDS = 0.002
 
 
 def batches(
-    stream: faust.StreamT, size: int = BATCH_SIZE, within: float = BATCH_WAIT_SECONDS
-) -> AsyncIterator[Sequence[faust.EventT]]:
+    stream: faust.StreamT[bytes], size: int = BATCH_SIZE, within: float = BATCH_WAIT_SECONDS
+) -> AsyncIterator[Sequence[faust.EventT[bytes]]]:
     """The stream's events in batches; each batch is acknowledged when the loop body that
     received it finishes."""
     return take_batches(stream, size, within)
 
 
 def parsed(
-    events: Sequence[faust.EventT], model: type[M], what: str, **details: object
-) -> tuple[list[tuple[faust.EventT, M]], list[DeadLetter]]:
+    events: Sequence[faust.EventT[bytes]], model: type[M], what: str, **details: object
+) -> tuple[list[tuple[faust.EventT[bytes], M]], list[DeadLetter]]:
     """Each event with its message, and a dead letter for each that is not one."""
-    good: list[tuple[faust.EventT, M]] = []
+    good: list[tuple[faust.EventT[bytes], M]] = []
     bad: list[DeadLetter] = []
     for event in events:
         try:
@@ -62,8 +62,8 @@ async def dead_letters(letters: Sequence[DeadLetter], topic: faust.TopicT = dead
 
 
 async def guarded(
-    events: Sequence[faust.EventT],
-    step: Callable[[Sequence[faust.EventT]], Awaitable[object]],
+    events: Sequence[faust.EventT[bytes]],
+    step: Callable[[Sequence[faust.EventT[bytes]]], Awaitable[object]],
     what: str,
     *,
     isolate: bool = True,

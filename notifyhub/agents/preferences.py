@@ -17,7 +17,7 @@ from notifyhub.model.messages import PreferenceUpdate
 from notifyhub.tables.preferences import apply_update
 
 
-async def _apply(events: Sequence[faust.EventT]) -> None:
+async def _apply(events: Sequence[faust.EventT[bytes]]) -> None:
     good, letters = parsed(events, PreferenceUpdate, "preference update")
     for event, update in good:
         with at_event(event):
@@ -26,6 +26,6 @@ async def _apply(events: Sequence[faust.EventT]) -> None:
 
 
 @app.agent(preference_updates_topic, name="preferences")
-async def apply_preference_updates(stream: faust.StreamT) -> None:
+async def apply_preference_updates(stream: faust.StreamT[bytes]) -> None:
     async for events in batches(stream):
         await guarded(events, _apply, "preference updates")

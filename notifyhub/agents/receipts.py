@@ -22,13 +22,13 @@ from collections.abc import Sequence
 import faust
 
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
-from notifyhub.agents.reliability import through_outages
 from notifyhub.app import app, emit, receipts_topic, resources, topics
 from notifyhub.cores.records import Outgoing, event_record
 from notifyhub.db import notifications, suppressions
-from notifyhub.model.messages import DeliveryEvent, HoldRequest, ProviderReceipt
+from notifyhub.model.messages import DeliveryEvent, Destination, HoldRequest, ProviderReceipt
 from notifyhub.observability.metrics import RECEIPTS
 from notifyhub.runtime import clock
+from notifyhub.runtime.outages import through_outages
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +41,11 @@ FIRST_WAIT_SECONDS = 1.0
 def _retry(receipt: ProviderReceipt, now: float) -> Outgoing:
     later = receipt.model_copy(update={"attempt": receipt.attempt + 1})
     wait = FIRST_WAIT_SECONDS * 2 ** (receipt.attempt - 1)
-    request = HoldRequest(receipt=later, release_at=now + wait, destination="receipt")
+    request = HoldRequest(receipt=later, release_at=now + wait, destination=Destination.RECEIPT)
     return Outgoing(topics.held, receipt.key, request.to_bytes())
 
 
-async def _apply(events: Sequence[faust.EventT]) -> None:
+async def _apply(events: Sequence[faust.EventT[bytes]]) -> None:
     good, letters = parsed(events, ProviderReceipt, "provider receipt")
     pool = await resources.db()
     wanted = list({(r.provider, r.provider_message_id) for _, r in good})
@@ -103,6 +103,6 @@ async def _apply(events: Sequence[faust.EventT]) -> None:
 
 
 @app.agent(receipts_topic, name="receipts")
-async def receipts(stream: faust.StreamT) -> None:
+async def receipts(stream: faust.StreamT[bytes]) -> None:
     async for events in batches(stream):
         await guarded(events, _apply, "receipts")

@@ -64,7 +64,7 @@ async def to_completion(work: Awaitable[None], what: str) -> None:
         raise
 
 
-def letter_for(event: faust.EventT, reason: str, **details: Any) -> DeadLetter:
+def letter_for(event: faust.EventT[bytes], reason: str, **details: Any) -> DeadLetter:
     """A dead letter holding the event's own key and bytes, so a replay sends it as it was."""
     return DeadLetter(
         source_topic=event.message.topic,

@@ -37,7 +37,7 @@ from mode import Service
 from opentelemetry.trace import Span
 
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
-from notifyhub.agents.reliability import through_outages, to_completion
+from notifyhub.agents.reliability import to_completion
 from notifyhub.app import (
     app,
     emit,
@@ -51,14 +51,16 @@ from notifyhub.app import (
 from notifyhub.cores.records import PERSISTED, Headers, Outgoing, event_record
 from notifyhub.cores.send import RetryPolicy, consequences
 from notifyhub.db import notifications
-from notifyhub.delivery.dispatch import Dispatcher, Outcome, Result
+from notifyhub.delivery.dispatch import Dispatcher
 from notifyhub.delivery.from_settings import Dispatchers
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import DeliveryEvent, Notification
+from notifyhub.model.outcomes import Outcome, Result
 from notifyhub.model.status import Status
 from notifyhub.observability import tracing
 from notifyhub.observability.metrics import SEND_RETRIES
 from notifyhub.runtime import clock
+from notifyhub.runtime.outages import through_outages
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +164,7 @@ async def _delivered(
 
 
 async def _send_batch(
-    channel: Channel, slots: asyncio.Semaphore, events: Sequence[faust.EventT]
+    channel: Channel, slots: asyncio.Semaphore, events: Sequence[faust.EventT[bytes]]
 ) -> None:
     with tracing.batch_spans(events, "send") as traces:
         trace_of = dict(zip(events, traces, strict=True))
@@ -213,8 +215,8 @@ async def _send_batch(
         await dead_letters(done.letters, send_dead_letter_topics[channel])
 
 
-def _sender(channel: Channel) -> Callable[[faust.StreamT], Coroutine[Any, Any, None]]:
-    async def send(stream: faust.StreamT) -> None:
+def _sender(channel: Channel) -> Callable[[faust.StreamT[bytes]], Coroutine[Any, Any, None]]:
+    async def send(stream: faust.StreamT[bytes]) -> None:
         slots = asyncio.Semaphore(settings.send_concurrency[channel])
         async for events in batches(stream):
             # A worker told to stop lets the batch's sends finish and records them first.

@@ -123,7 +123,8 @@ async def sweep() -> None:
         )
 
 
-@app.timer(INTERVAL_SECONDS, on_leader=True)
+# Faust hides App.timer from mypy (no_type_check), so its decorator is untyped.
+@app.timer(INTERVAL_SECONDS, on_leader=True)  # type: ignore[untyped-decorator]
 async def sweep_stuck_notifications() -> None:
     try:
         await sweep()

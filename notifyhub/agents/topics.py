@@ -28,7 +28,7 @@ import asyncpg
 import faust
 
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
-from notifyhub.app import app, publish_all, resources, topic_fanout_topic, topics
+from notifyhub.app import app, publish_all, resources, settings, topic_fanout_topic, topics
 from notifyhub.cores.entry import entry_event
 from notifyhub.cores.intake import as_notification
 from notifyhub.cores.topics import TopicFanout, TopicSend, chunk_of, chunk_records, next_step
@@ -94,7 +94,9 @@ async def _walk(fanout: TopicFanout) -> None:
     passed: dict[uuid.UUID, bool] = {}
     if chunk.messages:
         passed = await through_outages(
-            lambda: notifications.store_accepted(pool, [e for _, e in entries], chunk.messages),
+            lambda: notifications.store_accepted(
+                pool, [e for _, e in entries], chunk.messages, settings.idempotency_retention_seconds
+            ),
             f"{where}: store {len(chunk.messages)} notifications",
         )
     last = len(recipient_ids) < CHUNK_SIZE
@@ -128,7 +130,7 @@ async def _walk(fanout: TopicFanout) -> None:
         )
 
 
-async def _step(events: Sequence[faust.EventT]) -> None:
+async def _step(events: Sequence[faust.EventT[bytes]]) -> None:
     steps, letters = parsed(events, TopicFanout, "topic fan-out step")
     await dead_letters(letters)
     for _, fanout in steps:
@@ -136,6 +138,6 @@ async def _step(events: Sequence[faust.EventT]) -> None:
 
 
 @app.agent(topic_fanout_topic, name="topic-fanout")
-async def topic_fanout(stream: faust.StreamT) -> None:
+async def topic_fanout(stream: faust.StreamT[bytes]) -> None:
     async for events in batches(stream):
         await guarded(events, _step, "topic fan-out")

@@ -29,7 +29,7 @@ import faust
 from mode import Service
 
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
-from notifyhub.agents.reliability import dead_letter, through_outages
+from notifyhub.agents.reliability import dead_letter
 from notifyhub.app import (
     app,
     device_token_events_topic,
@@ -45,11 +45,12 @@ from notifyhub.cores.records import Headers
 from notifyhub.cores.webhooks import SourceEvent
 from notifyhub.cores.webhooks import fan_out as deliveries_for
 from notifyhub.db import webhooks as webhooks_db
-from notifyhub.delivery.backoff import retry_delay
 from notifyhub.model.messages import DeadLetter, DeviceTokenEvent, WebhookDelivery
 from notifyhub.observability import tracing
 from notifyhub.observability.metrics import WEBHOOK_DELIVERED, WEBHOOK_FAILED
+from notifyhub.rules.backoff import retry_delay
 from notifyhub.runtime import clock
+from notifyhub.runtime.outages import through_outages
 from notifyhub.webhooks import endpoint_secrets, signing
 from notifyhub.webhooks.addresses import (
     AddressPolicy,
@@ -88,7 +89,7 @@ async def fan_out(sources: Sequence[SourceEvent]) -> None:
     await emit(deliveries_for(sources, subscribed, topics))
 
 
-async def _fan_out_device_token_events(records: Sequence[faust.EventT]) -> None:
+async def _fan_out_device_token_events(records: Sequence[faust.EventT[bytes]]) -> None:
     good, letters = parsed(records, DeviceTokenEvent, "device token event")
     sources = []
     for record, event in good:
@@ -100,7 +101,7 @@ async def _fan_out_device_token_events(records: Sequence[faust.EventT]) -> None:
 
 
 @app.agent(device_token_events_topic, name="webhook-device-token-events")
-async def webhook_device_token_events(stream: faust.StreamT) -> None:
+async def webhook_device_token_events(stream: faust.StreamT[bytes]) -> None:
     async for records in batches(stream):
         await guarded(records, _fan_out_device_token_events, "device token events fan-out")
 
@@ -145,6 +146,7 @@ async def _attempt(delivery: WebhookDelivery, target: webhooks_db.Target) -> web
     started = time.perf_counter()
     status: int | None = None
     error: str | None = None
+    refused = False
     try:
         url = parse_url(target.url)
         policy.check_url(url)
@@ -163,9 +165,9 @@ async def _attempt(delivery: WebhookDelivery, target: webhooks_db.Target) -> web
                 answer = await _answer_excerpt(response)
                 error = f"HTTP {status}: {answer}"
     except (InvalidUrl, AddressRefused) as exc:
-        error = f"refused: {exc}"
+        error, refused = f"refused: {exc}", True
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        error = _connection_error(exc)
+        error, refused = _connection_error(exc)
     return webhooks_db.Attempt(
         delivery_id=delivery.delivery_id,
         endpoint_id=delivery.endpoint_id,
@@ -176,6 +178,7 @@ async def _attempt(delivery: WebhookDelivery, target: webhooks_db.Target) -> web
         error=error[:MAX_ERROR_LENGTH] if error else None,
         succeeded=error is None,
         duration_ms=(time.perf_counter() - started) * 1000,
+        refused=refused,
     )
 
 
@@ -195,11 +198,12 @@ async def _answer_excerpt(response: aiohttp.ClientResponse) -> str:
     return text[:ANSWER_EXCERPT_LENGTH]
 
 
-def _connection_error(exc: Exception) -> str:
-    """What went wrong; a refusal by ``GuardedResolver`` arrives wrapped by aiohttp."""
+def _connection_error(exc: Exception) -> tuple[str, bool]:
+    """What went wrong, and whether it was a refusal (``GuardedResolver``'s arrives wrapped
+    by aiohttp)."""
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
-        return f"refused: {exc.os_error}"
-    return f"{type(exc).__name__}: {exc}"
+        return f"refused: {exc.os_error}", True
+    return f"{type(exc).__name__}: {exc}", False
 
 
 async def _deliver_in_order(
@@ -232,9 +236,7 @@ async def _after(delivery: WebhookDelivery, attempt: webhooks_db.Attempt, header
     if attempt.succeeded:
         WEBHOOK_DELIVERED.labels(event=delivery.event).inc()
         return
-    final = delivery.attempt >= settings.webhook_max_attempts or (attempt.error or "").startswith(
-        "refused"
-    )
+    final = attempt.refused or delivery.attempt >= settings.webhook_max_attempts
     WEBHOOK_FAILED.labels(event=delivery.event, final=str(final).lower()).inc()
     if not final:
         wait = retry_delay(
@@ -258,7 +260,7 @@ async def _after(delivery: WebhookDelivery, attempt: webhooks_db.Attempt, header
     )
 
 
-async def _deliver_batch(records: Sequence[faust.EventT]) -> None:
+async def _deliver_batch(records: Sequence[faust.EventT[bytes]]) -> None:
     good, letters = parsed(records, WebhookDelivery, "webhook delivery")
     await dead_letters(letters)
     per_endpoint: dict[uuid.UUID, list[WebhookDelivery]] = defaultdict(list)
@@ -296,7 +298,7 @@ _slots = asyncio.Semaphore(settings.webhook_concurrency)
 
 
 @app.agent(webhooks_outbound_topic, name="webhook-deliveries")
-async def deliver_webhooks(stream: faust.StreamT) -> None:
+async def deliver_webhooks(stream: faust.StreamT[bytes]) -> None:
     async for records in batches(stream):
         # Sent again one by one, a failed batch would repeat requests receivers accepted.
         await guarded(records, _deliver_batch, "webhook deliveries", isolate=False)

@@ -11,13 +11,12 @@ records produced (by the held agent), then the acknowledgement.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
 
-from notifyhub.agents.reliability import through_outages
-from notifyhub.app import resources, topics
-from notifyhub.content.resolve import Unresolvable, resolve
+from notifyhub.app import resources, settings, topics
 from notifyhub.cores import escalations
 from notifyhub.cores.digests import digest_message
 from notifyhub.cores.entry import entry_event, entry_records
@@ -26,6 +25,8 @@ from notifyhub.cores.records import Headers, Outgoing, event_record
 from notifyhub.db import inbox, notifications
 from notifyhub.model.messages import DeliveryEvent, IntakeMessage, Notification
 from notifyhub.observability import tracing
+from notifyhub.runtime.outages import through_outages
+from notifyhub.services.resolve import Unresolvable, resolve
 from notifyhub.tables.held import Released
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,9 @@ async def released(windows: Sequence[Released], steps: Sequence[Released], now: 
                 continue
             try:
                 message = await through_outages(
-                    lambda n=notification: resolve(pool, n.tenant_id, escalations.step_message(n)),
+                    functools.partial(
+                        resolve, pool, notification.tenant_id, escalations.step_message(notification)
+                    ),
                     "escalation: resolve the step",
                 )
             except Unresolvable as exc:
@@ -73,26 +76,29 @@ async def released(windows: Sequence[Released], steps: Sequence[Released], now: 
                 )
                 records.append(_report(stopped, headers))
                 continue
-            step_of[message.id] = notification
+            step_of[message.assigned_id] = notification
             accepted.append((message, escalations.as_step(message, notification), headers))
     if not accepted:
         return records
     announced = [entry_event(n, now) for _, n, _ in accepted]
     messages = [m for m, _, _ in accepted]
     passed = await through_outages(
-        lambda: notifications.store_accepted(pool, announced, messages),
+        lambda: notifications.store_accepted(
+            pool, announced, messages, settings.idempotency_retention_seconds
+        ),
         f"held: store {len(messages)} digests and escalation steps",
     )
     for (message, notification, headers), entry in zip(accepted, announced, strict=True):
         if notification.id not in passed:
             continue  # final already: a release made twice, long after the first
         records += entry_records(topics, notification, entry, headers, persisted=passed[notification.id])
-        sent = step_of.get(message.id)
-        if sent is not None:
-            reason = escalations.step_reason(sent, notification.id)
+        previous = step_of.get(message.assigned_id)
+        if previous is not None:
+            reason = escalations.step_reason(previous, notification.id)
             records.append(
                 _report(
-                    escalations.chain_event(sent, "escalated", reason, now, notification.id), headers
+                    escalations.chain_event(previous, "escalated", reason, now, notification.id),
+                    headers,
                 )
             )
     return records

@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     register(commands)
 
     args = parser.parse_args(argv)
-    return args.run(args)
+    status: int = args.run(args)  # each subcommand's ``run`` returns the exit status
+    return status
 
 
 if __name__ == "__main__":

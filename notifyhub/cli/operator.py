@@ -22,6 +22,7 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -44,7 +45,7 @@ class OperatorError(Exception):
     """A problem the operator must fix (unreachable worker, refused token...)."""
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the operator subcommands to the ``notifyhub`` parser."""
     events = commands.add_parser("events", help="delivery events (tail, show)")
     events_commands = events.add_subparsers(dest="events_command", required=True)
@@ -90,7 +91,7 @@ def _dlq_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channel", help="only this channel's letters")
 
 
-def _run(command: Any) -> int:
+def _run(command: Coroutine[Any, Any, int]) -> int:
     try:
         return asyncio.run(command)
     except OperatorError as exc:

@@ -1,1 +1,2 @@
-"""What a message says: templates rendered with Jinja2, resolved from the tenant's store."""
+"""What a message says: tenant templates rendered with Jinja2 in a sandbox, within a budget,
+and the starter templates we ship."""

@@ -26,12 +26,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
+from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, LoopContext
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from notifyhub.model.channels import Channel
 
@@ -234,7 +235,10 @@ def _weight(value: Any) -> int:
     return total
 
 
-def _checked(value: Any, what: str = "a value") -> Any:
+_V = TypeVar("_V")
+
+
+def _checked(value: _V, what: str = "a value") -> _V:
     """``value`` when it is within the size budget; the size of a result built in C is only
     known afterwards, so each amplifying operation is also estimated before (``_ESTIMATES``)."""
     if (
@@ -394,7 +398,9 @@ class _BudgetedEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self, autoescape: bool) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=autoescape, finalize=_finalize)
         self.globals["range"] = _budgeted_range
-        self.globals["lipsum"] = _budgeted_function("lipsum", self.globals["lipsum"])
+        # Jinja2 types its globals as dict[str, object]; "lipsum" is generate_lorem_ipsum.
+        lipsum = cast(Callable[..., Any], self.globals["lipsum"])
+        self.globals["lipsum"] = _budgeted_function("lipsum", lipsum)
         self.filters = {name: _budgeted_function(name, f) for name, f in self.filters.items()}
 
     def budgeted_items(self, items: Iterable[Any]) -> Iterator[Any]:

@@ -36,6 +36,7 @@ from notifyhub.model.messages import (
     PAYLOAD_SUBJECT_FIELDS,
     ChannelPreference,
     DeliveryEvent,
+    Destination,
     Notification,
     preference_key,
 )
@@ -198,7 +199,7 @@ def route(
         if notification.digest is not None:
             # Collected first: the digest it joins is what gets content, preferences and caps.
             closes = now + notification.digest.window_seconds
-            routed.records.append(hold_record(topics, notification, closes, "digest", headers))
+            routed.records.append(hold_record(topics, notification, closes, Destination.DIGEST, headers))
             continue
         started = time.perf_counter()
         try:
@@ -231,7 +232,7 @@ def route(
                     _report(topics, notification, headers, Status.DEFERRED, "quiet hours")
                 )
                 routed.records.append(
-                    hold_record(topics, notification, until.timestamp(), "enrich", headers)
+                    hold_record(topics, notification, until.timestamp(), Destination.ENRICH, headers)
                 )
                 continue
         recipient_counts = counts.setdefault(key, {})

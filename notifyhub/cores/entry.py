@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from notifyhub.cores.held import hold_record
 from notifyhub.cores.records import PERSISTED, Headers, Outgoing, event_record
 from notifyhub.kafka.topics import TopicNames
-from notifyhub.model.messages import DeliveryEvent, Notification
+from notifyhub.model.messages import DeliveryEvent, Destination, Notification
 from notifyhub.model.status import Status
 
 # Entry events' ids are uuid5 of "{notification id}:{status}" under this namespace.
@@ -55,7 +55,9 @@ def entry_records(
         assert notification.scheduled_at is not None  # what makes it scheduled
         return [
             announced,
-            hold_record(topics, notification, notification.scheduled_at.timestamp(), "enrich", headers),
+            hold_record(
+                topics, notification, notification.scheduled_at.timestamp(), Destination.ENRICH, headers
+            ),
         ]
     return [
         announced,

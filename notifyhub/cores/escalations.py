@@ -24,7 +24,14 @@ from notifyhub.cores.held import hold_record
 from notifyhub.cores.records import Headers, Outgoing
 from notifyhub.kafka.topics import TopicNames
 from notifyhub.model.channels import Channel
-from notifyhub.model.messages import DeliveryEvent, EscalationOf, IntakeMessage, Notification, Occurrence
+from notifyhub.model.messages import (
+    DeliveryEvent,
+    Destination,
+    EscalationOf,
+    IntakeMessage,
+    Notification,
+    Occurrence,
+)
 from notifyhub.model.status import Status
 
 STEP_NAMESPACE = uuid.UUID("e5ca1a7e-3b7a-4c8e-9d55-657363616c61")
@@ -46,7 +53,7 @@ def next_step_hold(
     """After ``sent`` was delivered: the hold that sends its next step, if it has one."""
     if not sent.escalate:
         return None
-    return hold_record(topics, sent, now + sent.escalate[0].after_seconds, "escalate", headers)
+    return hold_record(topics, sent, now + sent.escalate[0].after_seconds, Destination.ESCALATE, headers)
 
 
 def step_message(sent: Notification) -> IntakeMessage:

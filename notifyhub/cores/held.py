@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from notifyhub.cores.records import Headers, Outgoing
 from notifyhub.kafka.topics import TopicNames
-from notifyhub.model.messages import HoldRequest, Notification, WebhookDelivery
-
-Destination = Literal["enrich", "send"]
+from notifyhub.model.messages import Destination, HoldRequest, Notification, WebhookDelivery
 
 
 def hold_record(
@@ -28,5 +24,5 @@ def webhook_retry_record(
     topics: TopicNames, delivery: WebhookDelivery, release_at: float, headers: Headers = ()
 ) -> Outgoing:
     """Keep a webhook delivery until its next attempt."""
-    request = HoldRequest(webhook=delivery, release_at=release_at, destination="webhook")
+    request = HoldRequest(webhook=delivery, release_at=release_at, destination=Destination.WEBHOOK)
     return Outgoing(topics.held, delivery.endpoint_key, request.to_bytes(), headers)

@@ -33,9 +33,11 @@ def parse(raw: bytes | None, origin: str, now: float) -> IntakeMessage:
             for e in exc.errors(include_url=False)
         )
         raise Rejected(f"invalid intake message: {problems}") from None
-    problems = message.unsupported_fields(datetime.fromtimestamp(now, UTC))
-    if problems:
-        raise Rejected("invalid intake message: " + "; ".join(f"{k}: {v}" for k, v in problems.items()))
+    unsupported = message.unsupported_fields(datetime.fromtimestamp(now, UTC))
+    if unsupported:
+        raise Rejected(
+            "invalid intake message: " + "; ".join(f"{k}: {v}" for k, v in unsupported.items())
+        )
     if message.id is None:
         message = message.model_copy(update={"id": uuid.uuid5(KAFKA_ORIGIN_NAMESPACE, origin)})
     return message

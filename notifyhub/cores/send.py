@@ -19,11 +19,11 @@ from typing import Any
 from notifyhub.cores.escalations import next_step_hold
 from notifyhub.cores.held import hold_record
 from notifyhub.cores.records import Headers, Outgoing
-from notifyhub.delivery.backoff import retry_delay
-from notifyhub.delivery.dispatch import Outcome, Result
 from notifyhub.kafka.topics import TopicNames
-from notifyhub.model.messages import DeadLetter, DeliveryEvent, Notification
+from notifyhub.model.messages import DeadLetter, DeliveryEvent, Destination, Notification
+from notifyhub.model.outcomes import Outcome, Result
 from notifyhub.model.status import Status
+from notifyhub.rules.backoff import retry_delay
 
 # Providers whose acceptance is the delivery itself (the message is in the inbox, or in the
 # sink's record); every other provider's acceptance is ``sent``, and its receipt, if any,
@@ -105,7 +105,7 @@ def _add(
         following, wait, reason = retry
         event = DeliveryEvent.about(notification, Status.RETRYING, reason=reason, **details)
         done.events.append((event, headers))
-        done.holds.append(hold_record(topics, following, now + wait, "send", headers))
+        done.holds.append(hold_record(topics, following, now + wait, Destination.SEND, headers))
         return
     if outcome.result is Result.TEMPORARY:
         reason = f"gave up after {attempt} attempts: {outcome.reason}"

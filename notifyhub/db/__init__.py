@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from notifyhub.runtime.settings import Settings
+
+# A connection to query on: one of its own, or one acquired from a pool (asyncpg hands
+# those out as a proxy, which is not a subclass of Connection).
+AnyConnection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy"
+# What a query that needs no transaction of its own runs on: the pool or a connection.
+PoolOrConnection: TypeAlias = "asyncpg.Pool | AnyConnection"
 
 # Enough for the HTTP API and the batching status writer of one worker; PostgreSQL's
 # own limit (100 by default) has to cover every worker's pool.
@@ -28,3 +37,16 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         command_timeout=COMMAND_TIMEOUT_SECONDS,
         reset=_keep_session,
     )
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """One round trip, for health checks: raises when PostgreSQL does not answer."""
+    await pool.fetchval("SELECT 1")
+
+
+def returned_row(row: asyncpg.Record | None) -> asyncpg.Record:
+    """The row of a statement that always returns one (an upsert, or an ``UPDATE`` of a row
+    the transaction has locked) with its RETURNING clause."""
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return row

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
+from notifyhub.db import PoolOrConnection
 from notifyhub.model.messages import DeadLetter
 
 DEAD_LETTER_COLUMNS = (
@@ -21,7 +22,7 @@ class AlreadyReplayed(Exception):
     """The dead letter was replayed before; replaying it again could send it twice."""
 
 
-async def insert_many(pool: asyncpg.Pool | asyncpg.Connection, letters: Sequence[DeadLetter]) -> None:
+async def insert_many(pool: PoolOrConnection, letters: Sequence[DeadLetter]) -> None:
     """Store dead letters; one already stored (same id) is left as it is."""
     await pool.executemany(
         """INSERT INTO dead_letters (id, tenant_id, source_topic, channel, reason, message_key,

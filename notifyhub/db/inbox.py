@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from notifyhub.db import returned_row
 from notifyhub.model.messages import Notification
 
 INBOX_COLUMNS = (
@@ -178,7 +179,7 @@ async def counts(pool: asyncpg.Pool, tenant_id: uuid.UUID, recipient_id: str) ->
         tenant_id,
         recipient_id,
     )
-    return dict(row)
+    return dict(returned_row(row))  # an aggregate without GROUP BY: always one row
 
 
 async def mark(
@@ -189,7 +190,7 @@ async def mark(
     message_id: uuid.UUID | None,
     *,
     on: bool = True,
-) -> int:
+) -> Marked:
     """Set (or clear) a state on one message, or on all the recipient's messages without it.
 
     The first time counts: marking a read message read keeps its ``read_at``. Returns how
@@ -216,7 +217,8 @@ async def mark(
               FROM marked""",
         *arguments,
     )
-    return Marked(row["matched"], list(row["escalating"]))
+    marked = returned_row(row)  # an aggregate without GROUP BY: always one row
+    return Marked(marked["matched"], list(marked["escalating"]))
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 
+from notifyhub.db import AnyConnection, PoolOrConnection
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import DeliveryEvent, DigestRule, EscalationStep, IntakeMessage
 from notifyhub.model.status import CANCELLABLE_STATUSES, FINAL_STATUSES, Status
-from notifyhub.runtime.settings import get_settings
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ def as_api_dict(row: asyncpg.Record, payload: dict[str, Any] | None = None) -> d
 
 
 async def insert_pending(
-    conn: asyncpg.Pool | asyncpg.Connection, messages: Sequence[IntakeMessage]
+    conn: PoolOrConnection, messages: Sequence[IntakeMessage]
 ) -> dict[uuid.UUID, asyncpg.Record]:
     """Insert new notifications (``pending``) in one statement; the rows stored, by id
     (an id that exists already is left as it is, and missing from the answer)."""
@@ -102,7 +102,7 @@ def _workflow_json(message: IntakeMessage) -> str | None:
 
 
 async def get_many(
-    conn: asyncpg.Pool | asyncpg.Connection, wanted: Sequence[tuple[uuid.UUID, uuid.UUID]]
+    conn: PoolOrConnection, wanted: Sequence[tuple[uuid.UUID, uuid.UUID]]
 ) -> dict[uuid.UUID, asyncpg.Record]:
     """The notifications (tenant, id) that exist, by id."""
     if not wanted:
@@ -232,9 +232,7 @@ UPDATE notifications AS n
 """
 
 
-async def record_events(
-    pool: asyncpg.Pool | asyncpg.Connection, events: Sequence[DeliveryEvent]
-) -> None:
+async def record_events(pool: PoolOrConnection, events: Sequence[DeliveryEvent]) -> None:
     """Record a batch of status events: the delivery log and the status (forward only).
 
     Idempotent: an event recorded twice leaves one log row and the same status.
@@ -412,7 +410,10 @@ SELECT n.id, false AS new FROM notifications n
 
 
 async def store_accepted(
-    pool: asyncpg.Pool, accepted: Sequence[DeliveryEvent], messages: Sequence[IntakeMessage]
+    pool: asyncpg.Pool,
+    accepted: Sequence[DeliveryEvent],
+    messages: Sequence[IntakeMessage],
+    retention_seconds: float,
 ) -> dict[uuid.UUID, bool]:
     """Store notifications from Kafka producers (``messages``), each with the status its
     event in ``accepted`` says (queued or scheduled) and that event's log row, in one
@@ -428,7 +429,7 @@ async def store_accepted(
         )
         return {row["id"]: row["new"] for row in rows}
     async with pool.acquire() as conn, conn.transaction():
-        owners = await claim_idempotency_keys(conn, messages, retention_seconds=None)
+        owners = await claim_idempotency_keys(conn, messages, retention_seconds)
         wanted = [
             (event, message)
             for event, message in zip(accepted, messages, strict=True)
@@ -478,23 +479,20 @@ IdempotencyKey = tuple[uuid.UUID, str]
 
 
 async def claim_idempotency_keys(
-    conn: asyncpg.Connection,
+    conn: AnyConnection,
     messages: Sequence[IntakeMessage],
-    retention_seconds: float | None,
+    retention_seconds: float,
 ) -> dict[IdempotencyKey, uuid.UUID]:
     """The notification that owns each idempotency key the messages carry: the first message
     carrying a key that is new or expired, else the notification it already stands for.
-
-    ``retention_seconds`` defaults to ``NOTIFYHUB_IDEMPOTENCY_RETENTION_HOURS``.
+    A key older than ``retention_seconds`` is expired.
     """
     first: dict[IdempotencyKey, uuid.UUID] = {}
     for message in messages:
         if message.idempotency_key:
-            first.setdefault((message.tenant_id, message.idempotency_key), message.id)
+            first.setdefault((message.tenant_id, message.idempotency_key), message.assigned_id)
     if not first:
         return {}
-    if retention_seconds is None:
-        retention_seconds = get_settings().idempotency_retention_hours * 3600
     keys = list(first)
     rows = await conn.fetch(
         CLAIM_KEYS,
@@ -558,9 +556,7 @@ SELECT n.id, n.tenant_id, n.channel, n.recipient_id, d.event_id, d.reason, d.occ
 """
 
 
-async def fail_unfinished(
-    conn: asyncpg.Pool | asyncpg.Connection, failures: Sequence[Failure]
-) -> list[DeliveryEvent]:
+async def fail_unfinished(conn: PoolOrConnection, failures: Sequence[Failure]) -> list[DeliveryEvent]:
     """Mark notifications ``failed`` with the reason, forward only (a final one, or one a
     replay reopened after the failure, is left as it is), with their delivery log rows.
 

@@ -9,7 +9,10 @@ import asyncpg
 
 async def notifications_per_second(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> int | None:
     """The tenant's own rate; None when it uses the deployment's default."""
-    return await pool.fetchval("SELECT notifications_per_second FROM tenants WHERE id = $1", tenant_id)
+    rate: int | None = await pool.fetchval(
+        "SELECT notifications_per_second FROM tenants WHERE id = $1", tenant_id
+    )
+    return rate
 
 
 async def tenant_rate(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> tuple[bool, int | None]:

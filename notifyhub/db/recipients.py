@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from notifyhub.db import returned_row
 from notifyhub.model.channels import Channel
 
 PREFERENCE_COLUMNS = (
@@ -29,7 +30,7 @@ async def preferences(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str) ->
 async def put_preference(
     pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str, channel: Channel, values: dict[str, Any]
 ) -> asyncpg.Record:
-    return await pool.fetchrow(
+    row = await pool.fetchrow(
         f"""INSERT INTO preferences (id, tenant_id, user_id, channel, enabled, quiet_hours_start,
                 quiet_hours_end, frequency_cap, frequency_window_minutes, timezone)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -50,6 +51,7 @@ async def put_preference(
         values["frequency_window_minutes"],
         values["timezone"],
     )
+    return returned_row(row)
 
 
 async def delete_preference(
@@ -89,7 +91,7 @@ async def put_category_preference(
     enabled: bool,
 ) -> asyncpg.Record:
     """Turn one category of a channel on or off for the recipient."""
-    return await pool.fetchrow(
+    row = await pool.fetchrow(
         f"""INSERT INTO preferences (id, tenant_id, user_id, channel, category, enabled)
             VALUES ($1, $2, $3, $4, $5, $6)
             ON CONFLICT (tenant_id, user_id, channel, category) DO UPDATE SET
@@ -102,6 +104,7 @@ async def put_category_preference(
         category,
         enabled,
     )
+    return returned_row(row)
 
 
 async def delete_category_preference(
@@ -122,7 +125,7 @@ async def turn_channel_off(
 ) -> asyncpg.Record:
     """The recipient's channel preference with ``enabled`` off, the rest as it was (an
     unsubscribe link without a category)."""
-    return await pool.fetchrow(
+    row = await pool.fetchrow(
         f"""INSERT INTO preferences (id, tenant_id, user_id, channel, enabled)
             VALUES ($1, $2, $3, $4, false)
             ON CONFLICT (tenant_id, user_id, channel, category) DO UPDATE SET
@@ -133,13 +136,14 @@ async def turn_channel_off(
         user_id,
         channel.value,
     )
+    return returned_row(row)
 
 
 async def register_device_token(
     pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str, token: str, platform: str
 ) -> asyncpg.Record:
     """Upsert by (tenant, token): a token moves to its latest user and is active again."""
-    return await pool.fetchrow(
+    row = await pool.fetchrow(
         f"""INSERT INTO device_tokens (id, tenant_id, user_id, token, platform)
             VALUES ($1, $2, $3, $4, $5)
             ON CONFLICT (tenant_id, token) DO UPDATE SET user_id = EXCLUDED.user_id,
@@ -151,6 +155,7 @@ async def register_device_token(
         token,
         platform,
     )
+    return returned_row(row)
 
 
 async def active_device_tokens(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str) -> list[str]:
@@ -183,17 +188,18 @@ async def profile(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str) -> asy
 
 
 async def profile_timezone(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str) -> str | None:
-    return await pool.fetchval(
+    timezone: str | None = await pool.fetchval(
         "SELECT timezone FROM recipient_profiles WHERE tenant_id = $1 AND user_id = $2",
         tenant_id,
         user_id,
     )
+    return timezone
 
 
 async def put_profile(
     pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str, values: dict[str, Any]
 ) -> asyncpg.Record:
-    return await pool.fetchrow(
+    row = await pool.fetchrow(
         f"""INSERT INTO recipient_profiles (tenant_id, user_id, email, phone, locale, timezone)
             VALUES ($1, $2, $3, $4, $5, $6)
             ON CONFLICT (tenant_id, user_id) DO UPDATE SET email = EXCLUDED.email,
@@ -207,6 +213,7 @@ async def put_profile(
         values.get("locale"),
         values.get("timezone"),
     )
+    return returned_row(row)
 
 
 async def delete_profile(pool: asyncpg.Pool, tenant_id: uuid.UUID, user_id: str) -> bool:
@@ -223,8 +230,9 @@ async def address_for(
     column = {Channel.EMAIL: "email", Channel.SMS: "phone"}.get(channel)
     if column is None:
         return None
-    return await pool.fetchval(
+    address: str | None = await pool.fetchval(
         f"SELECT {column} FROM recipient_profiles WHERE tenant_id = $1 AND user_id = $2",
         tenant_id,
         user_id,
     )
+    return address

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from notifyhub.db import PoolOrConnection
 from notifyhub.model.channels import Channel
 
 COLUMNS = "tenant_id, channel, address, reason, source, created_at"
@@ -43,7 +44,7 @@ def as_api_dict(row: asyncpg.Record) -> dict[str, Any]:
     return found
 
 
-async def add_many(pool: asyncpg.Pool | asyncpg.Connection, wanted: Sequence[Suppression]) -> None:
+async def add_many(pool: PoolOrConnection, wanted: Sequence[Suppression]) -> None:
     """Suppress each address (one statement); one already suppressed keeps its first reason."""
     if not wanted:
         return

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from notifyhub.db import PoolOrConnection
 from notifyhub.model.channels import Channel
 
 COLUMNS = (
@@ -35,7 +36,7 @@ def as_api_dict(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def create(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     tenant_id: uuid.UUID,
     name: str,
     channel: Channel,
@@ -92,7 +93,7 @@ async def create_capped(
         )
 
 
-async def _record_version(conn: asyncpg.Pool | asyncpg.Connection, row: asyncpg.Record) -> None:
+async def _record_version(conn: PoolOrConnection, row: asyncpg.Record) -> None:
     await conn.execute(
         "INSERT INTO template_versions (template_id, version, subject_template, body_template, "
         "metadata, locales) VALUES ($1, $2, $3, $4, $5, $6)",

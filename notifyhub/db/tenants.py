@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from notifyhub.content.rendering import starter_templates
-from notifyhub.db import templates
+from notifyhub.db import returned_row, templates
 
 # 32 random bytes as 64 hex characters: NotifyHub's key format, which clients validate.
 API_KEY_BYTES = 32
@@ -34,12 +34,13 @@ class ApiKeyOwner:
 async def create_tenant(pool: asyncpg.Pool, name: str) -> asyncpg.Record:
     """Create a tenant with its own copies of the starter templates (which it may then edit)."""
     async with pool.acquire() as conn, conn.transaction():
-        tenant = await conn.fetchrow(
+        row = await conn.fetchrow(
             "INSERT INTO tenants (id, name) VALUES ($1, $2) "
             "RETURNING id, name, is_active, created_at, updated_at",
             uuid.uuid4(),
             name,
         )
+        tenant = returned_row(row)
         for starter in starter_templates():
             await templates.create(
                 conn,
@@ -66,7 +67,7 @@ async def create_api_key(
         name,
         hash_api_key(raw_key),
     )
-    return row, raw_key
+    return returned_row(row), raw_key
 
 
 async def find_api_key_owner(pool: asyncpg.Pool, raw_key: str) -> ApiKeyOwner | None:

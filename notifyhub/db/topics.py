@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from notifyhub.db import AnyConnection, returned_row
 from notifyhub.model.channels import Channel
 
 TOPIC_COLUMNS = "id, key, name, subscriber_count, created_at, updated_at"
@@ -32,7 +33,8 @@ def as_api_dict(row: asyncpg.Record) -> dict[str, Any]:
 
 def decoded_payload(send: asyncpg.Record) -> dict[str, Any]:
     """A send's payload, decoded (asyncpg hands jsonb over as text)."""
-    return json.loads(send["payload"])
+    payload: dict[str, Any] = json.loads(send["payload"])
+    return payload
 
 
 async def create_capped(
@@ -146,13 +148,14 @@ async def unsubscribe(
         return await _counted(conn, topic_id, -removed)
 
 
-async def _counted(conn: asyncpg.Connection, topic_id: uuid.UUID, change: int) -> asyncpg.Record:
-    return await conn.fetchrow(
+async def _counted(conn: AnyConnection, topic_id: uuid.UUID, change: int) -> asyncpg.Record:
+    row = await conn.fetchrow(
         f"""UPDATE topics SET subscriber_count = subscriber_count + $2, updated_at = now()
              WHERE id = $1 RETURNING {TOPIC_COLUMNS}""",
         topic_id,
         change,
     )
+    return returned_row(row)  # the caller has locked the topic's row
 
 
 async def subscribers_page(

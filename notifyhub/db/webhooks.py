@@ -136,6 +136,9 @@ class Attempt:
     error: str | None
     succeeded: bool
     duration_ms: float
+    # The URL or its address was refused (private, loopback, ...): no retry can succeed.
+    # Not stored: the error says so.
+    refused: bool = False
 
 
 async def record_attempts(pool: asyncpg.Pool, attempts: Sequence[Attempt]) -> None:

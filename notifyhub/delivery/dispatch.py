@@ -16,8 +16,6 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from opentelemetry.trace import Span, SpanKind
@@ -26,17 +24,10 @@ from notifyhub.delivery.breakers import CircuitBreaker
 from notifyhub.delivery.provider_limits import ProviderRateLimiter
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import Notification
+from notifyhub.model.outcomes import Outcome, Result
 from notifyhub.observability import tracing
 from notifyhub.observability.metrics import PROVIDER_SEND_SECONDS, PROVIDER_SENDS
 from notifyhub.providers.base import BatchProvider, Provider, ProviderError, SendResult
-
-
-class Result(StrEnum):
-    DELIVERED = "delivered"
-    FAILED = "failed"  # refused for good: retrying cannot help
-    TEMPORARY = "temporary"  # every provider tried failed temporarily
-    UNAVAILABLE = "unavailable"  # nothing was tried: every provider's breaker is open
-
 
 # The provider-send metric's outcome label for each result of a call.
 _METRIC_OUTCOMES = {
@@ -47,16 +38,8 @@ _METRIC_OUTCOMES = {
 }
 
 
-@dataclass(frozen=True)
-class Outcome:
-    result: Result
-    provider: str | None = None
-    provider_message_id: str | None = None
-    reason: str | None = None
-    # For UNAVAILABLE: seconds until a breaker lets a probe through.
-    retry_after: float = 0.0
-    # For FAILED: the provider says the address itself is dead (a push token).
-    address_invalid: bool = False
+class _BatchingProvider(Provider, BatchProvider, Protocol):
+    """A provider that also takes batches: what ``isinstance(provider, BatchProvider)`` finds."""
 
 
 class DeviceTokens(Protocol):
@@ -109,7 +92,7 @@ class Dispatcher:
             return await self._fan_out(notification)
         return await self._through_providers(notification)
 
-    def _batch_provider(self) -> BatchProvider | None:
+    def _batch_provider(self) -> _BatchingProvider | None:
         """The provider a batch may go to in one call: the first in failover order, when it
         takes batches and has no rate limit (each send would wait for its own token)."""
         if self.channel is Channel.PUSH or not self.providers:

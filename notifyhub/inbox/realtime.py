@@ -87,7 +87,8 @@ class InboxHub:
                 logger.warning("inbox fan-out lost Redis (%r); subscribing again", exc)
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)
             finally:
-                await pubsub.aclose()
+                # redis-py leaves PubSub.aclose unannotated (its Redis.aclose is typed).
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _deliver(self, channel: str, data: bytes) -> None:
         queues = self._sockets.get(channel)

@@ -1,37 +1,17 @@
 """The Kafka consumer: Faust's, made to hand each partition's records over in offset order.
 
-Why this exists. Around a rebalance, a fetch that overlapped Faust's seek to the committed
-offsets can return records from the old position, ahead of the committed offset
-(measured: on nearly every rebalance under traffic, on 3 to 10 partitions). Faust
-(faust-streaming 0.15) then takes the offsets it jumped over for a hole in the log
-("gap"), counts them as processed when it commits, and drops the records when they are
-fetched again because it has read past them. The notifications in them were accepted by
-the API and then never moved. faust-streaming issues #216, #221 and #606 describe the
-same drop.
-
-What it does instead. For the topics whose offsets Faust commits (every topic our agents
-consume), it passes on a record only when it is the next one expected for its partition
-(the committed offset after a seek, then one past the last record passed on). A record
-beyond that is not passed on, and the partition is sought back to the expected offset,
-so the records in between are fetched again, in order. Only when the expected records
-are gone from the log (its start is past them: retention) does the partition go on from
-the log's start, and Faust's own gap handling takes over. Our topics are neither compacted nor written in
-transactions, so retention is the only way a hole can be real.
-
-And one more place records were lost: the stream buffers. Faust clears every agent's
-buffer each time its flow control is resumed, and its recovery resumes it twice: once
-when the rebalance is over, and again after seeking to the committed offsets. Records
-fetched between the two were passed on, then cleared before any agent saw them, and
-never fetched again (measured: the first records of a partition after a worker's
-restart; once, the last 27 of a partition, which stayed ``pending`` for good; the
-group's commit stopped there too, waiting for acks that never came). faust-streaming
-issue #596 describes it. ``StreamFlowControl`` clears the buffers only when flow
-resumes after being suspended (the rebalance's own clear), not when it is already
-flowing.
+For the topics whose offsets Faust commits (every topic our agents consume), ``OffsetGate``
+passes a record on only when it is the next one expected for its partition (the committed
+offset after a seek, then one past the last record passed on). A record ahead of that sends
+the partition back to the expected offset, so the records in between are read, in order;
+only records deleted by retention are skipped. ``StreamFlowControl`` clears the stream
+buffers only when flow resumes after a rebalance suspended it. Without both, faust-streaming
+0.15 drops records around rebalances and restarts, and their notifications never move.
 
 Two costs cut: the consumer puts a record into the stream buffers itself when nothing has
-to wait (``_Delivery``; Faust makes two tasks per record for it), and fetches adapt to
-the traffic (``AdaptiveFetchConsumerThread``).
+to wait (``_Delivery``), and fetches adapt to the traffic (``AdaptiveFetchConsumerThread``).
+
+The history, the measurements and the upstream issues: docs/decisions.md, "The in-order consumer".
 """
 
 from __future__ import annotations
@@ -39,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
@@ -147,7 +127,7 @@ class AdaptiveFetchConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
     async def on_start(self) -> None:
         await super().on_start()
         # aiokafka has no setting for it: its fetch routine calls this per request.
-        fetcher = self._consumer._fetcher
+        fetcher = self._ensure_consumer()._fetcher
         fetcher._proc_fetch_request = functools.partial(
             _adaptive, fetcher, fetcher._fetch_max_wait_ms, fetcher._proc_fetch_request
         )
@@ -235,7 +215,7 @@ class InOrderConsumer(aiokafka_driver.Consumer):
     async def _log_start(self, tp: TP) -> int | None:
         return (await self.earliest_offsets(tp)).get(tp)
 
-    async def seek_to_committed(self) -> dict[TP, int]:
+    async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek to the committed offsets (Faust does on every assignment); expect them next."""
         committed = await super().seek_to_committed()
         for tp, offset in committed.items():
@@ -275,7 +255,7 @@ class _Delivery:
         channels = getattr(handler, "channels", None)  # Faust's Cython handler has them
         if not channels:
             return False
-        first = None
+        first: Any = None  # a Faust channel (the handler holding them is untyped)
         for channel in channels:
             if channel.queue.full():
                 return False

@@ -30,11 +30,14 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import faust
 from faust.streams import _current_event
-from faust.types import EventT, StreamT
+from faust.transport.conductor import Conductor
+from faust.transport.consumer import Consumer
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import ChannelT, EventT, StreamT
 from faust.types.transports import TransportT
 from mode.utils.queues import FlowControlEvent
 
@@ -51,7 +54,10 @@ __all__ = [
 ]
 
 
-class ChangelogTable(faust.Table):
+T = TypeVar("T")
+
+
+class ChangelogTable(faust.Table[Any, Any]):
     """Faust's table, whose changelog records wait in ``pending`` until ``flush_changelogs``.
 
     The store is written at once, as Faust does; what changes is when the changelog record
@@ -132,7 +138,9 @@ class NotifyHubWorker(faust.Worker):
         self.spinner = None
 
 
-async def take_batches(stream: StreamT, max_size: int, within: float) -> AsyncIterator[Sequence[EventT]]:
+async def take_batches(
+    stream: StreamT[T], max_size: int, within: float
+) -> AsyncIterator[Sequence[EventT[T]]]:
     """Batches of up to ``max_size`` events from an agent's stream, the first waited for,
     the rest gathered for at most ``within`` seconds; each batch is acknowledged after the
     agent's body finished with it (like ``take_events``, without its per-record cost).
@@ -141,13 +149,15 @@ async def take_batches(stream: StreamT, max_size: int, within: float) -> AsyncIt
     rebalance), are acknowledged and dropped, as Faust's stream does.
     """
     app = stream.app
-    queue = stream.channel.queue
-    consumer = app.consumer
+    # Faust's interfaces do not declare what is taken here: an agent's stream reads a
+    # channel (its topic), and the app's consumer and conductor are Faust's own classes.
+    queue = cast(ChannelT[T], stream.channel).queue
+    consumer = cast(Consumer, app.consumer)
     unacked = consumer._unacked_messages
-    acking_topics = app.topics._acking_topics
+    acking_topics = cast(Conductor, app.topics)._acking_topics
     flow_control = app.flow_control
     loop = asyncio.get_running_loop()
-    batch: list[EventT] = []
+    batch: list[EventT[T]] = []
     while True:
         batch.clear()
         try:
@@ -187,7 +197,7 @@ async def take_batches(stream: StreamT, max_size: int, within: float) -> AsyncIt
 
 
 @contextmanager
-def at_event(event: EventT) -> Iterator[None]:
+def at_event(event: EventT[Any]) -> Iterator[None]:
     """Make ``event`` the current one: Faust tables read and write the partition of the
     current event (inside a batch, Faust's own current event is not the one at hand)."""
     token = _current_event.set(weakref.ref(event))
@@ -201,7 +211,7 @@ async def produce(
     app: faust.App,
     topic: str,
     key: bytes | None,
-    value: bytes,
+    value: bytes | None,
     *,
     partition: int | None = None,
     headers: list[tuple[str, bytes]] | None = None,
@@ -211,8 +221,13 @@ async def produce(
     Faust flushes this same producer before it commits offsets, so an agent may leave
     the future alone: what an event produced is in Kafka before the event is committed.
     """
-    producer = app.producer._ensure_producer()
-    return await producer.send(topic, value, key=key, partition=partition, headers=headers)
+    # The app's producer is Faust's aiokafka driver's (ProducerT does not declare the
+    # aiokafka producer it wraps; aiokafka is untyped, so that one is Any).
+    producer = cast(aiokafka_driver.Producer, app.producer)._ensure_producer()
+    sent: asyncio.Future[Any] = await producer.send(
+        topic, value, key=key, partition=partition, headers=headers
+    )
+    return sent
 
 
 def topics_unknown_to_producer(app: faust.App, topics: Iterable[str]) -> list[str]:
@@ -223,7 +238,7 @@ def topics_unknown_to_producer(app: faust.App, topics: Iterable[str]) -> list[st
     so a worker is not ready until its producer knows every topic it writes. The metadata
     refresh runs in aiokafka's background task: a later call finds them.
     """
-    client = app.producer._ensure_producer().client
+    client = cast(aiokafka_driver.Producer, app.producer)._ensure_producer().client
     missing = sorted(t for t in topics if client.cluster.partitions_for_topic(t) is None)
     for topic in missing:
         client.add_topic(topic)

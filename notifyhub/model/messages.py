@@ -1,8 +1,9 @@
 """The JSON messages on NotifyHub's Kafka topics, versioned by their ``v`` field.
 
 ``IntakeMessage`` is a public contract: anyone may produce it to the intake topic
-(see the README and ``docs/intake-message.schema.json``). The other messages are
-NotifyHub's own, but the delivery events topic is documented for consumers too.
+(see ``docs/api.md``, "Producing straight to Kafka", and
+``docs/intake-message.schema.json``). The other messages are NotifyHub's own, but the
+delivery events topic is documented for consumers too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,6 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from notifyhub.model import limits
 from notifyhub.model.channels import Channel
+from notifyhub.model.keys import recipient_key
 from notifyhub.model.status import Status
 
 # A notification id derived from where a message sits in Kafka, for producers that
@@ -346,6 +349,18 @@ class IntakeMessage(NotificationRequest):
         """The message in an intake record's value, or a ValidationError saying why not."""
         return cls.model_validate_json(raw, context={UNVERSIONED: UNVERSIONED_INTAKE_RECORD})
 
+    @property
+    def recipient_key(self) -> bytes:
+        return recipient_key(self.tenant_id, self.recipient_id)
+
+    @property
+    def assigned_id(self) -> uuid.UUID:
+        """``id``, which every message has once accepted: the HTTP API assigns one, intake
+        derives one from the record's place in Kafka (``cores.intake.parse``)."""
+        if self.id is None:
+            raise ValueError("this intake message has no id: it was not accepted")
+        return self.id
+
     @model_validator(mode="before")
     @classmethod
     def _as_version_2(cls, data: Any, info: ValidationInfo) -> Any:
@@ -392,7 +407,7 @@ class Notification(Message):
     @property
     def recipient_key(self) -> bytes:
         """The key of the per-recipient topics, so one recipient's messages stay in order."""
-        return f"{self.tenant_id}:{self.recipient_id}".encode()
+        return recipient_key(self.tenant_id, self.recipient_id)
 
     @model_validator(mode="before")
     @classmethod
@@ -506,7 +521,7 @@ class PreferenceUpdate(Message):
 
     @property
     def recipient_key(self) -> bytes:
-        return f"{self.tenant_id}:{self.user_id}".encode()
+        return recipient_key(self.tenant_id, self.user_id)
 
     @property
     def table_key(self) -> str:
@@ -559,6 +574,17 @@ class ProviderReceipt(Message):
         return f"{self.provider}:{self.provider_message_id}".encode()
 
 
+class Destination(StrEnum):
+    """Where the held stage sends what it kept, once its time comes."""
+
+    ENRICH = "enrich"  # the notification goes back through enrich
+    SEND = "send"  # the notification goes back to its channel's sender
+    WEBHOOK = "webhook"  # the webhook delivery is tried again
+    DIGEST = "digest"  # the notification joins its digest window (``release_at`` closes a new one)
+    ESCALATE = "escalate"  # the notification was sent; its next escalation step is due then
+    RECEIPT = "receipt"  # the receipt goes back to the receipts stage
+
+
 class HoldRequest(Message):
     """Keep a notification (or a webhook delivery, or a receipt whose message is not known
     yet) until ``release_at``, then send it to ``destination`` (held topic, v1)."""
@@ -569,19 +595,15 @@ class HoldRequest(Message):
     webhook: WebhookDelivery | None = None
     receipt: ProviderReceipt | None = None
     release_at: float  # seconds since the epoch
-    # enrich, send: the notification goes back there. webhook: the delivery is retried.
-    # digest: the notification joins its digest window (``release_at`` closes a new one).
-    # escalate: the notification was sent; its next escalation step is due then.
-    # receipt: the receipt goes back to the receipts stage.
-    destination: Literal["enrich", "send", "webhook", "digest", "escalate", "receipt"]
+    destination: Destination
 
     @model_validator(mode="after")
     def _holds_what_its_destination_takes(self) -> HoldRequest:
         carried = [self.notification is not None, self.webhook is not None, self.receipt is not None]
         if (
             sum(carried) != 1
-            or (self.destination == "webhook") != (self.webhook is not None)
-            or (self.destination == "receipt") != (self.receipt is not None)
+            or (self.destination is Destination.WEBHOOK) != (self.webhook is not None)
+            or (self.destination is Destination.RECEIPT) != (self.receipt is not None)
         ):
             raise ValueError(
                 "a hold carries a webhook delivery for 'webhook', a receipt for 'receipt', "
@@ -618,7 +640,7 @@ class Seen(Message):
 
     @property
     def recipient_key(self) -> bytes:
-        return f"{self.tenant_id}:{self.recipient_id}".encode()
+        return recipient_key(self.tenant_id, self.recipient_id)
 
 
 HeldMessage = TypeAdapter(Annotated[HoldRequest | Tick | Seen, Field(discriminator="kind")])

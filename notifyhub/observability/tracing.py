@@ -28,6 +28,7 @@ from typing import Any
 import faust
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -94,7 +95,7 @@ def shutdown() -> None:
         provider.shutdown()
 
 
-class _HeaderGetter:
+class _HeaderGetter(Getter[Headers]):
     """Reads W3C headers from a Kafka record's headers (bytes values)."""
 
     def get(self, carrier: Headers, key: str) -> list[str] | None:
@@ -180,7 +181,7 @@ def _consume_lag(stage: str) -> Histogram:
     return CONSUME_LAG_SECONDS.labels(stage=stage)
 
 
-def observe_consumed(event: faust.EventT, stage: str) -> None:
+def observe_consumed(event: faust.EventT[Any], stage: str) -> None:
     """Record how long the event waited in its topic before this stage took it."""
     produced = event.message.timestamp
     if produced:
@@ -235,7 +236,7 @@ def within(context: otel_context.Context | None) -> Iterator[None]:
 
 
 @contextmanager
-def batch_spans(events: Sequence[faust.EventT], stage: str) -> Iterator[list[trace.Span | None]]:
+def batch_spans(events: Sequence[faust.EventT[Any]], stage: str) -> Iterator[list[trace.Span | None]]:
     """One span per event of a batch, each a child of its record's trace, all ending with
     the block (Nones when spans are not recorded). Records how long each event waited
     in its topic."""

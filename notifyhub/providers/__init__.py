@@ -40,7 +40,8 @@ class Registration:
 
     @property
     def create(self) -> ProviderFactory:
-        return importlib.import_module(self.module).create
+        create: ProviderFactory = importlib.import_module(self.module).create
+        return create
 
 
 PROVIDERS: dict[str, Registration] = {

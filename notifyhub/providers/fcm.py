@@ -80,12 +80,13 @@ class OffLoopAuth(httpx.Auth):
         if not self._credential.valid:
             await self._refresh(stale_token=None)
         token = self._credential.token
-        self._credential.apply(request.headers)
+        # google-auth ships py.typed but leaves Credentials.apply unannotated.
+        self._credential.apply(request.headers)  # type: ignore[no-untyped-call]
         response = yield request
         if response.status_code == httpx.codes.UNAUTHORIZED:
             # The token was revoked or the server forgot it: one new token, one more try.
             await self._refresh(stale_token=token)
-            self._credential.apply(request.headers)
+            self._credential.apply(request.headers)  # type: ignore[no-untyped-call]  # as above
             yield request
 
     async def _refresh(self, stale_token: str | None) -> None:

@@ -37,7 +37,8 @@ TWILIO_STATUS_PATH = "/receipts/twilio/status"
 PERMANENT_CODES = frozenset({21211, 21610, 21614, 20003, 21401, 21602, 21608, 21609})
 
 
-class _TwilioHttpClient(AsyncTwilioHttpClient):
+# twilio ships no type information, so its classes are Any to mypy.
+class _TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     """The SDK's client, with its credentials in a header and, optionally, another base
     URL than api.twilio.com.
 

@@ -19,7 +19,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -215,11 +215,17 @@ def ses_receipt(notification: Mapping[str, Any]) -> Receipt | None:
     )
 
 
-_Reading = tuple[Outcome, str | None, tuple[str, ...], str | None]
+class _Reading(NamedTuple):
+    """What an SES event says: the outcome, why, and which addresses to suppress, why."""
+
+    outcome: Outcome
+    reason: str | None
+    suppress: tuple[str, ...]
+    suppress_reason: str | None
 
 
 def _delivery(detail: Mapping[str, Any]) -> _Reading:
-    return Outcome.DELIVERED, None, (), None
+    return _Reading(Outcome.DELIVERED, None, (), None)
 
 
 def _bounce(detail: Mapping[str, Any]) -> _Reading:
@@ -231,30 +237,34 @@ def _bounce(detail: Mapping[str, Any]) -> _Reading:
     # Only a permanent bounce says the address is dead; a transient or undetermined one
     # (mailbox full, message too large) may succeed later, so the address is kept.
     if bounce_type == "Permanent":
-        return (
+        return _Reading(
             Outcome.BOUNCED,
             f"Permanent bounce ({sub_type}){explained}",
             _addresses(recipients),
             "hard bounce",
         )
-    return Outcome.BOUNCED, f"{bounce_type} bounce ({sub_type}), soft{explained}", (), None
+    return _Reading(Outcome.BOUNCED, f"{bounce_type} bounce ({sub_type}), soft{explained}", (), None)
 
 
 def _complaint(detail: Mapping[str, Any]) -> _Reading:
     feedback = detail.get("complaintFeedbackType")
     reason = f"Complaint ({feedback})" if feedback else "Complaint"
-    return Outcome.COMPLAINED, reason, _addresses(_list(detail, "complainedRecipients")), "complaint"
+    return _Reading(
+        Outcome.COMPLAINED, reason, _addresses(_list(detail, "complainedRecipients")), "complaint"
+    )
 
 
 def _reject(detail: Mapping[str, Any]) -> _Reading:
-    return Outcome.FAILED, f"Rejected by SES: {detail.get('reason') or 'no reason given'}", (), None
+    return _Reading(
+        Outcome.FAILED, f"Rejected by SES: {detail.get('reason') or 'no reason given'}", (), None
+    )
 
 
 def _rendering_failure(detail: Mapping[str, Any]) -> _Reading:
     template = detail.get("templateName")
     where = f" of template {template}" if template else ""
     message = detail.get("errorMessage") or "no error message"
-    return Outcome.FAILED, f"Rendering failure{where}: {message}", (), None
+    return _Reading(Outcome.FAILED, f"Rendering failure{where}: {message}", (), None)
 
 
 # The SES events that make a receipt: the object beside ``mail`` that describes each, and

@@ -1,37 +1,27 @@
-"""The pipeline's wall clock, which tests can move forward.
+"""The pipeline's wall clock: the one source of "now" for quiet hours, schedules, frequency
+windows, digests and escalations.
 
-Quiet hours, schedules and frequency windows all ask this clock. In production it is
-``time.time()``. With ``NOTIFYHUB_CLOCK_OFFSET_FILE`` set, the number of seconds in that
-file is added, so a test can jump a worker hours ahead without waiting.
+It is ``time.time()`` unless the process that runs the pipeline is given another clock
+(``use``) before it starts. The test suite runs workers whose clock it moves forward, so a
+test can jump a worker hours ahead without waiting; production code never knows.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from notifyhub.runtime.settings import get_settings
+Clock = Callable[[], float]
 
-# Re-read the offset file at most this often: a test's change shows within this time.
-OFFSET_REFRESH_SECONDS = 0.2
-
-_offset = 0.0
-_read_at = float("-inf")
+_source: Clock = time.time
 
 
-def _current_offset() -> float:
-    global _offset, _read_at
-    path = get_settings().clock_offset_file
-    if path is None:
-        return 0.0
-    if time.monotonic() - _read_at >= OFFSET_REFRESH_SECONDS:
-        try:
-            _offset = float(path.read_text().strip() or 0)
-        except (OSError, ValueError):
-            _offset = 0.0
-        _read_at = time.monotonic()
-    return _offset
+def use(source: Clock) -> None:
+    """Make ``source`` (seconds since the epoch, when called) this process's clock."""
+    global _source
+    _source = source
 
 
 def now() -> float:
     """Seconds since the epoch."""
-    return time.time() + _current_offset()
+    return _source()

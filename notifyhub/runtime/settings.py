@@ -1,7 +1,7 @@
 """The one typed settings object, read from the environment.
 
-Every variable is documented, with its default, in the README's Configuration
-section; keep the two in step.
+Every variable is documented, with its default, in ``docs/configuration.md``; keep the
+two in step.
 """
 
 from __future__ import annotations
@@ -116,8 +116,6 @@ class Settings(BaseSettings):
     idempotency_retention_hours: float = Field(
         default=24.0, gt=0, validation_alias="NOTIFYHUB_IDEMPOTENCY_RETENTION_HOURS"
     )
-    # Testing hook: a file holding seconds to add to the wall clock (quiet hours, schedules).
-    clock_offset_file: Path | None = Field(default=None, validation_alias="NOTIFYHUB_CLOCK_OFFSET_FILE")
     # Per API key, sliding window (NotifyHub's default: 100 requests a minute).
     api_rate_limit: int = Field(default=100, ge=1, validation_alias="NOTIFYHUB_API_RATE_LIMIT")
     api_rate_window_seconds: float = Field(
@@ -317,7 +315,8 @@ class Settings(BaseSettings):
         """The channel's provider names in failover order ("sink" when the sink was asked for)."""
         if channel in self.sink_channels:
             return ("sink",)
-        return getattr(self, f"{channel.value}_providers")
+        providers: tuple[str, ...] = getattr(self, f"{channel.value}_providers")
+        return providers
 
     @model_validator(mode="after")
     def _sink_or_providers(self) -> Settings:
@@ -359,6 +358,10 @@ class Settings(BaseSettings):
                 return frozenset(Channel)
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @property
+    def idempotency_retention_seconds(self) -> float:
+        return self.idempotency_retention_hours * 3600
 
     def refuse_insecure_secrets(self) -> None:
         """Raise InsecureSecret, naming the setting, when a secret is a shipped default or

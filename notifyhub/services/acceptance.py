@@ -199,7 +199,9 @@ class Acceptance:
         messages = [m for request in group for m in request.messages]
         try:
             pool = await self._resources.db()
-            rows, owners = await _store(pool, messages)
+            rows, owners = await _store(
+                pool, messages, self._resources.settings.idempotency_retention_seconds
+            )
         except OUTAGES:
             logger.warning("PostgreSQL unavailable: %d notifications go to intake", len(messages))
             return await self._through_intake(group)
@@ -211,14 +213,15 @@ class Acceptance:
         for request in group:
             answered: list[ApiNotification] = []
             for message in request.messages:
-                owner = owners.get(message.id, message.id)
+                message_id = message.assigned_id
+                owner = owners.get(message_id, message_id)
                 row = rows.get(owner)
                 if row is None:
                     answered = []
                     break
-                fresh = owner == message.id
+                fresh = owner == message_id
                 if fresh:
-                    created.add(message.id)
+                    created.add(message_id)
                 # A row still pending may not have reached Kafka (the request that made it
                 # gave up waiting): it is sent again; what follows takes one copy.
                 if owner not in sent and (fresh or row["status"] == Status.PENDING.value):
@@ -251,7 +254,7 @@ class Acceptance:
         records = [
             Outgoing(
                 self._topics.intake(message.priority),
-                f"{message.tenant_id}:{message.recipient_id}".encode(),
+                message.recipient_key,
                 message.to_bytes(),
                 request.headers,
             )
@@ -267,7 +270,7 @@ class Acceptance:
 
 
 async def _store(
-    pool: asyncpg.Pool, messages: list[IntakeMessage]
+    pool: asyncpg.Pool, messages: list[IntakeMessage], retention_seconds: float
 ) -> tuple[dict[uuid.UUID, asyncpg.Record], dict[uuid.UUID, uuid.UUID]]:
     """Store the group in one transaction: each key's owner, and the rows (new ones and those
     the keys stand for), by id. ``owners`` maps a message whose key another holds to it."""
@@ -275,15 +278,17 @@ async def _store(
         # One statement: no transaction of its own to open and commit.
         return await notifications.insert_pending(pool, messages), {}
     async with pool.acquire() as conn, conn.transaction():
-        claimed = await notifications.claim_idempotency_keys(conn, messages, retention_seconds=None)
+        claimed = await notifications.claim_idempotency_keys(conn, messages, retention_seconds)
         owners = {
-            m.id: claimed[(m.tenant_id, m.idempotency_key)]
+            m.assigned_id: claimed[(m.tenant_id, m.idempotency_key)]
             for m in messages
             if m.idempotency_key and claimed[(m.tenant_id, m.idempotency_key)] != m.id
         }
         rows = await notifications.insert_pending(conn, [m for m in messages if m.id not in owners])
         elsewhere = {
-            (m.tenant_id, owner) for m in messages if (owner := owners.get(m.id)) and owner not in rows
+            (m.tenant_id, owner)
+            for m in messages
+            if (owner := owners.get(m.assigned_id)) and owner not in rows
         }
         rows.update(await notifications.get_many(conn, list(elsewhere)))
     return rows, owners
@@ -292,7 +297,7 @@ async def _store(
 async def _forget(pool: asyncpg.Pool, messages: list[IntakeMessage]) -> None:
     by_tenant: dict[uuid.UUID, list[uuid.UUID]] = {}
     for message in messages:
-        by_tenant.setdefault(message.tenant_id, []).append(message.id)
+        by_tenant.setdefault(message.tenant_id, []).append(message.assigned_id)
     for tenant_id, ids in by_tenant.items():
         await notifications.delete_many(pool, tenant_id, ids)
 

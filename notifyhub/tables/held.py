@@ -26,13 +26,19 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from notifyhub.app import app, settings
 from notifyhub.cores import digests, escalations
-from notifyhub.model.messages import HoldRequest, Notification, ProviderReceipt, WebhookDelivery
+from notifyhub.kafka.partitions import partition_of
+from notifyhub.model.messages import (
+    Destination,
+    HoldRequest,
+    Notification,
+    ProviderReceipt,
+    WebhookDelivery,
+)
 from notifyhub.observability.metrics import HELD_MESSAGES
-from notifyhub.tables.partitions import partition_of
 
 held_table = app.Table(
     "held",
@@ -57,7 +63,7 @@ HELD_MESSAGES.set_function(lambda: sum(_waiting.values()))
 
 @dataclass(frozen=True)
 class Released:
-    destination: str
+    destination: Destination
     notification: Notification | None
     webhook: WebhookDelivery | None
     trace: dict[str, str]
@@ -71,7 +77,7 @@ class Released:
         notification, webhook = entry.get("notification"), entry.get("webhook")
         digest = entry.get("digest")
         return cls(
-            entry["destination"],
+            Destination(entry["destination"]),
             Notification.model_validate(notification) if notification else None,
             WebhookDelivery.model_validate(webhook) if webhook else None,
             entry.get("trace", {}),
@@ -186,7 +192,9 @@ def collect(key: bytes, request: HoldRequest, now: float, trace: dict[str, str])
     assert item is not None and item.digest is not None
     state = _state(key)
     item_id = str(item.id)
-    windows = [e for e in state["waiting"] + state["releasing"] if e["destination"] == "digest"]
+    windows = [
+        e for e in state["waiting"] + state["releasing"] if e["destination"] == Destination.DIGEST
+    ]
     for entry in windows:
         if item_id in entry["digest"]["item_ids"]:
             return uuid.UUID(entry["id"])
@@ -199,7 +207,9 @@ def collect(key: bytes, request: HoldRequest, now: float, trace: dict[str, str])
         (
             e
             for e in state["waiting"]
-            if e["destination"] == "digest" and e["digest"]["window"] == window and e["release_at"] > now
+            if e["destination"] == Destination.DIGEST
+            and e["digest"]["window"] == window
+            and e["release_at"] > now
         ),
         None,
     )
@@ -214,7 +224,7 @@ def collect(key: bytes, request: HoldRequest, now: float, trace: dict[str, str])
         entry = {
             "id": str(digests.digest_id(item.id)),
             "release_at": request.release_at,
-            "destination": "digest",
+            "destination": Destination.DIGEST,
             "trace": trace,
             "digest": {"window": window, "items": [], "item_ids": [], "size": 0},
         }
@@ -239,7 +249,7 @@ def stop_escalations(key: bytes, chains: set[uuid.UUID], now: float) -> list[Not
     stopped: list[Notification] = []
     kept: list[dict[str, Any]] = []
     for entry in state["waiting"]:
-        if entry["destination"] == "escalate":
+        if entry["destination"] == Destination.ESCALATE:
             notification = Notification.model_validate(entry["notification"])
             if escalations.chain_of(notification) in chains:
                 stopped.append(notification)
@@ -276,7 +286,7 @@ def release_due(partition: int, now: float, tick: int) -> list[Released]:
             state["releasing"] = kept + [{**e, "released_by": tick} for e in due]
             state["released"].update({_hold_id(e): now for e in due})
             for entry in due:
-                if entry["destination"] == "digest":
+                if entry["destination"] == Destination.DIGEST:
                     state["digested"].update(
                         {item: (entry["id"], now) for item in entry["digest"]["item_ids"]}
                     )
@@ -298,6 +308,21 @@ def forget_partitions() -> None:
     _waiting.clear()
 
 
-def held_for(recipient_key: bytes) -> list[dict[str, Any]]:
-    """The recipient's held entries (for table inspection)."""
-    return _state(recipient_key)["waiting"]
+class HeldNotification(NamedTuple):
+    """A notification the held table keeps for a recipient, as operators see it."""
+
+    notification_id: str
+    release_at: float
+    destination: Destination
+    channel: str
+
+
+def held_for(recipient_key: bytes) -> list[HeldNotification]:
+    """The recipient's held notifications, soonest first (for table inspection)."""
+    return [
+        HeldNotification(
+            e["id"], e["release_at"], Destination(e["destination"]), e["notification"]["channel"]
+        )
+        for e in _state(recipient_key)["waiting"]
+        if "notification" in e
+    ]

@@ -8,6 +8,8 @@ table is fed by the preference updates topic and rebuilt from its changelog on r
 
 from __future__ import annotations
 
+from typing import Any
+
 from notifyhub.app import app, settings
 from notifyhub.model.messages import PreferenceUpdate
 
@@ -19,6 +21,12 @@ preferences_table = app.Table(
     key_type=bytes,
     partitions=settings.topic_partitions,
 )
+
+
+def preferences_for(recipient_key: bytes) -> dict[str, dict[str, Any]]:
+    """The recipient's stored preferences by ``channel`` or ``channel:category`` (for table
+    inspection)."""
+    return dict(preferences_table.get(recipient_key) or {})
 
 
 def apply_update(update: PreferenceUpdate) -> None:

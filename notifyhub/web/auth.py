@@ -25,6 +25,7 @@ from notifyhub.app import resources, settings
 from notifyhub.db import tenants
 from notifyhub.db.tenants import ApiKeyOwner, hash_api_key
 from notifyhub.inbox import tokens as inbox_tokens
+from notifyhub.model.keys import recipient_name
 from notifyhub.web.api_key_limits import SlidingWindowLimiter
 from notifyhub.web.responses import ApiError
 
@@ -161,7 +162,7 @@ async def authenticate_inbox_token(token: str) -> inbox_tokens.InboxGrant:
     await _within_rate(
         "inbox_token",
         settings.inbox_token_rate_limit,
-        f"{grant.tenant_id}:{grant.recipient_id}",
+        recipient_name(grant.tenant_id, grant.recipient_id),
         "this recipient's inbox token",
     )
     return grant

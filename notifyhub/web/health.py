@@ -11,6 +11,7 @@ from aiohttp import web
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from notifyhub import db
 from notifyhub.app import app, declared_topics, resources, settings
 from notifyhub.kafka.faust_app import topics_unknown_to_producer
 from notifyhub.observability.lag import by_topic
@@ -35,8 +36,7 @@ async def _check(probe: Awaitable[object]) -> str:
 
 
 async def _postgres() -> None:
-    pool = await resources.db()
-    await pool.fetchval("SELECT 1")
+    await db.ping(await resources.db())
 
 
 async def _kafka() -> None:
@@ -73,7 +73,7 @@ _first_rebalance_done = False
 
 
 @app.on_rebalance_complete.connect
-async def _note_rebalance_complete(sender: object, **kwargs: object) -> None:
+async def _note_rebalance_complete(sender: object, /, *args: object, **kwargs: object) -> None:
     global _first_rebalance_done
     _first_rebalance_done = True
 
@@ -103,7 +103,8 @@ class MetricsView(View):
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-@app.timer(settings.lag_interval_seconds)
+# Faust hides App.timer from mypy (no_type_check), so its decorator is untyped.
+@app.timer(settings.lag_interval_seconds)  # type: ignore[untyped-decorator]
 async def measure_consumer_lag() -> None:
     """The lag of the partitions this worker owns, by topic (summed over the workers, it is
     the group's lag); topics it no longer owns drop out of its gauge."""

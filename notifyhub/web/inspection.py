@@ -13,9 +13,10 @@ from aiohttp import web
 from faust.web import View
 
 from notifyhub.app import app
+from notifyhub.model.keys import recipient_key
 from notifyhub.tables.frequency_caps import counters_for
 from notifyhub.tables.held import held_for
-from notifyhub.tables.preferences import preferences_table
+from notifyhub.tables.preferences import preferences_for, preferences_table
 from notifyhub.web.auth import authenticate_admin
 from notifyhub.web.inputs import parse_uuid
 from notifyhub.web.responses import REQUEST_ID_KEY, ApiError, ok
@@ -57,7 +58,7 @@ class RecipientStateView(View):
     async def get(self, request: web.Request, tenant_id: str, recipient_id: str) -> web.Response:
         authenticate_admin(request)
         tenant = parse_uuid(tenant_id, "tenant_id")
-        key = f"{tenant}:{recipient_id}".encode()
+        key = recipient_key(tenant, recipient_id)
         owner = app.router.key_store(preferences_table.name, key)
         if not _same_worker(owner) and FORWARDED_HEADER not in request.headers:
             return await _forward(request, owner)
@@ -67,17 +68,8 @@ class RecipientStateView(View):
                 "tenant_id": tenant,
                 "recipient_id": recipient_id,
                 "worker": str(app.conf.canonical_url),
-                "preferences": dict(preferences_table.get(key) or {}),
+                "preferences": preferences_for(key),
                 "frequency_caps": counters_for(key),
-                "held": [
-                    {
-                        "notification_id": e["id"],
-                        "release_at": e["release_at"],
-                        "destination": e["destination"],
-                        "channel": e["notification"]["channel"],
-                    }
-                    for e in held_for(key)
-                    if "notification" in e
-                ],
+                "held": [held._asdict() for held in held_for(key)],
             },
         )

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from opentelemetry import propagate, trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
@@ -174,7 +175,7 @@ async def cross_origin_middleware(request: web.Request, handler: Handler) -> web
     return response
 
 
-def middlewares() -> list[Callable]:
+def middlewares() -> list[Middleware]:
     """In order: metrics and the span first, so they see every answer; then the request
     id, so error envelopes carry it too; CORS outside the error handling, so error answers
     carry its headers."""

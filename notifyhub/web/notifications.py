@@ -21,7 +21,6 @@ from notifyhub.app import (
     settings,
     topics,
 )
-from notifyhub.content.resolve import Unresolvable, resolve
 from notifyhub.db import notifications
 from notifyhub.model import limits
 from notifyhub.model.channels import Channel
@@ -46,6 +45,7 @@ from notifyhub.services.acceptance import (
     QueueUnavailable,
 )
 from notifyhub.services.quotas import TenantQuotas
+from notifyhub.services.resolve import Unresolvable, resolve
 from notifyhub.web.auth import Caller, authenticate_tenant
 from notifyhub.web.inputs import page_of, parse_body, parse_uuid, parse_value
 from notifyhub.web.responses import ApiError, ok, read_json_object, validation_details
@@ -181,7 +181,7 @@ class BulkRequest(Message):
 
 async def _accept_bulk(
     request: web.Request, caller: Caller, bulk: BulkRequest
-) -> tuple[list[dict], list[str]]:
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Store and enqueue one notification per recipient; report each recipient's problem."""
     pool = await resources.db()
     errors: list[str] = []

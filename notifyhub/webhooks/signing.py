@@ -6,7 +6,8 @@
   HMAC-SHA256("{id}.{timestamp}.{body}", secret)>``. The timestamp is signed, so a
   receiver can refuse a delivery older than a few minutes (a replay).
 
-The secret is the endpoint's secret as UTF-8 bytes. README has a verification example.
+The secret is the endpoint's secret as UTF-8 bytes. ``docs/api.md`` ("Outbound webhooks")
+has a verification example.
 """
 
 from __future__ import annotations

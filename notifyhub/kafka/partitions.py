@@ -18,4 +18,5 @@ PARTITION_CACHE_SIZE = 1 << 16
 
 @lru_cache(maxsize=PARTITION_CACHE_SIZE)
 def partition_of(key: bytes, partitions: int) -> int:
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(key)  # aiokafka is untyped; murmur2 returns an int
+    return (hashed & 0x7FFFFFFF) % partitions

@@ -5,14 +5,15 @@ the template is rendered in (when the request names none)."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from notifyhub.db import recipients, templates
 from notifyhub.model.messages import ADDRESSED_CHANNELS, NotificationRequest
 
-RequestT = NotificationRequest
+# What ``resolve`` completes, and returns completed: a request or an intake message.
+RequestT = TypeVar("RequestT", bound=NotificationRequest)
 
 
 class Unresolvable(Exception):

@@ -14,6 +14,7 @@ def retry_delay(
     attempt: int, base_seconds: float, max_seconds: float, rng: random.Random | None = None
 ) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1 for the first)."""
-    step = min(max_seconds, base_seconds * 2 ** (attempt - 1))
-    draw = (rng or random).random()
+    # typeshed makes int ** int Any (a negative exponent gives a float): say what it is.
+    step: float = min(max_seconds, base_seconds * 2 ** (attempt - 1))
+    draw = rng.random() if rng is not None else random.random()
     return step * (1 - JITTER_SHARE + JITTER_SHARE * draw)
