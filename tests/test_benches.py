@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from bench.http_load import is_loopback_host
-from tests.conftest import Tenant, Worker
-from tests.stack import REPO, Services
+from tests.support.api import Tenant
+from tests.support.stack import REPO, Services
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

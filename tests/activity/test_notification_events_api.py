@@ -11,23 +11,13 @@ import asyncpg
 import pytest
 
 from notifyhub.db import tenants
-from tests.conftest import Tenant, Worker, call, send_notification, wait_for_status
-from tests.web.test_openapi import Api
+from tests.support.api import FAILING, Tenant, call, send_notification, send_sms, wait_for_status
+from tests.support.openapi import Api
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 
 EVENTS = "/api/v1/notifications/{notification_id}/events"
-# The starter template "otp" needs a ``code``: sent without one, it fails in rendering.
-FAILING = {"template_id": "otp", "payload": {}}
-
-
-async def send_sms(
-    http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, **request: object
-) -> dict:
-    """An SMS, accepted (the shared worker sinks it)."""
-    return await send_notification(
-        http, worker, tenant, channel="sms", recipient_id="r", recipient_address="+15550100", **request
-    )
 
 
 @pytest.fixture(scope="module")

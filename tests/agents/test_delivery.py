@@ -19,21 +19,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from notifyhub.model.messages import DeviceTokenEvent
-from tests.conftest import (
-    Tenant,
-    Worker,
-    call,
-    eventually,
-    metric,
-    send_notification,
-    wait_for_status,
-)
-from tests.servers.fcm import FakeFcm
-from tests.servers.ses import FakeSes
-from tests.servers.smtp import FakeSmtp
-from tests.servers.twilio import FakeTwilio
-from tests.servers.webhook_receiver import WebhookReceiver
-from tests.stack import Services
+from tests.support.api import Tenant, call, eventually, metric, send_notification, wait_for_status
+from tests.support.servers.fcm import FakeFcm
+from tests.support.servers.ses import FakeSes
+from tests.support.servers.smtp import FakeSmtp
+from tests.support.servers.twilio import FakeTwilio
+from tests.support.servers.webhook_receiver import WebhookReceiver
+from tests.support.stack import Services
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

@@ -12,16 +12,12 @@ import redis.asyncio as redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from notifyhub.model.messages import DeadLetter
-from tests.conftest import Tenant, Worker, eventually
-from tests.stack import Services
+from tests.support.api import Tenant, eventually
+from tests.support.sink import sunk
+from tests.support.stack import Services
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
-
-
-async def sunk(client: redis.Redis, worker: Worker, **match: str) -> list[dict]:
-    """What the sink provider recorded that matches every given field."""
-    records = [json.loads(raw) for raw in await client.lrange(worker.sink_key, 0, -1)]
-    return [r for r in records if all(r.get(k) == v for k, v in match.items())]
 
 
 async def test_http_notification_is_delivered(

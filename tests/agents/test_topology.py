@@ -7,7 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -15,39 +15,24 @@ import pytest
 import redis.asyncio as redis
 from aiokafka import AIOKafkaProducer
 
-from tests.agents.test_pipeline import sunk
-from tests.conftest import (
+from tests.support.api import (
     Tenant,
-    Worker,
     call,
     eventually,
     notification_of,
     send_notification,
     wait_for_status,
 )
+from tests.support.moved_clock import MovedClock
+from tests.support.sink import sunk
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 
 
-class Clock:
-    """The clock file a worker reads (NOTIFYHUB_CLOCK_OFFSET_FILE): move time, not wait."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0.0
-        path.write_text("0")
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + timedelta(seconds=self.offset)
-
-    def advance(self, delta: timedelta) -> None:
-        self.offset += delta.total_seconds()
-        self.path.write_text(str(self.offset))
-
-
 @pytest.fixture
-def clock(tmp_path: Path) -> Clock:
-    return Clock(tmp_path / "clock-offset")
+def clock(tmp_path: Path) -> MovedClock:
+    return MovedClock(tmp_path / "clock-offset")
 
 
 async def test_a_duplicate_from_http_and_from_kafka_is_delivered_once(
@@ -207,12 +192,12 @@ async def test_the_default_cap_applies_without_a_preference(
 
 async def test_quiet_hours_defer_then_deliver_when_they_end(
     worker_factory: Callable[..., Worker],
-    clock: Clock,
+    clock: MovedClock,
     http: aiohttp.ClientSession,
     tenant: Tenant,
     redis_client: redis.Redis,
 ) -> None:
-    worker = worker_factory(NOTIFYHUB_CLOCK_OFFSET_FILE=str(clock.path))
+    worker = worker_factory(**clock.worker_settings())
     user = f"sleepy-{uuid.uuid4().hex[:6]}"
     now = clock.now()
     window = {
@@ -259,12 +244,12 @@ async def test_quiet_hours_defer_then_deliver_when_they_end(
 
 async def test_a_scheduled_notification_is_delivered_once_after_a_worker_restart(
     worker_factory: Callable[..., Worker],
-    clock: Clock,
+    clock: MovedClock,
     http: aiohttp.ClientSession,
     tenant: Tenant,
     redis_client: redis.Redis,
 ) -> None:
-    first = worker_factory(NOTIFYHUB_CLOCK_OFFSET_FILE=str(clock.path))
+    first = worker_factory(**clock.worker_settings())
     at = (clock.now() + timedelta(hours=1)).isoformat()
     accepted = await send_notification(
         http,
@@ -293,7 +278,7 @@ async def test_a_scheduled_notification_is_delivered_once_after_a_worker_restart
     assert status == 200 and body["data"]["status"] == "cancelled"
 
     first.stop()
-    second = worker_factory(deployment=first.topic_prefix, NOTIFYHUB_CLOCK_OFFSET_FILE=str(clock.path))
+    second = worker_factory(deployment=first.topic_prefix, **clock.worker_settings())
     await asyncio.sleep(2.0)  # ticks happen; nothing is due yet
     assert (await notification_of(http, second, tenant, accepted["id"]))["status"] == "scheduled"
 
@@ -392,13 +377,13 @@ async def test_table_inspection_answers_from_any_worker(
 
 async def test_held_notifications_follow_their_partitions_to_another_worker(
     worker_factory: Callable[..., Worker],
-    clock: Clock,
+    clock: MovedClock,
     http: aiohttp.ClientSession,
     tenant: Tenant,
     redis_client: redis.Redis,
 ) -> None:
     """Held on worker A; B joins (a rebalance), then A leaves: B releases all of them, once."""
-    first = worker_factory(NOTIFYHUB_CLOCK_OFFSET_FILE=str(clock.path))
+    first = worker_factory(**clock.worker_settings())
     at = (clock.now() + timedelta(hours=1)).isoformat()
     held = [
         await send_notification(
@@ -415,7 +400,7 @@ async def test_held_notifications_follow_their_partitions_to_another_worker(
     for notification in held:
         await wait_for_status(http, first, tenant, notification["id"], "scheduled")
 
-    second = worker_factory(deployment=first.topic_prefix, NOTIFYHUB_CLOCK_OFFSET_FILE=str(clock.path))
+    second = worker_factory(deployment=first.topic_prefix, **clock.worker_settings())
     first.stop()
     clock.advance(timedelta(hours=1, minutes=1))
     for notification in held:

@@ -18,9 +18,10 @@ from aiokafka import AIOKafkaProducer
 
 from notifyhub.model.messages import WebhookDelivery
 from notifyhub.webhooks import endpoint_secrets
-from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
-from tests.servers.webhook_receiver import WebhookReceiver
-from tests.webhooks.endpoints import SECRET, post_endpoint, store_endpoints
+from tests.support.api import Tenant, call, eventually, send_notification, wait_for_status
+from tests.support.servers.webhook_receiver import WebhookReceiver
+from tests.support.webhooks import SECRET, post_endpoint, store_endpoints
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

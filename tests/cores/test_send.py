@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from notifyhub.cores.send import Consequences, RetryPolicy, consequences
-from notifyhub.delivery.dispatch import Outcome, Result
 from notifyhub.kafka.topics import TopicNames
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import DeliveryEvent, HoldRequest, Notification
+from notifyhub.model.outcomes import Outcome, Result
 from notifyhub.model.status import Status
 
 TOPICS = TopicNames("pfx", 3)

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from notifyhub.db.migrate import MigrationChanged, available_migrations, migrate
-from tests.stack import Services
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-async def empty_database(services: Services, database: asyncpg.Pool) -> AsyncIterator[str]:
-    """A fresh database on the session's server; its DSN."""
-    name = f"migrate_{uuid.uuid4().hex[:12]}"
-    await database.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = services.database_url.rpartition("/")
-    yield f"{base}/{name}"
-    await database.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 async def test_concurrent_migrations_apply_each_file_once(empty_database: str) -> None:

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from notifyhub.delivery.breakers import BreakerState, CircuitBreaker
-from notifyhub.delivery.dispatch import Dispatcher, Result
+from notifyhub.delivery.dispatch import Dispatcher
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import Notification
+from notifyhub.model.outcomes import Result
 from notifyhub.providers.base import ProviderError, SendResult
 
 

@@ -9,7 +9,7 @@ import uuid
 import redis.asyncio as redis
 
 from notifyhub.delivery.provider_limits import ProviderRateLimiter
-from tests.stack import Services
+from tests.support.stack import Services
 
 RATE = 20.0
 

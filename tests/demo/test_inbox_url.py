@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from notifyhub.inbox import tokens as inbox_tokens
-from tests.conftest import SESSION_SECRETS, Tenant, Worker
-from tests.stack import Services
-from tests.test_operator_cli import notifyhub
+from tests.support.api import Tenant
+from tests.support.cli import notifyhub
+from tests.support.stack import Services
+from tests.support.workers import SESSION_SECRETS, Worker
 
 pytestmark = pytest.mark.stack
 

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.stack import REPO, STACK_SCRIPT, Services, _from_environment, free_port, native_stack
-from tests.web.test_browser_inbox import CHROMIUM, UI_TIMEOUT_MS
+from tests.support.browser import CHROMIUM, UI_TIMEOUT_MS
+from tests.support.stack import REPO, STACK_SCRIPT, Services, free_port, from_environment, native_stack
 
 pytestmark = pytest.mark.stack
 
@@ -73,7 +73,7 @@ def stack_environ(services: Services) -> Iterator[dict[str, str]]:
     env = _stack_environ(services, None)
     # Only services given from outside can be `stack.sh`'s default stack (its state in the
     # repository's .stack); a native stack the suite started has a directory of its own.
-    if _from_environment() is not None and _means(env, services):
+    if from_environment() is not None and _means(env, services):
         yield env
         return
     with native_stack() as (stack, own):
@@ -139,7 +139,7 @@ async def test_make_run_prints_an_inbox_link_and_a_curl_that_fills_it_live(
                 await page.goto(link.group(0))
                 await expect(page.get_by_test_id("status")).to_have_text("live", timeout=UI_TIMEOUT_MS)
 
-                # As the README tells a client: a 503 says retry. A worker that has just
+                # As docs/api.md tells a client: a 503 says retry. A worker that has just
                 # created its topics can find them missing from Kafka's metadata for a while.
                 deadline = asyncio.get_running_loop().time() + CURL_RETRY_SECONDS
                 while True:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 
 import aiohttp
 import asyncpg
@@ -15,8 +14,10 @@ import redis.asyncio as redis
 
 from notifyhub.db import tenants
 from notifyhub.db.migrate import migrate
-from tests.conftest import Tenant, Worker, start_worker
-from tests.stack import NativeStack, Services, native_stack
+from tests.support.api import Tenant
+from tests.support.faults import FaultKit
+from tests.support.stack import NativeStack, Services, native_stack
+from tests.support.workers import Worker, start_worker
 
 
 @pytest.fixture(scope="session")
@@ -85,19 +86,6 @@ def fault_workers(
     yield start
     for worker in started:
         worker.stop()
-
-
-@dataclass
-class FaultKit:
-    """What a fault test works with: the stack it breaks, workers it starts, a tenant, the
-    sink's Redis and an HTTP client."""
-
-    stack: NativeStack
-    services: Services
-    start_workers: Callable[..., Awaitable[list[Worker]]]
-    tenant: Tenant
-    sink: redis.Redis
-    http: aiohttp.ClientSession
 
 
 @pytest.fixture

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from tests.conftest import Worker
-from tests.faults.conftest import FaultKit
-from tests.faults.harness import StreamReport, _submit
+from tests.support.faults import FaultKit, StreamReport, submit
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.faults
 
@@ -78,7 +77,7 @@ async def _stream_items(
                 "digest": {"key": "activity", "window_seconds": WINDOW_SECONDS},
             }
             tasks.append(
-                asyncio.create_task(_submit(kit.http, workers, kit.tenant, index, run, stream, body))
+                asyncio.create_task(submit(kit.http, workers, kit.tenant, index, run, stream, body))
             )
             await asyncio.sleep(1 / RATE)
         await asyncio.gather(*tasks)

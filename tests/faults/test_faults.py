@@ -1,6 +1,6 @@
 """Nothing accepted is lost when a worker, the broker, PostgreSQL or Redis fails, or when
 poison arrives: each test streams notifications through two workers while one thing
-breaks, then accounts for every one (``harness.py``). The sink dedupes by notification
+breaks, then accounts for every one (``tests/support/faults.py``). The sink dedupes by notification
 id, as a provider with idempotency keys would, so nothing may be recorded twice; the
 repeated sends it absorbed are printed. (SES, Twilio and FCM take no such key: there a
 send interrupted after the provider call and before its outcome is recorded can happen
@@ -17,10 +17,10 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.conftest import Worker, eventually
-from tests.faults.conftest import FaultKit
-from tests.faults.harness import StreamReport, run_stream
-from tests.stack import NativeStack
+from tests.support.api import eventually
+from tests.support.faults import FaultKit, StreamReport, run_stream
+from tests.support.stack import NativeStack
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.faults
 

@@ -16,15 +16,9 @@ from aiokafka import AIOKafkaProducer
 
 from notifyhub.db import notifications
 from notifyhub.model.messages import IntakeMessage
-from tests.agents.test_pipeline import sunk
-from tests.conftest import (
-    Tenant,
-    Worker,
-    call,
-    eventually,
-    send_notification,
-    wait_for_status,
-)
+from tests.support.api import Tenant, call, eventually, send_notification, wait_for_status
+from tests.support.sink import sunk
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

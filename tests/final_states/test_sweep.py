@@ -18,9 +18,10 @@ import redis.asyncio as redis
 from notifyhub.db import notifications, tenants
 from notifyhub.db.migrate import migrate
 from notifyhub.model.messages import IntakeMessage
-from tests.agents.test_pipeline import sunk
-from tests.conftest import Tenant, Worker, eventually, metric, wait_for_status
-from tests.stack import Services
+from tests.support.api import Tenant, eventually, metric, wait_for_status
+from tests.support.sink import sunk
+from tests.support.stack import Services
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

@@ -21,7 +21,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from notifyhub.db import tenants
-from tests.conftest import Tenant, Worker, call, eventually, wait_for_status
+from tests.support.api import Tenant, call, eventually, wait_for_status
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

@@ -17,13 +17,14 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 
-from tests.conftest import Tenant, Worker
-from tests.web.test_openapi import (
+from tests.support.api import Tenant
+from tests.support.openapi import (
     FUZZ_CHECKS,
     FUZZ_REQUEST_TIMEOUT_SECONDS,
     UNTHROTTLED_RATE_LIMIT,
-    _server_traceback,
+    server_traceback,
 )
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 
@@ -99,7 +100,7 @@ def test_following_links_finds_no_server_error_and_no_undocumented_answer(
                         kind = (case.operation.label, failure.title)
                         if kind not in failures:
                             traceback = (
-                                _server_traceback(stateful_worker, response)
+                                server_traceback(stateful_worker, response)
                                 if response.status_code >= 500
                                 else ""
                             )

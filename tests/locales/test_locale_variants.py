@@ -10,8 +10,9 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 
-from tests.agents.test_pipeline import sunk
-from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
+from tests.support.api import Tenant, call, eventually, send_notification, wait_for_status
+from tests.support.sink import sunk
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 import notifyhub.db.migrate as migrations
 from notifyhub.db.migrate import available_migrations, migrate
-from tests.conftest import Tenant, Worker, eventually, notification_of, send_notification
-from tests.db.test_migrate import empty_database  # noqa: F401  (a fixture)
-from tests.stack import Services
+from tests.support.api import Tenant, eventually, notification_of, send_notification
+from tests.support.stack import Services
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 
@@ -102,7 +102,7 @@ async def test_priority_1_takes_the_priority_lane_and_10_the_normal_one(
 
 
 async def test_the_upgrade_turns_stored_priorities_around_once(
-    empty_database: str,  # noqa: F811
+    empty_database: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shipped = available_migrations()

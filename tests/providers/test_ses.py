@@ -14,8 +14,8 @@ from notifyhub.providers.base import ProviderConfigError, ProviderError
 from notifyhub.providers.ses import SesProvider, create
 from notifyhub.runtime.resources import Resources
 from notifyhub.runtime.settings import Settings
-from tests.servers.ses import FakeSes
-from tests.stack import free_port
+from tests.support.servers.ses import FakeSes
+from tests.support.stack import free_port
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from notifyhub.providers.base import ProviderConfigError
 from notifyhub.providers.smtp import SmtpProvider, create
 from notifyhub.runtime.resources import Resources
 from notifyhub.runtime.settings import Settings
-from tests.providers.support import refusal
-from tests.servers.smtp import SENDER, FakeSmtp
-from tests.stack import free_port
+from tests.support.providers import refusal
+from tests.support.servers.smtp import SENDER, FakeSmtp
+from tests.support.stack import free_port
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from notifyhub.providers.base import ProviderConfigError
 from notifyhub.providers.twilio import TwilioProvider, create
 from notifyhub.runtime.resources import Resources
 from notifyhub.runtime.settings import Settings
-from tests.providers.support import refusal
-from tests.servers.twilio import FROM_NUMBER, FakeTwilio
-from tests.stack import free_port
+from tests.support.providers import refusal
+from tests.support.servers.twilio import FROM_NUMBER, FakeTwilio
+from tests.support.stack import free_port
 
 
 @pytest.fixture

@@ -21,19 +21,12 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import (
-    Tenant,
-    Worker,
-    activity_feed,
-    call,
-    eventually,
-    send_notification,
-    wait_for_status,
-)
-from tests.receipts.signing import Signer, twilio_signature
-from tests.servers.ses import FakeSes
-from tests.servers.sns import FakeSnsHost
-from tests.servers.twilio import FakeTwilio
+from tests.support.api import Tenant, activity_feed, call, eventually, send_notification, wait_for_status
+from tests.support.servers.ses import FakeSes
+from tests.support.servers.sns import FakeSnsHost
+from tests.support.servers.twilio import FakeTwilio
+from tests.support.signing import Signer, twilio_signature
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

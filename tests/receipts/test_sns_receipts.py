@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from notifyhub.receipts.model import Outcome, Receipt
 from notifyhub.receipts.sns import InvalidSnsMessage, SnsVerifier, ses_receipt
-from tests.receipts.signing import CERT_URL, Signer
+from tests.support.signing import CERT_URL, Signer
 
 NOW = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-events"

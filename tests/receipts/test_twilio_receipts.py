@@ -8,7 +8,7 @@ import pytest
 
 from notifyhub.receipts.model import Outcome, Receipt
 from notifyhub.receipts.twilio import opt_out_change, signature_is_valid, status_receipt
-from tests.receipts.signing import twilio_signature
+from tests.support.signing import twilio_signature
 
 TOKEN = "12345678901234567890123456789012"
 OLD_TOKEN = "abcdefabcdefabcdefabcdefabcdef00"

@@ -14,8 +14,9 @@ import pytest
 from notifyhub.model.channels import Channel
 from notifyhub.receipts import unsubscribe
 from notifyhub.runtime.settings import Settings
-from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
-from tests.servers.smtp import FakeSmtp
+from tests.support.api import Tenant, call, eventually, send_notification, wait_for_status
+from tests.support.servers.smtp import FakeSmtp
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 
 from notifyhub.db import tenants
-from tests.conftest import Tenant, Worker, call
+from tests.support.api import Tenant, call
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

@@ -9,6 +9,9 @@ import sys
 
 import pytest
 
+# It starts real worker processes (which must refuse to start before they connect to anything).
+pytestmark = pytest.mark.stack
+
 GOOD_SECRET = "0123456789abcdef" * 2
 SECRETS = ("NOTIFYHUB_ADMIN_TOKEN", "NOTIFYHUB_WS_TOKEN_SECRET", "NOTIFYHUB_WEBHOOK_SECRET_KEY")
 # What the caller's environment may hold that would change the outcome.

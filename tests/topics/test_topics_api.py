@@ -9,8 +9,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import Tenant, Worker, call, eventually, wait_for_status
-from tests.topics.conftest import subscribe_many
+from tests.support.api import Tenant, call, eventually, wait_for_status
+from tests.support.topics import subscribe_many
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

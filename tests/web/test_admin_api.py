@@ -9,7 +9,8 @@ import asyncpg
 import pytest
 
 from notifyhub.db.tenants import hash_api_key
-from tests.conftest import Worker, call
+from tests.support.api import call
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

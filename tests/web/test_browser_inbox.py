@@ -4,7 +4,6 @@ clicking a message marks it read."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,13 +11,11 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
-from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
+from tests.support.api import Tenant, call, eventually, send_notification, wait_for_status
+from tests.support.browser import CHROMIUM, UI_TIMEOUT_MS
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
-
-# Debian's package; the stack's install step puts it there (deployments/local/stack.sh).
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-UI_TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="module")

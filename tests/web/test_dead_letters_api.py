@@ -13,7 +13,8 @@ import redis.asyncio as redis
 
 from notifyhub.db import dead_letters
 from notifyhub.model.messages import DeadLetter
-from tests.conftest import Tenant, Worker, call, eventually
+from tests.support.api import Tenant, call, eventually
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

@@ -12,7 +12,8 @@ import pytest
 from notifyhub.db import inbox
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import Notification
-from tests.conftest import Tenant, Worker, call
+from tests.support.api import Tenant, call
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

@@ -14,7 +14,8 @@ import aiohttp
 import jwt
 import pytest
 
-from tests.conftest import Tenant, Worker, call, eventually, send_notification, wait_for_status
+from tests.support.api import Tenant, call, eventually, send_notification, wait_for_status
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

@@ -15,8 +15,9 @@ from aiokafka import AIOKafkaProducer
 
 from notifyhub.db import notifications, tenants
 from notifyhub.model.messages import IntakeMessage
-from tests.agents.test_pipeline import sunk
-from tests.conftest import Tenant, Worker, call, eventually
+from tests.support.api import Tenant, call, eventually
+from tests.support.sink import sunk
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

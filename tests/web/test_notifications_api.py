@@ -9,7 +9,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import Tenant, Worker
+from tests.support.api import Tenant
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from tests.conftest import Tenant, Worker, call
+from tests.support.api import Tenant, call
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

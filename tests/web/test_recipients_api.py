@@ -6,7 +6,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import Tenant, Worker, call
+from tests.support.api import Tenant, call
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

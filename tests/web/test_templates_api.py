@@ -10,7 +10,8 @@ from notifyhub.content.rendering import MAX_TEMPLATE_CHARS
 from notifyhub.db import templates, tenants
 from notifyhub.model.channels import Channel
 from notifyhub.web.templates import MAX_TEMPLATE_LOCALES, MAX_TEMPLATES_PER_TENANT
-from tests.conftest import Tenant, Worker, call
+from tests.support.api import Tenant, call
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 
 from notifyhub.web.webhooks import MAX_ENDPOINTS_PER_TENANT
-from tests.conftest import Tenant, Worker, call
-from tests.webhooks.endpoints import post_endpoint, store_endpoints
+from tests.support.api import Tenant, call
+from tests.support.webhooks import post_endpoint, store_endpoints
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 

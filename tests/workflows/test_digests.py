@@ -12,16 +12,9 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 
-from tests.conftest import (
-    Tenant,
-    Worker,
-    activity_feed,
-    call,
-    eventually,
-    send_notification,
-    wait_for_status,
-)
-from tests.workflows.conftest import reaches, sunk
+from tests.support.api import Tenant, activity_feed, call, eventually, send_notification, wait_for_status
+from tests.support.workers import Worker
+from tests.support.workflows import reaches, sunk
 
 pytestmark = pytest.mark.stack
 

@@ -13,18 +13,11 @@ import pytest
 import redis.asyncio as redis
 
 from notifyhub.cores.escalations import STEP_NAMESPACE
-from tests.conftest import (
-    Tenant,
-    Worker,
-    activity_feed,
-    call,
-    eventually,
-    send_notification,
-    wait_for_status,
-)
-from tests.servers.webhook_receiver import WebhookReceiver
-from tests.webhooks.endpoints import post_endpoint
-from tests.workflows.conftest import reaches, sunk
+from tests.support.api import Tenant, activity_feed, call, eventually, send_notification, wait_for_status
+from tests.support.servers.webhook_receiver import WebhookReceiver
+from tests.support.webhooks import post_endpoint
+from tests.support.workers import Worker
+from tests.support.workflows import reaches, sunk
 
 pytestmark = pytest.mark.stack
 

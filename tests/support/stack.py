@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STACK_SCRIPT = REPO / "deployments" / "local" / "stack.sh"
 # Generous: on a fresh machine `up` installs PostgreSQL/Redis and resolves Kafka's jars.
 STACK_UP_TIMEOUT_SECONDS = 900
@@ -50,7 +50,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _from_environment() -> Services | None:
+def from_environment() -> Services | None:
+    """The services the environment names (all three addresses), or None."""
     names = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
     if not all(os.environ.get(name) for name in names):
         return None
@@ -156,7 +157,7 @@ def native_stack(redis_persistent: bool = False) -> Iterator[tuple[NativeStack, 
 @contextlib.contextmanager
 def real_services() -> Iterator[Services]:
     """The services for one test session, started (and stopped) here when needed."""
-    given = _from_environment()
+    given = from_environment()
     if given is not None:
         yield given
     elif _docker_answers():

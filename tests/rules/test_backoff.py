@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from notifyhub.delivery.backoff import retry_delay
+from notifyhub.rules.backoff import retry_delay
 
 
 @pytest.mark.parametrize(("attempt", "step"), [(1, 1.0), (2, 2.0), (3, 4.0), (6, 32.0), (20, 60.0)])

@@ -9,7 +9,8 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from tests.conftest import Tenant, Worker, call
+from tests.support.api import Tenant, call
+from tests.support.workers import Worker
 
 SECRET = "whsec-test-0123456789abcdef"
 

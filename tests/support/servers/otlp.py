@@ -1,7 +1,7 @@
 """A local OpenTelemetry collector for tests: accepts OTLP/HTTP trace exports (protobuf,
 as the SDK's exporter sends them) and keeps the spans in memory.
 
-    python -m tests.servers.otlp    # prints OTEL_EXPORTER_OTLP_ENDPOINT for a worker
+    python -m tests.support.servers.otlp    # prints OTEL_EXPORTER_OTLP_ENDPOINT for a worker
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class OtlpCollector:
 
 
 async def _main() -> None:
-    from tests.servers import announce
+    from tests.support.servers import announce
 
     collector = OtlpCollector()
     await collector.start()

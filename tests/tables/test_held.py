@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from notifyhub.kafka.partitions import partition_of
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import HoldRequest, Notification
 from notifyhub.runtime.settings import get_settings
 from notifyhub.tables import held
-from notifyhub.tables.partitions import partition_of
 
 KEY = b"tenant:recipient"
 PARTITION = partition_of(KEY, get_settings().topic_partitions)

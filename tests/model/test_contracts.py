@@ -9,7 +9,7 @@ import pytest
 
 from notifyhub.model.messages import DeadLetter, DeliveryEvent, DeviceTokenEvent, IntakeMessage
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 CONTRACTS = {
     "intake-message.schema.json": IntakeMessage,
     "delivery-event.schema.json": DeliveryEvent,
@@ -29,7 +29,7 @@ def test_the_committed_schema_is_the_one_the_code_enforces(name: str) -> None:
     committed = json.loads((DOCS / name).read_text())
     assert committed == published_schema(CONTRACTS[name]), (
         f"docs/{name} is stale; regenerate it with: "
-        f".venv/bin/python -c 'from tests.test_contracts import write_all; write_all()'"
+        f".venv/bin/python -c 'from tests.model.test_contracts import write_all; write_all()'"
     )
 
 

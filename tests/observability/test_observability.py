@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.conftest import Tenant, Worker, call, eventually, metric, send_notification, wait_for_status
-from tests.servers.otlp import OtlpCollector, ReceivedSpan
+from tests.support.api import Tenant, call, eventually, metric, send_notification, wait_for_status
+from tests.support.servers.otlp import OtlpCollector, ReceivedSpan
+from tests.support.workers import Worker
 
 
 @pytest.fixture(scope="module")

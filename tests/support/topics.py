@@ -6,7 +6,8 @@ import asyncio
 
 import aiohttp
 
-from tests.conftest import Tenant, Worker, call
+from tests.support.api import Tenant, call
+from tests.support.workers import Worker
 
 # The API takes up to 1,000 recipients a call; a few calls at once keep a big topic quick.
 SUBSCRIBE_BATCH = 1000

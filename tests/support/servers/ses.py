@@ -4,7 +4,7 @@ Senders must be verified (``verify``) as in SES's sandbox; an unverified sender 
 ``MessageRejected``. What SES accepted is read from moto's backend (``sent_messages``),
 which is in this process. ``set_down`` is not possible with moto; ``stop`` it instead.
 
-Standalone: ``python -m tests.servers.ses [--port N]`` verifies the sender, prints the
+Standalone: ``python -m tests.support.servers.ses [--port N]`` verifies the sender, prints the
 worker environment, one ``NAME=value`` per line, then serves.
 """
 
@@ -20,7 +20,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 from moto.ses.models import ses_backends
 
-from tests.servers import announce
+from tests.support.servers import announce
 
 REGION = "us-east-1"
 SENDER = "notifications@notifyhub.test"

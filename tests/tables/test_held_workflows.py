@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from notifyhub.cores import digests
+from notifyhub.kafka.partitions import partition_of
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import (
     DigestRule,
@@ -21,7 +22,6 @@ from notifyhub.model.messages import (
 )
 from notifyhub.runtime.settings import get_settings
 from notifyhub.tables import held
-from notifyhub.tables.partitions import partition_of
 
 KEY = b"tenant:recipient"
 PARTITION = partition_of(KEY, get_settings().topic_partitions)

@@ -5,7 +5,7 @@ transactions with a 4xx at RCPT; ``set_down`` answers every transaction with 421
 It runs in its own thread (aiosmtpd's ``Controller``), so it serves whatever the test's
 event loop is doing.
 
-Standalone: ``python -m tests.servers.smtp [--port N]`` prints the worker environment,
+Standalone: ``python -m tests.support.servers.smtp [--port N]`` prints the worker environment,
 one ``NAME=value`` per line, then serves.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.servers import announce
+from tests.support.servers import announce
 
 REJECTED_DOMAIN = "@rejected.test"
 SENDER = "notifications@notifyhub.test"
@@ -43,7 +43,7 @@ class _Recorder:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        answer = self._server._answer_for(address)
+        answer = self._server.answer_for(address)
         if answer is not None:
             return answer
         envelope.rcpt_tos.append(address)
@@ -54,7 +54,7 @@ class _Recorder:
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         html = parsed.get_body(("html",))
         text = parsed.get_body(("plain",))
-        self._server._record(
+        self._server.record(
             {
                 "from": envelope.mail_from,
                 "to": list(envelope.rcpt_tos),
@@ -104,7 +104,7 @@ class FakeSmtp:
             "NOTIFYHUB_EMAIL_FROM": SENDER,
         }
 
-    def _answer_for(self, address: str) -> str | None:
+    def answer_for(self, address: str) -> str | None:
         with self._lock:
             self.transactions += 1
             if self._down:
@@ -115,7 +115,7 @@ class FakeSmtp:
             return "550 5.1.1 No such user here"
         return None
 
-    def _record(self, message: dict[str, Any]) -> None:
+    def record(self, message: dict[str, Any]) -> None:
         with self._lock:
             self.messages.append(message)
 

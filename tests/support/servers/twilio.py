@@ -6,7 +6,7 @@ Twilio's JSON shape ``{"code", "message", "more_info", "status"}``. ``To`` follo
 Twilio's documented magic test numbers (+15005550001 invalid → 21211, …), and the test
 controls ``fail_next`` and ``set_down`` script temporary failures.
 
-Standalone (benchmarks): ``python -m tests.servers.twilio [--port N]`` prints the
+Standalone (benchmarks): ``python -m tests.support.servers.twilio [--port N]`` prints the
 environment that points a worker at it, one ``NAME=value`` per line, then serves.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.servers import announce
+from tests.support.servers import announce
 
 MESSAGES_PATH = "/2010-04-01/Accounts/{account_sid}/Messages.json"
 FROM_NUMBER = "+15005550006"

@@ -12,7 +12,7 @@
   A ``validate_only`` request is checked and answered but not recorded as sent.
 
 It writes the service account file (a fresh RSA key, ``token_uri`` pointing here).
-Standalone: ``python -m tests.servers.fcm [--port N]`` prints the worker environment,
+Standalone: ``python -m tests.support.servers.fcm [--port N]`` prints the worker environment,
 one ``NAME=value`` per line, then serves.
 """
 
@@ -34,7 +34,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.servers import announce
+from tests.support.servers import announce
 
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"

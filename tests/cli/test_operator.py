@@ -2,47 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 import uuid
 from datetime import UTC, datetime
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
-from tests.conftest import Tenant, Worker, eventually, send_notification, wait_for_status
-from tests.stack import Services
-
-# Every command here is bounded by its own flags (--count, --idle-timeout); this is the
-# backstop should one hang.
-COMMAND_TIMEOUT_SECONDS = 60.0
-
-
-async def notifyhub(
-    services: Services, worker: Worker, *args: str, admin_token: str | None = None
-) -> tuple[int, str, str]:
-    """Run ``notifyhub ARGS`` against the worker's deployment: exit code, stdout, stderr."""
-    env = {
-        **os.environ,
-        **services.environ(),
-        "NOTIFYHUB_APP_ID": worker.topic_prefix,
-        "NOTIFYHUB_TOPIC_PREFIX": worker.topic_prefix,
-        "NOTIFYHUB_ADMIN_TOKEN": admin_token or worker.admin_token,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "notifyhub.cli.main",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT_SECONDS)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+from tests.support.api import FAILING, Tenant, eventually, send_notification, send_sms, wait_for_status
+from tests.support.cli import notifyhub
+from tests.support.stack import Services
+from tests.support.workers import Worker
 
 
 async def test_events_tail_prints_a_notifications_transitions(
@@ -135,8 +105,6 @@ async def test_lag_reports_each_topic_of_the_group(services: Services, worker: W
 async def test_events_show_prints_the_delivery_log_the_api_answers(
     services: Services, worker: Worker, tenant: Tenant, http: aiohttp.ClientSession
 ) -> None:
-    from tests.activity.test_notification_events_api import FAILING, send_sms
-
     sent = await send_sms(http, worker, tenant, **FAILING)
     final = await wait_for_status(http, worker, tenant, sent["id"])
     async with http.get(

@@ -31,7 +31,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from notifyhub.observability.lag import LagMeter
 from notifyhub.providers.sink import sink_keys
-from tests.conftest import Tenant, Worker
+from tests.support.api import Tenant
+from tests.support.stack import NativeStack, Services
+from tests.support.workers import Worker
 
 # How long the client keeps retrying one notification before it gives up on it.
 CLIENT_DEADLINE_SECONDS = 90.0
@@ -78,7 +80,7 @@ class StreamReport:
         )
 
 
-async def _submit(
+async def submit(
     http: aiohttp.ClientSession,
     workers: Sequence[Worker],
     tenant: Tenant,
@@ -140,7 +142,7 @@ async def run_stream(
     async def stream() -> None:
         tasks = []
         for index in range(count):
-            tasks.append(asyncio.create_task(_submit(http, workers, tenant, index, run, report)))
+            tasks.append(asyncio.create_task(submit(http, workers, tenant, index, run, report)))
             await asyncio.sleep(1 / rate)
         await asyncio.gather(*tasks)
 
@@ -280,3 +282,16 @@ async def _sunk(sink: redis.Redis, key: str, ids: set[str]) -> Counter[str]:
         if notification_id in copies:
             copies[notification_id] += 1
     return copies
+
+
+@dataclass
+class FaultKit:
+    """What a fault test works with: the stack it breaks, workers it starts, a tenant, the
+    sink's Redis and an HTTP client."""
+
+    stack: NativeStack
+    services: Services
+    start_workers: Callable[..., Awaitable[list[Worker]]]
+    tenant: Tenant
+    sink: redis.Redis
+    http: aiohttp.ClientSession

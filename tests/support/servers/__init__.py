@@ -1,5 +1,5 @@
 """Local servers speaking the providers' real protocols (SES v2, SMTP, Twilio, FCM HTTP v1),
-for the tests and, run standalone (``python -m tests.servers.<name>``), the benchmarks."""
+for the tests and, run standalone (``python -m tests.support.servers.<name>``), the benchmarks."""
 
 from __future__ import annotations
 
