@@ -10,7 +10,7 @@
 #   deployments/local/stack.sh env       the environment variables that point NotifyHub at it
 #
 # Every knob is an environment variable; the defaults are in the block below and
-# in the README. Data lives under NOTIFYHUB_STACK_DIR (git-ignored); the jars live
+# in docs/configuration.md. Data lives under NOTIFYHUB_STACK_DIR (git-ignored); the jars live
 # in NOTIFYHUB_CACHE_DIR, outside the repository, and are never committed.
 set -euo pipefail
 
