@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
-import aiohttp
 import faust
 from mode import Service
 
@@ -51,28 +49,20 @@ from notifyhub.observability.metrics import WEBHOOK_DELIVERED, WEBHOOK_FAILED
 from notifyhub.rules.backoff import retry_delay
 from notifyhub.runtime import clock
 from notifyhub.runtime.outages import through_outages
-from notifyhub.webhooks import endpoint_secrets, signing
-from notifyhub.webhooks.addresses import (
-    AddressPolicy,
-    AddressRefused,
-    GuardedResolver,
-    InvalidUrl,
-    parse_url,
-)
+from notifyhub.webhooks.addresses import AddressPolicy
 from notifyhub.webhooks.events import device_token_payload
+from notifyhub.webhooks.sender import WebhookSender
 from notifyhub.webhooks.subscriptions import Subscriptions
 
 logger = logging.getLogger(__name__)
 
-# Kept in the log of an attempt: enough of an error to see what went wrong.
-MAX_ERROR_LENGTH = 500
-# Of a receiver's non-2xx answer, only this much is read (a hostile receiver could stream
-# gigabytes), and of that only an excerpt is kept in the error.
-MAX_ANSWER_BYTES = 4096
-ANSWER_EXCERPT_LENGTH = 200
-
-policy = AddressPolicy(settings.webhook_allowed_hosts)
 subscriptions = Subscriptions(resources)
+sender = WebhookSender(
+    AddressPolicy(settings.webhook_allowed_hosts),
+    settings.webhook_secret_keys(),
+    settings.webhook_concurrency,
+    settings.webhook_timeout_seconds,
+)
 
 
 # ---------------------------------------------------------------- fan-out
@@ -109,101 +99,10 @@ async def webhook_device_token_events(stream: faust.StreamT[bytes]) -> None:
 # ---------------------------------------------------------------- delivery
 
 
-class Outbound:
-    """The worker's HTTP client for webhooks: addresses checked at every connection."""
-
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(policy), limit=settings.webhook_concurrency
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_seconds),
-                headers={"User-Agent": "NotifyHub-Webhooks/1"},
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-outbound = Outbound()
-
-
 @app.service
 class WebhookConnections(Service):
     async def on_stop(self) -> None:
-        await outbound.close()
-
-
-async def _attempt(delivery: WebhookDelivery, target: webhooks_db.Target) -> webhooks_db.Attempt:
-    started = time.perf_counter()
-    status: int | None = None
-    error: str | None = None
-    refused = False
-    try:
-        url = parse_url(target.url)
-        policy.check_url(url)
-        secret = endpoint_secrets.decrypt(settings.webhook_secret_keys(), target.secret_ciphertext)
-        body = delivery.body.encode()
-        headers = signing.headers(
-            secret, str(delivery.delivery_id), delivery.event, int(time.time()), body
-        )
-        # Redirects are not followed: a 3xx is a failed attempt like any other non-2xx, so
-        # only the checked URL is ever connected to.
-        async with outbound.session().post(
-            url, data=body, headers=headers, allow_redirects=False
-        ) as response:
-            status = response.status
-            if not 200 <= status < 300:
-                answer = await _answer_excerpt(response)
-                error = f"HTTP {status}: {answer}"
-    except (InvalidUrl, AddressRefused) as exc:
-        error, refused = f"refused: {exc}", True
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        error, refused = _connection_error(exc)
-    return webhooks_db.Attempt(
-        delivery_id=delivery.delivery_id,
-        endpoint_id=delivery.endpoint_id,
-        tenant_id=delivery.tenant_id,
-        event=delivery.event,
-        attempt=delivery.attempt,
-        status_code=status,
-        error=error[:MAX_ERROR_LENGTH] if error else None,
-        succeeded=error is None,
-        duration_ms=(time.perf_counter() - started) * 1000,
-        refused=refused,
-    )
-
-
-async def _answer_excerpt(response: aiohttp.ClientResponse) -> str:
-    """The start of the answer's body: at most ``MAX_ANSWER_BYTES`` are read, whatever it
-    says its length is, and bytes its charset cannot decode are replaced."""
-    start = bytearray()
-    while len(start) < MAX_ANSWER_BYTES:
-        chunk = await response.content.read(MAX_ANSWER_BYTES - len(start))
-        if not chunk:
-            break
-        start += chunk
-    try:
-        text = start.decode(response.charset or "utf-8", errors="replace")
-    except LookupError:
-        text = start.decode("utf-8", errors="replace")
-    return text[:ANSWER_EXCERPT_LENGTH]
-
-
-def _connection_error(exc: Exception) -> tuple[str, bool]:
-    """What went wrong, and whether it was a refusal (``GuardedResolver``'s arrives wrapped
-    by aiohttp)."""
-    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
-        return f"refused: {exc.os_error}", True
-    return f"{type(exc).__name__}: {exc}", False
+        await sender.close()
 
 
 async def _deliver_in_order(
@@ -224,7 +123,7 @@ async def _deliver_in_order(
                 **{"notifyhub.webhook.event": delivery.event, "notifyhub.attempt": delivery.attempt},
             ) as span:
                 traces[delivery.delivery_id] = tracing.context_with(span)
-                attempt = await _attempt(delivery, target)
+                attempt = await sender.attempt(delivery, target)
                 if not attempt.succeeded:
                     tracing.record_failure(span, attempt.error or "failed")
             attempts.append((delivery, attempt))

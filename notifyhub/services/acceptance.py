@@ -27,7 +27,6 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +43,7 @@ from notifyhub.model.status import Status
 from notifyhub.observability.metrics import NOTIFICATIONS_ENQUEUED
 from notifyhub.runtime.outages import OUTAGES
 from notifyhub.runtime.resources import Resources
+from notifyhub.services.publishing import Publish, QueueUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,6 @@ RETRY_AFTER_SECONDS = 1
 # How long a group waits for Kafka's acknowledgements before its requests fail.
 PUBLISH_TIMEOUT_SECONDS = 10.0
 
-Publish = Callable[[Sequence[Outgoing], float], Awaitable[None]]
 # A notification as the HTTP API shows it.
 ApiNotification = dict[str, Any]
 
@@ -101,10 +100,6 @@ class LoopLag:
 
 class Overloaded(Exception):
     """Too many requests are waiting: refuse this one (retry after ``RETRY_AFTER_SECONDS``)."""
-
-
-class QueueUnavailable(Exception):
-    """Kafka did not acknowledge the group in time: nothing was accepted."""
 
 
 class KeyInProgress(Exception):

@@ -9,24 +9,18 @@ and ``archived`` (out of the default feed and the unread/unseen counts).
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 from aiohttp import web
 from faust.web import View
 
 from notifyhub.app import app, publish_all, resources, topics
-from notifyhub.cores.records import Outgoing
 from notifyhub.db import inbox
-from notifyhub.model.messages import Seen
+from notifyhub.services.escalations import stop_escalations
 from notifyhub.web.auth import authenticate_inbox_token, authenticate_tenant
 from notifyhub.web.inputs import bounded_int, int_or_default, parse_uuid
 from notifyhub.web.responses import ApiError, ok
 
-logger = logging.getLogger(__name__)
-
-# How long marking a message seen or read waits for the held stage to be told.
-SEEN_WITHIN = 5.0
 DEFAULT_LIMIT = 50
 # NotifyHub's bound on one page of the inbox; a limit outside 1..200 is the default.
 MAX_LIMIT = 200
@@ -124,25 +118,12 @@ class CountsView(View):
         return ok(request, await inbox.counts(await resources.db(), tenant_id, recipient))
 
 
-async def _stop_escalations(tenant_id: uuid.UUID, recipient: str, marked: inbox.Marked) -> None:
-    """Tell the held stage that these escalating messages were seen or read, so their
-    waiting steps are dropped now. Best effort: a step released later checks PostgreSQL
-    again before it is sent, so a message lost here only keeps a step waiting until then."""
-    if not marked.escalating:
-        return
-    seen = Seen(tenant_id=tenant_id, recipient_id=recipient, notification_ids=marked.escalating)
-    try:
-        await publish_all([Outgoing(topics.held, seen.recipient_key, seen.to_bytes())], SEEN_WITHIN)
-    except Exception:
-        logger.warning("could not tell the held stage that %s saw %s", recipient, marked.escalating)
-
-
 @app.page("/api/v1/inbox/read-all")
 class ReadAllView(View):
     async def post(self, request: web.Request) -> web.Response:
         tenant_id, recipient = await _recipient(request)
         marked = await inbox.mark(await resources.db(), tenant_id, recipient, "read", None)
-        await _stop_escalations(tenant_id, recipient, marked)
+        await stop_escalations(publish_all, topics, tenant_id, recipient, marked)
         return web.Response(status=204)
 
 
@@ -151,7 +132,7 @@ class SeenAllView(View):
     async def post(self, request: web.Request) -> web.Response:
         tenant_id, recipient = await _recipient(request)
         marked = await inbox.mark(await resources.db(), tenant_id, recipient, "seen", None)
-        await _stop_escalations(tenant_id, recipient, marked)
+        await stop_escalations(publish_all, topics, tenant_id, recipient, marked)
         return web.Response(status=204)
 
 
@@ -168,5 +149,5 @@ class MessageActionView(View):
         if not marked.matched:
             raise ApiError("NOT_FOUND", "message not found")
         if on and state in ("read", "seen"):
-            await _stop_escalations(tenant_id, recipient, marked)
+            await stop_escalations(publish_all, topics, tenant_id, recipient, marked)
         return web.Response(status=204)

@@ -42,8 +42,8 @@ from notifyhub.services.acceptance import (
     Acceptance,
     KeyInProgress,
     Overloaded,
-    QueueUnavailable,
 )
+from notifyhub.services.publishing import QueueUnavailable
 from notifyhub.services.quotas import TenantQuotas
 from notifyhub.services.resolve import Unresolvable, resolve
 from notifyhub.web.auth import Caller, authenticate_tenant

@@ -26,19 +26,14 @@ from aiohttp import web
 from faust.web import View
 
 from notifyhub.app import app, publish_all, resources, settings, topics
-from notifyhub.cores.records import Outgoing
-from notifyhub.db import suppressions
-from notifyhub.model.channels import Channel
-from notifyhub.model.messages import ProviderReceipt
-from notifyhub.model.status import Status
 from notifyhub.receipts import sns, twilio
 from notifyhub.receipts.model import Receipt
+from notifyhub.services.publishing import QueueUnavailable
+from notifyhub.services.receipts import apply_sms_opt_out, publish_receipt
 from notifyhub.web.responses import ApiError
 
 logger = logging.getLogger(__name__)
 
-# How long a receiver waits for Kafka to take a receipt before it answers 503.
-PUBLISH_WITHIN_SECONDS = 10.0
 # Fetching an SNS certificate or confirming a subscription.
 SNS_CALL_TIMEOUT = aiohttp.ClientTimeout(total=10)
 # An SNS message is a few KB; SES events with many recipients stay well under this.
@@ -58,22 +53,9 @@ def _forbidden(why: str) -> ApiError:
 
 
 async def _publish(receipt: Receipt) -> None:
-    message = ProviderReceipt(
-        receipt_id=receipt.receipt_id,
-        provider=receipt.provider,
-        provider_message_id=receipt.provider_message_id,
-        status=Status(receipt.outcome.value),
-        occurred_at=receipt.occurred_at,
-        reason=receipt.reason,
-        suppress=list(receipt.suppress),
-        suppress_reason=receipt.suppress_reason,
-    )
     try:
-        await publish_all(
-            [Outgoing(topics.receipts, message.key, message.to_bytes())], PUBLISH_WITHIN_SECONDS
-        )
-    except Exception:
-        logger.exception("could not put a %s receipt on the receipts topic", receipt.provider)
+        await publish_receipt(publish_all, topics, receipt)
+    except QueueUnavailable:
         raise ApiError("SERVICE_UNAVAILABLE", "the receipt could not be stored; send it again") from None
 
 
@@ -115,15 +97,7 @@ class TwilioInboundView(View):
             raise ApiError("VALIDATION_ERROR", "invalid inbound message", {"form": str(exc)}) from None
         if change is not None:
             number, opted_out = change
-            pool = await resources.db()
-            if opted_out:
-                await suppressions.add_many(
-                    pool,
-                    [suppressions.Suppression(None, Channel.SMS, number, "texted STOP", "sms-stop")],
-                )
-            else:
-                await suppressions.remove(pool, None, Channel.SMS, number)
-            logger.info("SMS %s to the shared sender: %s", "opt-out" if opted_out else "opt-in", number)
+            await apply_sms_opt_out(await resources.db(), number, opted_out)
         # An empty TwiML answer: Twilio sends its own confirmation of STOP and START.
         return web.Response(text="<Response/>", content_type="text/xml")
 

@@ -7,7 +7,6 @@ a million recipients costs the request one row and one record.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -18,8 +17,6 @@ from faust.web import View
 from pydantic import Field, StringConstraints
 
 from notifyhub.app import app, publish_all, resources, topics
-from notifyhub.cores.records import Outgoing
-from notifyhub.cores.topics import TopicFanout
 from notifyhub.db import templates
 from notifyhub.db import topics as topic_rows
 from notifyhub.model.channels import Channel
@@ -34,11 +31,11 @@ from notifyhub.model.messages import (
     RecipientId,
     ShortText,
 )
+from notifyhub.services.publishing import QueueUnavailable
+from notifyhub.services.topic_sends import start_send
 from notifyhub.web.auth import authenticate_tenant
 from notifyhub.web.inputs import page_of, parse_body, parse_uuid, parse_value
 from notifyhub.web.responses import ApiError, ok
-
-logger = logging.getLogger(__name__)
 
 # A tenant's topics are listed and counted whole; a cap keeps that cheap.
 MAX_TOPICS_PER_TENANT = 1000
@@ -46,8 +43,6 @@ MAX_TOPICS_PER_TENANT = 1000
 MAX_SUBSCRIBERS_PER_TOPIC = 1_000_000
 # Recipients per subscribe or unsubscribe call: one statement each, like a bulk send.
 MAX_RECIPIENTS_PER_CALL = 1000
-# How long a send waits for Kafka to take its first fan-out step before it is refused.
-PUBLISH_TIMEOUT_SECONDS = 10.0
 
 # Keys are path segments: a small alphabet keeps them unambiguous in a URL.
 TOPIC_KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -211,25 +206,18 @@ class TopicNotificationsView(View):
         caller = await authenticate_tenant(request)
         wanted = await parse_body(request, TopicSendRequest, "notification")
         fields = await _checked_send(caller.tenant_id, key, wanted)
-        pool = await resources.db()
-        row = await topic_rows.create_send(pool, caller.tenant_id, key, fields)
-        if row is None:
-            raise _topic_not_found()
-        first = TopicFanout(topic_send_id=row["id"], tenant_id=caller.tenant_id)
         try:
-            await publish_all(
-                [Outgoing(topics.topic_fanout, first.key, first.to_bytes())], PUBLISH_TIMEOUT_SECONDS
+            row = await start_send(
+                await resources.db(), publish_all, topics, caller.tenant_id, key, fields
             )
-        except Exception:
-            logger.exception(
-                "topic send %s (tenant %s) refused: Kafka unavailable", row["id"], caller.tenant_id
-            )
-            await topic_rows.forget_send(pool, row["id"])
+        except QueueUnavailable:
             raise ApiError(
                 "SERVICE_UNAVAILABLE",
                 "the queue is unavailable; retry later",
                 headers={"Retry-After": "5"},
             ) from None
+        if row is None:
+            raise _topic_not_found()
         return ok(request, _send_as_api_dict(row, key), status=202)
 
 
