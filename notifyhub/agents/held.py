@@ -39,14 +39,7 @@ from notifyhub.model.messages import (
 )
 from notifyhub.observability import tracing
 from notifyhub.runtime import clock
-from notifyhub.tables.held import (
-    Released,
-    collect,
-    forget_partitions,
-    hold,
-    release_due,
-    stop_escalations,
-)
+from notifyhub.tables.held import Released, held_table
 
 logger = logging.getLogger(__name__)
 
@@ -94,16 +87,18 @@ async def _handle(events: Sequence[faust.EventT[bytes]]) -> None:
                     # The request's trace is kept with it, for what is released later.
                     kept = {k: v.decode("latin-1") for k, v in tracing.passed_on(event.headers, trace)}
                     if message.destination is Destination.DIGEST:
-                        records.append(_digested(message, collect(key, message, now, kept), now))
+                        records.append(
+                            _digested(message, held_table.collect(key, message, now, kept), now)
+                        )
                     else:
-                        hold(key, message, now, kept)
+                        held_table.hold(key, message, now, kept)
                     continue
                 if isinstance(message, Seen):
-                    stopped = stop_escalations(key, set(message.notification_ids), now)
+                    stopped = held_table.stop_escalations(key, set(message.notification_ids), now)
                     records += [_stopped(notification, now) for notification in stopped]
                     continue
                 partition, offset = event.message.partition, event.message.offset
-                for released in release_due(partition, now, offset):
+                for released in held_table.release_due(partition, now, offset):
                     if released.notification is not None:
                         logger.info(
                             "releasing held notification %s to %s (partition %d, offset %d)",
@@ -154,4 +149,4 @@ async def tick_held_partitions() -> None:
 
 @app.on_rebalance_complete.connect
 async def _rescan_after_rebalance(sender: object, /, *args: object, **kwargs: object) -> None:
-    forget_partitions()
+    held_table.forget_partitions()

@@ -15,7 +15,7 @@ from faust.web import View
 from notifyhub.app import app
 from notifyhub.model.keys import recipient_key
 from notifyhub.tables.frequency_caps import counters_for
-from notifyhub.tables.held import held_for
+from notifyhub.tables.held import held_table
 from notifyhub.tables.preferences import preferences_for, preferences_table
 from notifyhub.web.auth import authenticate_admin
 from notifyhub.web.inputs import parse_uuid
@@ -70,6 +70,6 @@ class RecipientStateView(View):
                 "worker": str(app.conf.canonical_url),
                 "preferences": preferences_for(key),
                 "frequency_caps": counters_for(key),
-                "held": [held._asdict() for held in held_for(key)],
+                "held": [entry._asdict() for entry in held_table.held_for(key)],
             },
         )

@@ -7,7 +7,6 @@ Pure logic: the Faust table is replaced by a dict (the pipeline tests run the re
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,22 +14,25 @@ from notifyhub.kafka.partitions import partition_of
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import HoldRequest, Notification
 from notifyhub.runtime.settings import get_settings
-from notifyhub.tables import held
+from notifyhub.tables.held import HeldTable
 
 KEY = b"tenant:recipient"
-PARTITION = partition_of(KEY, get_settings().topic_partitions)
+PARTITIONS = get_settings().topic_partitions
+PARTITION = partition_of(KEY, PARTITIONS)
 
 
-@pytest.fixture(autouse=True)
-def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    table: dict = {}
-    monkeypatch.setattr(held, "held_table", table)
-    held.forget_partitions()
-    yield table
-    held.forget_partitions()
+@pytest.fixture
+def table() -> dict:
+    return {}
 
 
-def hold_one(release_at: float, now: float = 0.0) -> Notification:
+@pytest.fixture
+def held(table: dict) -> HeldTable:
+    """A held table of the test's own: a dict where the worker has a Faust table."""
+    return HeldTable(table, PARTITIONS)
+
+
+def hold_one(held: HeldTable, release_at: float, now: float = 0.0) -> Notification:
     notification = Notification(
         id=uuid.uuid4(),
         tenant_id=uuid.uuid4(),
@@ -44,36 +46,40 @@ def hold_one(release_at: float, now: float = 0.0) -> Notification:
     return notification
 
 
-def released_ids(now: float, tick: int) -> list[uuid.UUID]:
+def released_ids(held: HeldTable, now: float, tick: int) -> list[uuid.UUID]:
     return [r.notification.id for r in held.release_due(PARTITION, now, tick)]
 
 
-def test_a_due_entry_is_released_once_by_successive_ticks(table: dict) -> None:
-    notification = hold_one(release_at=10.0)
-    assert released_ids(now=9.0, tick=1) == []
-    assert released_ids(now=11.0, tick=2) == [notification.id]
-    assert released_ids(now=12.0, tick=3) == []
+def test_a_due_entry_is_released_once_by_successive_ticks(held: HeldTable, table: dict) -> None:
+    notification = hold_one(held, release_at=10.0)
+    assert released_ids(held, now=9.0, tick=1) == []
+    assert released_ids(held, now=11.0, tick=2) == [notification.id]
+    assert released_ids(held, now=12.0, tick=3) == []
     assert KEY not in table or not table[KEY]["releasing"]
 
 
-def test_the_tick_that_released_an_entry_releases_it_again_when_read_again(table: dict) -> None:
-    notification = hold_one(release_at=10.0)
-    assert released_ids(now=11.0, tick=2) == [notification.id]
+def test_the_tick_that_released_an_entry_releases_it_again_when_read_again(
+    held: HeldTable, table: dict
+) -> None:
+    notification = hold_one(held, release_at=10.0)
+    assert released_ids(held, now=11.0, tick=2) == [notification.id]
     held.forget_partitions()  # a new owner, or the restarted worker, scans on its first tick
     # Ticks from before it (re-read from the committed offset) leave it alone.
-    assert released_ids(now=20.0, tick=1) == []
-    assert released_ids(now=20.0, tick=2) == [notification.id]
-    assert released_ids(now=21.0, tick=3) == []
+    assert released_ids(held, now=20.0, tick=1) == []
+    assert released_ids(held, now=20.0, tick=2) == [notification.id]
+    assert released_ids(held, now=21.0, tick=3) == []
 
 
-def test_a_replayed_hold_request_after_the_release_does_not_hold_again(table: dict) -> None:
-    notification = hold_one(release_at=10.0)
-    assert released_ids(now=11.0, tick=2) == [notification.id]
-    assert released_ids(now=12.0, tick=3) == []
+def test_a_replayed_hold_request_after_the_release_does_not_hold_again(
+    held: HeldTable, table: dict
+) -> None:
+    notification = hold_one(held, release_at=10.0)
+    assert released_ids(held, now=11.0, tick=2) == [notification.id]
+    assert released_ids(held, now=12.0, tick=3) == []
     held.hold(
         KEY,
         HoldRequest(notification=notification, release_at=10.0, destination="enrich"),
         13.0,
         {},
     )
-    assert released_ids(now=14.0, tick=4) == []
+    assert released_ids(held, now=14.0, tick=4) == []
