@@ -137,9 +137,6 @@ class Lanes:
     def __getitem__(self, lane: Lane) -> faust.TopicT:
         return self.priority if lane is Lane.PRIORITY else self.normal
 
-    def for_priority(self, priority: int) -> faust.TopicT:
-        return self[topics.lane_for(priority)]
-
 
 def _lanes(name: str) -> Lanes:
     return Lanes(*(_topic(topics.lane(name, lane)) for lane in (Lane.NORMAL, Lane.PRIORITY)))

@@ -14,12 +14,10 @@ without being counted twice: each count remembers its notification.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Sequence
 
-import asyncpg
 import faust
 
 from notifyhub.agents.kit import batches, dead_letters, guarded, parsed
@@ -43,12 +41,9 @@ TEMPLATE_CACHE_SECONDS = 2.0
 _template_cache: dict[uuid.UUID, tuple[float, Template | None]] = {}
 
 
-def _template_of(row: asyncpg.Record) -> Template:
-    locales = {
-        tag: Variant(texts.get("subject_template"), texts["body_template"])
-        for tag, texts in json.loads(row["locales"]).items()
-    }
-    return Template(row["subject_template"], row["body_template"], locales)
+def _template_of(texts: templates_db.TemplateTexts) -> Template:
+    locales = {tag: Variant(subject, body) for tag, (subject, body) in texts.locales.items()}
+    return Template(texts.subject_template, texts.body_template, locales)
 
 
 async def _templates(ids: set[uuid.UUID]) -> dict[uuid.UUID, Template | None]:
@@ -56,10 +51,10 @@ async def _templates(ids: set[uuid.UUID]) -> dict[uuid.UUID, Template | None]:
     now = time.monotonic()
     stale = {i for i in ids if (cached := _template_cache.get(i)) is None or cached[0] <= now}
     if stale:
-        rows = await templates_db.for_rendering_many(await resources.db(), stale)
+        found = await templates_db.for_rendering_many(await resources.db(), stale)
         for template_id in stale:
-            row = rows.get(template_id)
-            template = None if row is None else _template_of(row)
+            texts = found.get(template_id)
+            template = None if texts is None else _template_of(texts)
             _template_cache[template_id] = (now + TEMPLATE_CACHE_SECONDS, template)
     return {i: _template_cache[i][1] for i in ids}
 

@@ -2,32 +2,29 @@
 pipeline lost (a produce that never reached Kafka, a status event dead-lettered, a stage
 that skipped it through a bug).
 
-A notification left in ``pending``, ``queued`` or ``processing`` for ``STUCK_SECONDS``
-(nothing updated it) is re-driven once: produced to enrich again, as the HTTP API produced
-it first (with its entry status when it never got one). A duplicate is never sent twice:
-the copy is keyed like the original, so it reaches the send stage behind it, on the same
-partition, and the send stage claims a notification in PostgreSQL only while it is not
-final. One still stuck ``GIVE_UP_SECONDS`` after its re-drive fails, with a reason naming
-its status and since when; its ``failed`` event goes to webhooks like any other.
+A notification left in ``pending``, ``queued`` or ``processing`` for
+``NOTIFYHUB_SWEEP_STUCK_SECONDS`` (nothing updated it) is re-driven once: produced to
+enrich again, as the HTTP API produced it first (with its entry status when it never got
+one). A duplicate is never sent twice: the copy is keyed like the original, so it reaches
+the send stage behind it, on the same partition, and the send stage claims a notification
+in PostgreSQL only while it is not final. One still stuck
+``NOTIFYHUB_SWEEP_GIVE_UP_SECONDS`` after its re-drive fails, with a reason naming its
+status and since when; its ``failed`` event goes to webhooks like any other.
 
-A timer on the group's leader runs it every ``INTERVAL_SECONDS``, at most ``MAX_PER_RUN``
-notifications of each kind a run. On every worker it would be safe too: the rows are taken
-``FOR UPDATE SKIP LOCKED`` and marked in the same transaction (``db.notifications``).
-
-The bounds are read from the environment (``NOTIFYHUB_SWEEP_STUCK_SECONDS``,
-``NOTIFYHUB_SWEEP_GIVE_UP_SECONDS``, ``NOTIFYHUB_SWEEP_INTERVAL_SECONDS``).
+A timer on the group's leader runs it every ``NOTIFYHUB_SWEEP_INTERVAL_SECONDS``, at most
+``MAX_PER_RUN`` notifications of each kind a run. On every worker it would be safe too:
+the rows are taken ``FOR UPDATE SKIP LOCKED`` and marked in the same transaction (``db.notifications``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 
 import asyncpg
 from pydantic import ValidationError
 
-from notifyhub.app import app, publish_all, resources, topics
+from notifyhub.app import app, publish_all, resources, settings, topics
 from notifyhub.cores.entry import entry_event, entry_records
 from notifyhub.cores.intake import as_notification
 from notifyhub.cores.records import PERSISTED, Outgoing, event_record
@@ -39,16 +36,6 @@ from notifyhub.runtime import clock
 logger = logging.getLogger(__name__)
 
 
-def _seconds(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
-# Far above what a healthy pipeline takes from one status to the next (milliseconds; a
-# send's provider timeouts are seconds): a notification this still is lost, not slow.
-STUCK_SECONDS = _seconds("NOTIFYHUB_SWEEP_STUCK_SECONDS", 600.0)
-# A re-driven notification gets as long again before it is given up on.
-GIVE_UP_SECONDS = _seconds("NOTIFYHUB_SWEEP_GIVE_UP_SECONDS", 600.0)
-INTERVAL_SECONDS = _seconds("NOTIFYHUB_SWEEP_INTERVAL_SECONDS", 60.0)
 # Bounds a run's transaction (its rows stay locked until the broker has their records);
 # a larger backlog of stuck notifications takes a few runs.
 MAX_PER_RUN = 500
@@ -105,8 +92,10 @@ def stuck_reason(row: asyncpg.Record) -> str:
 async def sweep() -> None:
     """One run: re-drive what is newly stuck, then fail what stayed stuck after its re-drive."""
     pool = await resources.db()
-    await notifications.redrive_stuck(pool, STUCK_SECONDS, MAX_PER_RUN, _redrive)
-    failed = await notifications.fail_stuck(pool, GIVE_UP_SECONDS, MAX_PER_RUN, stuck_reason)
+    await notifications.redrive_stuck(pool, settings.sweep_stuck_seconds, MAX_PER_RUN, _redrive)
+    failed = await notifications.fail_stuck(
+        pool, settings.sweep_give_up_seconds, MAX_PER_RUN, stuck_reason
+    )
     for event in failed:
         logger.warning(
             "sweep: notification %s (tenant %s) failed: %s",
@@ -124,11 +113,13 @@ async def sweep() -> None:
 
 
 # Faust hides App.timer from mypy (no_type_check), so its decorator is untyped.
-@app.timer(INTERVAL_SECONDS, on_leader=True)  # type: ignore[untyped-decorator]
+@app.timer(settings.sweep_interval_seconds, on_leader=True)  # type: ignore[untyped-decorator]
 async def sweep_stuck_notifications() -> None:
     try:
         await sweep()
     except Exception:
         # An outage or a bug: the next run tries again. An exception out of a Faust timer
         # crashes the worker, and a sweep is not worth stopping the pipeline for.
-        logger.exception("sweep: this run failed; the next one in %.0fs", INTERVAL_SECONDS)
+        logger.exception(
+            "sweep: this run failed; the next one in %.0fs", settings.sweep_interval_seconds
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -146,14 +147,6 @@ async def find(
     )
 
 
-async def for_rendering(pool: asyncpg.Pool, template_id: uuid.UUID) -> asyncpg.Record | None:
-    """The template as the pipeline renders it; ``None`` once deleted or deactivated."""
-    return await pool.fetchrow(
-        f"SELECT {RENDERED_COLUMNS} FROM templates WHERE id = $1 AND deleted_at IS NULL AND is_active",
-        template_id,
-    )
-
-
 async def page(
     pool: asyncpg.Pool, tenant_id: uuid.UUID, channel: Channel | None, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
@@ -235,9 +228,30 @@ async def versions(
     return rows, total
 
 
+@dataclass(frozen=True)
+class TemplateTexts:
+    """A template's texts as the pipeline renders them: the default ones and, by locale
+    tag, each variant's (a variant's subject may be missing)."""
+
+    subject_template: str | None
+    body_template: str
+    locales: dict[str, tuple[str | None, str]]
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> TemplateTexts:
+        return cls(
+            row["subject_template"],
+            row["body_template"],
+            {
+                tag: (texts.get("subject_template"), texts["body_template"])
+                for tag, texts in json.loads(row["locales"]).items()
+            },
+        )
+
+
 async def for_rendering_many(
     pool: asyncpg.Pool, template_ids: set[uuid.UUID]
-) -> dict[uuid.UUID, asyncpg.Record]:
+) -> dict[uuid.UUID, TemplateTexts]:
     """The templates as the pipeline renders them, by id; those deleted or deactivated are
     missing."""
     rows = await pool.fetch(
@@ -245,4 +259,4 @@ async def for_rendering_many(
         "WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL AND is_active",
         list(template_ids),
     )
-    return {row["id"]: row for row in rows}
+    return {row["id"]: TemplateTexts.of(row) for row in rows}

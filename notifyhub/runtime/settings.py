@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     priority_threshold: int = Field(
         default=3, ge=1, le=10, validation_alias="NOTIFYHUB_PRIORITY_THRESHOLD"
     )
+    # The sweep (agents/sweep.py): a notification no stage moved for this long is re-driven
+    # once; one still stuck this long after its re-drive fails; how often a sweep runs.
+    sweep_stuck_seconds: float = Field(
+        default=600.0, gt=0, validation_alias="NOTIFYHUB_SWEEP_STUCK_SECONDS"
+    )
+    sweep_give_up_seconds: float = Field(
+        default=600.0, gt=0, validation_alias="NOTIFYHUB_SWEEP_GIVE_UP_SECONDS"
+    )
+    sweep_interval_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="NOTIFYHUB_SWEEP_INTERVAL_SECONDS"
+    )
     # How long an idempotency key is remembered (HTTP and Kafka alike).
     idempotency_retention_hours: float = Field(
         default=24.0, gt=0, validation_alias="NOTIFYHUB_IDEMPOTENCY_RETENTION_HOURS"
