@@ -8,28 +8,10 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
-from notifyhub.kafka.partitions import partition_of
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import HoldRequest, Notification
-from notifyhub.runtime.settings import get_settings
 from notifyhub.tables.held import HeldTable
-
-KEY = b"tenant:recipient"
-PARTITIONS = get_settings().topic_partitions
-PARTITION = partition_of(KEY, PARTITIONS)
-
-
-@pytest.fixture
-def table() -> dict:
-    return {}
-
-
-@pytest.fixture
-def held(table: dict) -> HeldTable:
-    """A held table of the test's own: a dict where the worker has a Faust table."""
-    return HeldTable(table, PARTITIONS)
+from tests.support.held import KEY, PARTITION
 
 
 def hold_one(held: HeldTable, release_at: float, now: float = 0.0) -> Notification:

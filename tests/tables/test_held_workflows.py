@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from notifyhub.cores import digests
-from notifyhub.kafka.partitions import partition_of
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import (
     DigestRule,
@@ -19,24 +16,10 @@ from notifyhub.model.messages import (
     HoldRequest,
     Notification,
 )
-from notifyhub.runtime.settings import get_settings
 from notifyhub.tables.held import HeldTable, Released
+from tests.support.held import KEY, PARTITION
 
-KEY = b"tenant:recipient"
-PARTITIONS = get_settings().topic_partitions
-PARTITION = partition_of(KEY, PARTITIONS)
 TENANT = uuid.uuid4()
-
-
-@pytest.fixture
-def table() -> dict:
-    return {}
-
-
-@pytest.fixture
-def held(table: dict) -> HeldTable:
-    """A held table of the test's own: a dict where the worker has a Faust table."""
-    return HeldTable(table, PARTITIONS)
 
 
 def item(

@@ -1,0 +1,18 @@
+"""A held table of each test's own: a dict where the worker has a Faust table."""
+
+from __future__ import annotations
+
+import pytest
+
+from notifyhub.tables.held import HeldTable
+from tests.support.held import PARTITIONS
+
+
+@pytest.fixture
+def table() -> dict:
+    return {}
+
+
+@pytest.fixture
+def held(table: dict) -> HeldTable:
+    return HeldTable(table, PARTITIONS)
