@@ -1,1 +1,2 @@
-"""Kafka and Faust: the app's fixes to Faust, the in-order consumer, and topic names."""
+"""Kafka and Faust: the app's fixes to Faust, the in-order consumer, topic names, and which
+partition a key belongs to."""

@@ -1,1 +1,2 @@
-"""The data NotifyHub passes around: Kafka messages, statuses, channels, input limits."""
+"""The data NotifyHub passes around: Kafka messages, statuses, channels, recipient keys,
+delivery outcomes, input limits."""

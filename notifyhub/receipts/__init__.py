@@ -1,4 +1,5 @@
-"""Provider receipts: what happened to a message after its provider accepted it.
+"""Provider receipts: what happened to a message after its provider accepted it; and the
+recipient's own answer, the one-click unsubscribe link (``unsubscribe``).
 
 Twilio's status callbacks and inbound replies, and Amazon SES events delivered through
 Amazon SNS, are verified and turned into ``Receipt`` values here. The package is pure

@@ -1,1 +1,1 @@
-"""Pure decisions on whether to send now: frequency caps and quiet hours."""
+"""Pure decisions on whether and when to send: frequency caps, quiet hours, retry backoff."""
