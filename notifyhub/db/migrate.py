@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -45,20 +46,23 @@ def available_migrations() -> list[Migration]:
     return [Migration(entry.name.removesuffix(".sql"), entry.read_text()) for entry in files]
 
 
-async def migrate(dsn: str) -> list[str]:
-    """Apply every pending migration; return the versions applied (empty when up to date)."""
+async def migrate(dsn: str, migrations: Sequence[Migration] | None = None) -> list[str]:
+    """Apply every pending migration (of ``migrations``, by default those shipped); return
+    the versions applied (empty when up to date)."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
         try:
-            return await _apply_pending(conn)
+            return await _apply_pending(
+                conn, available_migrations() if migrations is None else migrations
+            )
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
     finally:
         await conn.close()
 
 
-async def _apply_pending(conn: asyncpg.Connection) -> list[str]:
+async def _apply_pending(conn: asyncpg.Connection, migrations: Sequence[Migration]) -> list[str]:
     await conn.execute(
         """CREATE TABLE IF NOT EXISTS schema_migrations (
                version text PRIMARY KEY,
@@ -70,7 +74,7 @@ async def _apply_pending(conn: asyncpg.Connection) -> list[str]:
         for row in await conn.fetch("SELECT version, checksum FROM schema_migrations")
     }
     done: list[str] = []
-    for migration in available_migrations():
+    for migration in migrations:
         if migration.version in applied:
             if applied[migration.version] != migration.checksum:
                 raise MigrationChanged(f"migration {migration.version} was changed after it was applied")

@@ -12,7 +12,6 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-import notifyhub.db.migrate as migrations
 from notifyhub.db.migrate import available_migrations, migrate
 from tests.support.api import Tenant, eventually, notification_of, send_notification
 from tests.support.stack import Services
@@ -101,17 +100,9 @@ async def test_priority_1_takes_the_priority_lane_and_10_the_normal_one(
     assert (await notification_of(http, worker, tenant, bulk_unversioned))["priority"] == 10
 
 
-async def test_the_upgrade_turns_stored_priorities_around_once(
-    empty_database: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    shipped = available_migrations()
-    monkeypatch.setattr(
-        migrations,
-        "available_migrations",
-        lambda: [m for m in shipped if m.version < PRIORITY_MIGRATION],
-    )
-    await migrate(empty_database)
+async def test_the_upgrade_turns_stored_priorities_around_once(empty_database: str) -> None:
+    before_priority = [m for m in available_migrations() if m.version < PRIORITY_MIGRATION]
+    await migrate(empty_database, before_priority)
     conn = await asyncpg.connect(empty_database)
     try:
         tenant = uuid.uuid4()
@@ -122,8 +113,6 @@ async def test_the_upgrade_turns_stored_priorities_around_once(
                VALUES ($1, $2, 'inapp', 'u1', $3, 'queued')""",
             [(id_, tenant, old) for id_, old in written.items()],
         )
-        monkeypatch.undo()
-
         assert PRIORITY_MIGRATION in await migrate(empty_database)
         assert await migrate(empty_database) == []
 
