@@ -14,8 +14,6 @@ from pydantic_core import PydanticCustomError
 
 from notifyhub.app import (
     app,
-    delivery_events_topic,
-    publish,
     publish_all,
     resources,
     settings,
@@ -25,10 +23,8 @@ from notifyhub.db import notifications
 from notifyhub.model import limits
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import (
-    DeliveryEvent,
     IntakeMessage,
     Message,
-    Notification,
     NotificationRequest,
     Payload,
     RecipientId,
@@ -43,6 +39,7 @@ from notifyhub.services.acceptance import (
     KeyInProgress,
     Overloaded,
 )
+from notifyhub.services.cancellations import cancel
 from notifyhub.services.publishing import QueueUnavailable
 from notifyhub.services.quotas import TenantQuotas
 from notifyhub.services.resolve import Unresolvable, resolve
@@ -270,16 +267,11 @@ class NotificationView(View):
 
     async def delete(self, request: web.Request, notification_id: str) -> web.Response:
         caller = await authenticate_tenant(request)
-        row = await notifications.cancel(
-            await resources.db(), caller.tenant_id, parse_uuid(notification_id)
+        row = await cancel(
+            await resources.db(), publish_all, topics, caller.tenant_id, parse_uuid(notification_id)
         )
         if row is None:
             raise ApiError("NOT_FOUND", "notification not found or not cancellable")
-        cancelled = Notification.model_validate(
-            {k: row[k] for k in ("id", "tenant_id", "channel", "recipient_id")}
-        )
-        event = DeliveryEvent.about(cancelled, Status.CANCELLED, reason="cancelled by the tenant")
-        await publish(delivery_events_topic, str(row["id"]).encode(), event.to_bytes())
         return ok(request, notifications.as_api_dict(row))
 
 
