@@ -80,11 +80,12 @@ stop:
 	@RUN_DIR=$(RUN_DIR) $(WORKERS_SCRIPT) stop
 	$(STACK) down
 
-# The lint runs first: a type or layer error fails the suite as a test would.
+# The lint runs first: a type or layer error fails the suite as a test would. The 25
+# slowest tests are listed at the end, to see where the suite's time goes.
 test: lint
 	$(STACK) install
 	$(STACK) install-browser
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --durations=25
 
 # The unit lane: every test that needs no service (well under a minute). A test that needs
 # the services carries the stack marker (tests/support/plugin.py adds it); with the
