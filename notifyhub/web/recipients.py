@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -11,7 +10,7 @@ from aiohttp import web
 from faust.web import View
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
-from notifyhub.app import app, preference_updates_topic, publish, resources
+from notifyhub.app import app, publish_all, resources, topics
 from notifyhub.db import recipients
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import (
@@ -19,11 +18,10 @@ from notifyhub.model.messages import (
     HHMM_PATTERN,
     MAX_FREQUENCY_CAP,
     MAX_FREQUENCY_WINDOW_MINUTES,
-    ChannelPreference,
     Locale,
     Message,
-    PreferenceUpdate,
 )
+from notifyhub.services.preferences import Preferences
 from notifyhub.web.auth import authenticate_tenant
 from notifyhub.web.inputs import parse_body
 from notifyhub.web.responses import ApiError, ok
@@ -82,9 +80,7 @@ def _channel(raw: str) -> Channel:
     return Channel(raw)
 
 
-async def _announce(update: PreferenceUpdate) -> None:
-    """Hand the change to the pipeline's preferences table (a view cannot write a table)."""
-    await publish(preference_updates_topic, update.recipient_key, update.to_bytes())
+preferences = Preferences(resources, publish_all, topics)
 
 
 @app.page("/api/v1/users/{user_id}/preferences")
@@ -108,19 +104,7 @@ class PreferenceView(View):
                 "invalid preference",
                 {missing: "quiet hours need both a start and an end"},
             )
-        pool = await resources.db()
-        values = wanted.model_dump()
-        if values["timezone"] is None:
-            values["timezone"] = await recipients.profile_timezone(pool, caller.tenant_id, user) or "UTC"
-        row = await recipients.put_preference(pool, caller.tenant_id, user, chosen, values)
-        await _announce(
-            PreferenceUpdate(
-                tenant_id=caller.tenant_id,
-                user_id=user,
-                channel=chosen,
-                preference=ChannelPreference(**values),
-            )
-        )
+        row = await preferences.put(caller.tenant_id, user, chosen, wanted.model_dump())
         return ok(request, dict(row))
 
     async def delete(self, request: web.Request, user_id: str, channel: str) -> web.Response:
@@ -128,10 +112,7 @@ class PreferenceView(View):
         user, chosen = _user_id(user_id), _channel(channel)
         # A 204 whether or not there was one, as NotifyHub answers. Announced every time: a
         # retried delete also repairs a pipeline table the first announcement never reached.
-        await recipients.delete_preference(await resources.db(), caller.tenant_id, user, chosen)
-        await _announce(
-            PreferenceUpdate(tenant_id=caller.tenant_id, user_id=user, channel=chosen, preference=None)
-        )
+        await preferences.delete(caller.tenant_id, user, chosen)
         return web.Response(status=204)
 
 
@@ -147,39 +128,6 @@ def _category(raw: str) -> str:
             {"category": "1 to 64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit"},
         )
     return raw
-
-
-async def announce_category(
-    tenant_id: uuid.UUID, user_id: str, channel: Channel, category: str, enabled: bool | None
-) -> None:
-    """Hand a category preference to the pipeline (``None``: deleted, on again)."""
-    preference = None if enabled is None else ChannelPreference(enabled=enabled)
-    await _announce(
-        PreferenceUpdate(
-            tenant_id=tenant_id,
-            user_id=user_id,
-            channel=channel,
-            category=category,
-            preference=preference,
-        )
-    )
-
-
-async def turn_off(tenant_id: uuid.UUID, user_id: str, channel: Channel, category: str | None) -> None:
-    """Turn a category of a channel off for the recipient, or the whole channel (an
-    unsubscribe link): in PostgreSQL, then in the pipeline's table."""
-    pool = await resources.db()
-    if category is not None:
-        await recipients.put_category_preference(pool, tenant_id, user_id, channel, category, False)
-        await announce_category(tenant_id, user_id, channel, category, False)
-        return
-    row = await recipients.turn_channel_off(pool, tenant_id, user_id, channel)
-    values = {name: row[name] for name in ChannelPreference.model_fields}
-    await _announce(
-        PreferenceUpdate(
-            tenant_id=tenant_id, user_id=user_id, channel=channel, preference=ChannelPreference(**values)
-        )
-    )
 
 
 @app.page("/api/v1/users/{user_id}/preferences/{channel}/categories")
@@ -200,10 +148,7 @@ class CategoryPreferenceView(View):
         caller = await authenticate_tenant(request)
         user, chosen, named = _user_id(user_id), _channel(channel), _category(category)
         wanted = await parse_body(request, CategoryPreferencePut, "category preference")
-        row = await recipients.put_category_preference(
-            await resources.db(), caller.tenant_id, user, chosen, named, wanted.enabled
-        )
-        await announce_category(caller.tenant_id, user, chosen, named, wanted.enabled)
+        row = await preferences.put_category(caller.tenant_id, user, chosen, named, wanted.enabled)
         return ok(request, dict(row))
 
     async def delete(
@@ -211,10 +156,7 @@ class CategoryPreferenceView(View):
     ) -> web.Response:
         caller = await authenticate_tenant(request)
         user, chosen, named = _user_id(user_id), _channel(channel), _category(category)
-        await recipients.delete_category_preference(
-            await resources.db(), caller.tenant_id, user, chosen, named
-        )
-        await announce_category(caller.tenant_id, user, chosen, named, None)
+        await preferences.delete_category(caller.tenant_id, user, chosen, named)
         return web.Response(status=204)
 
 

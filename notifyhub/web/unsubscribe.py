@@ -13,9 +13,9 @@ from html import escape
 from aiohttp import web
 from faust.web import View
 
-from notifyhub.app import app, settings
+from notifyhub.app import app, publish_all, resources, settings, topics
 from notifyhub.receipts import unsubscribe
-from notifyhub.web.recipients import turn_off
+from notifyhub.services.preferences import Preferences
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -24,6 +24,8 @@ PAGE = """<!doctype html>
 button{{font:inherit;padding:.5em 1.2em}}</style></head>
 <body><h1>{title}</h1><p>{text}</p>{form}</body></html>
 """
+
+preferences = Preferences(resources, publish_all, topics)
 
 
 def _page(status: int, title: str, text: str, form: str = "") -> web.Response:
@@ -67,5 +69,7 @@ class UnsubscribeView(View):
         wanted = _checked(token)
         if isinstance(wanted, web.Response):
             return wanted
-        await turn_off(wanted.tenant_id, wanted.recipient_id, wanted.channel, wanted.category)
+        await preferences.turn_off(
+            wanted.tenant_id, wanted.recipient_id, wanted.channel, wanted.category
+        )
         return _page(200, "Unsubscribed", f"You will not receive {_what(wanted)} any more.")
