@@ -21,7 +21,6 @@ from typing import Protocol
 from opentelemetry.trace import Span, SpanKind
 
 from notifyhub.delivery.breakers import CircuitBreaker
-from notifyhub.delivery.provider_limits import ProviderRateLimiter
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import Notification
 from notifyhub.model.outcomes import Outcome, Result
@@ -40,6 +39,14 @@ _METRIC_OUTCOMES = {
 
 class _BatchingProvider(Provider, BatchProvider, Protocol):
     """A provider that also takes batches: what ``isinstance(provider, BatchProvider)`` finds."""
+
+
+class RateLimits(Protocol):
+    """Per-provider rate limits (``ProviderRateLimiter`` in the worker)."""
+
+    def limits(self, provider: str) -> bool: ...
+
+    async def acquire(self, provider: str) -> None: ...
 
 
 class DeviceTokens(Protocol):
@@ -76,7 +83,7 @@ class Dispatcher:
         channel: Channel,
         providers: Sequence[Provider],
         breakers: dict[str, CircuitBreaker],
-        rate_limiter: ProviderRateLimiter,
+        rate_limiter: RateLimits,
         timeout_seconds: float,
         device_tokens: DeviceTokens,
     ) -> None:

@@ -60,6 +60,9 @@ class ScriptedProvider:
 
 
 class NoRateLimits:
+    def limits(self, provider: str) -> bool:
+        return False
+
     async def acquire(self, provider: str) -> None:
         return None
 
@@ -101,7 +104,12 @@ def dispatcher(
     }
     return (
         Dispatcher(
-            channel, providers, breakers, NoRateLimits(), timeout, tokens or FakeDeviceTokens([])
+            channel,
+            providers,
+            breakers,
+            NoRateLimits(),
+            timeout,
+            tokens or FakeDeviceTokens([]),
         ),
         breakers,
     )
