@@ -99,7 +99,8 @@ test-faults: install
 	$(STACK) install
 	$(VENV)/bin/pytest -m faults -s tests/faults
 
-# ruff (style, bugs, private access), mypy --strict on notifyhub, and the layer edges.
+# ruff (style, bugs, private access), mypy --strict on notifyhub, tests and bench, and the
+# layer edges.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

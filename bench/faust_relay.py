@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Coroutine
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiohttp import web
@@ -52,8 +52,9 @@ if MODE not in MODES:
 
 if MODE == "notifyhub":
     # Only in this mode: the stock relay runs Faust without a line of ours loaded.
-    from notifyhub.kafka.faust_app import NotifyHubApp as App
-    from notifyhub.kafka.faust_app import produce, take_batches
+    from notifyhub.kafka.faust_app import NotifyHubApp, produce, take_batches
+
+    App: type[faust.App] = NotifyHubApp
 else:
     App = faust.App
 
@@ -87,12 +88,14 @@ topics = [
     for hop in range(HOPS + 1)
 ]
 
-Hop = Callable[[faust.StreamT], Coroutine[Any, Any, None]]
+Hop = Callable[[faust.StreamT[Any]], Coroutine[Any, Any, None]]
 
 
 def stock_hop(destination: faust.TopicT) -> Hop:
-    async def hop(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):
+    async def hop(stream: faust.StreamT[Any]) -> None:
+        # An agent is given a faust.Stream: faust.StreamT does not declare its take_events.
+        batches = cast(faust.Stream[Any], stream).take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS)
+        async for events in batches:
             for event in events:
                 await destination.send(key=event.key, value=event.value)
 
@@ -102,7 +105,7 @@ def stock_hop(destination: faust.TopicT) -> Hop:
 def notifyhub_hop(destination: faust.TopicT) -> Hop:
     name = destination.get_topic_name()
 
-    async def hop(stream: faust.StreamT) -> None:
+    async def hop(stream: faust.StreamT[Any]) -> None:
         async for events in take_batches(stream, BATCH_SIZE, BATCH_WITHIN_SECONDS):
             for event in events:
                 # Faust flushes the producer before it commits: the ack need not be awaited.
@@ -120,7 +123,7 @@ _first_rebalance_done = False
 
 
 @app.on_rebalance_complete.connect
-async def _note_rebalance_complete(sender: object, **kwargs: object) -> None:
+async def _note_rebalance_complete(sender: object, /, *args: object, **kwargs: object) -> None:
     global _first_rebalance_done
     _first_rebalance_done = True
 

@@ -40,13 +40,17 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
+from pydantic import SecretStr
 
-# Run as a script, this folder is on sys.path: share the topology benchmark's deployment helpers.
-from http_load import nearest_rank, positive_float, positive_int
-from topology import (
+# Run as a script, only this folder is on sys.path: the repository's root goes first (as in
+# tests/test_benches.py's PYTHONPATH), so that the other benchmarks import under the names
+# the tests and mypy give them (bench.http_load). Shares the topology benchmark's deployment helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.http_load import nearest_rank, positive_float, positive_int
+from bench.topology import (
     EXIT_FAILED,
     EXIT_NO_STACK,
     DeploymentFailed,
@@ -59,7 +63,6 @@ from topology import (
     usable_services,
     wait_until_ready,
 )
-
 from notifyhub.db import create_pool, tenants
 from notifyhub.runtime.settings import Settings
 
@@ -95,7 +98,7 @@ def raise_file_limit(clients: int) -> None:
 
 
 async def api_key_for(database_url: str, tenant_id: Any) -> str:
-    pool = await create_pool(Settings(DATABASE_URL=database_url))
+    pool = await create_pool(Settings(database_url=SecretStr(database_url)))
     try:
         _, raw_key = await tenants.create_api_key(pool, tenant_id, "inbox load")
         return raw_key
@@ -171,7 +174,7 @@ async def load(args: argparse.Namespace, urls: list[str], api_key: str) -> dict[
                 if response.status != 200:
                     text = await response.text()
                     raise DeploymentFailed(f"POST {url} answered {response.status}: {text[:500]}")
-                return (await response.json())["data"]["token"]
+                return cast(str, (await response.json())["data"]["token"])
 
         async def connect(n: int, token_value: str) -> None:
             url = f"{urls[n % len(urls)]}/api/v1/inbox/stream?token={token_value}"

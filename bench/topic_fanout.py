@@ -23,15 +23,19 @@ import asyncio
 import json
 import sys
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
 
-# Run as a script, this folder is on sys.path: share the other benchmarks' helpers.
-from http_load import positive_float, positive_int
-from inbox_load import bounded, deployment
-from topology import (
+# Run as a script, only this folder is on sys.path: the repository's root goes first (as in
+# tests/test_benches.py's PYTHONPATH), so that the other benchmarks import under the names
+# the tests and mypy give them (bench.http_load). Shares the other benchmarks' helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.http_load import positive_float, positive_int
+from bench.inbox_load import bounded, deployment
+from bench.topology import (
     EXIT_FAILED,
     EXIT_NO_STACK,
     DeploymentFailed,
@@ -81,7 +85,7 @@ async def subscribe(http: aiohttp.ClientSession, url: str, headers: dict[str, st
 
 async def fan_out(
     args: argparse.Namespace, services: Services, url: str, tenant_id: Any, api_key: str
-) -> dict:
+) -> dict[str, Any]:
     headers = {"X-API-Key": api_key}
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
     async with aiohttp.ClientSession(timeout=timeout) as http:
@@ -107,7 +111,8 @@ async def fan_out(
     conn = await asyncpg.connect(services.database_url)
     try:
         while time.monotonic() - accepted < args.timeout:
-            stored, delivered = await conn.fetchrow(COUNTS, tenant_id, send_id)
+            # COUNTS aggregates: it always answers one row.
+            stored, delivered = cast(asyncpg.Record, await conn.fetchrow(COUNTS, tenant_id, send_id))
             now = time.monotonic()
             if stored_at is None and stored == args.subscribers:
                 stored_at = now

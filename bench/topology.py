@@ -90,7 +90,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -99,9 +99,11 @@ import redis.asyncio as redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-# Run as a script, this folder is on sys.path: share the HTTP load generator's helpers.
-from http_load import is_loopback_host, nearest_rank, positive_float, positive_int, request_body
-
+# Run as a script, only this folder is on sys.path: the repository's root goes first (as in
+# tests/test_benches.py's PYTHONPATH), so that the other benchmarks import under the names
+# the tests and mypy give them (bench.http_load). Shares the HTTP load generator's helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.http_load import is_loopback_host, nearest_rank, positive_float, positive_int, request_body
 from notifyhub.db import tenants
 from notifyhub.model.status import FINAL_STATUSES, Status
 from notifyhub.providers.sink import sink_key, sink_keys
@@ -233,7 +235,8 @@ async def unreachable(services: Services) -> list[str]:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 # ---------------------------------------------------------------- the deployment
@@ -325,7 +328,7 @@ async def create_tenant(database_url: str, name: str) -> uuid.UUID:
         database_url, min_size=1, max_size=1, command_timeout=SERVICE_TIMEOUT_SECONDS
     )
     try:
-        return (await tenants.create_tenant(pool, name))["id"]
+        return cast(uuid.UUID, (await tenants.create_tenant(pool, name))["id"])
     finally:
         await pool.close()
 
@@ -634,7 +637,9 @@ def cpu_seconds(pids: list[int], before: list[int | None]) -> float | None:
     after = [cpu_ticks(pid) for pid in pids]
     if None in before or None in after:
         return None
-    return sum(a - b for a, b in zip(after, before, strict=True)) / CLOCK_TICKS_PER_SECOND
+    # Neither holds a None (checked above).
+    ended, started = cast(list[int], after), cast(list[int], before)
+    return sum(a - b for a, b in zip(ended, started, strict=True)) / CLOCK_TICKS_PER_SECOND
 
 
 def per_records(seconds: float | None, records: int) -> float | None:
@@ -734,12 +739,13 @@ async def sink_duplicates(client: redis.Redis, key: str) -> int:
 async def delivery_log_duplicates(pool: asyncpg.Pool, expected: list[str]) -> int:
     """How many notifications have more than one ``delivered`` row in the delivery log (a
     real provider records nothing we can read: each row is one of its answers)."""
-    return await pool.fetchval(
+    count: int = await pool.fetchval(
         "SELECT count(*) FROM (SELECT notification_id FROM delivery_log "
         "WHERE notification_id = ANY($1::uuid[]) AND status = 'delivered' "
         "GROUP BY notification_id HAVING count(*) > 1) AS repeated",
         expected,
     )
+    return count
 
 
 async def run_notifyhub(
@@ -1310,8 +1316,12 @@ def format_table(summary: dict[str, Any]) -> str:
     if load["mode"] != "burst":
         row("behind schedule (max)", lambda f: duration(f["behind_schedule_max_ms"]))
     row("throughput", lambda f: number(f["throughput_per_s"], "/s"))
+
+    def latency(name: str) -> Callable[[dict[str, Any]], str]:
+        return lambda f: duration(f["latency_ms"][name])
+
     for name in ("p50", "p95", "p99", "max"):
-        row(f"latency {name}", lambda f, name=name: duration(f["latency_ms"][name]))
+        row(f"latency {name}", latency(name))
     row("delivered", lambda f: str(f["delivered"]))
     row("missing", lambda f: str(f["missing"]))
     row("not final", lambda f: str(f["not_final"]) if "not_final" in f else "-")

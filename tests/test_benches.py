@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
@@ -64,7 +64,7 @@ class BenchRun:
     def summary(self) -> dict[str, Any]:
         """The ``--json`` result, once the run is known to have succeeded."""
         assert self.returncode == 0, f"exit code {self.returncode}; stderr:\n{self.stderr[-4000:]}"
-        return json.loads(self.stdout)
+        return cast(dict[str, Any], json.loads(self.stdout))
 
 
 @pytest.fixture
@@ -113,13 +113,15 @@ async def run_bench(script: str, *args: str, env: dict[str, str]) -> BenchRun:
         pytest.fail(
             f"{script} did not finish in {BENCH_TIMEOUT_SECONDS}s; stderr:\n{stderr.decode()[-4000:]}"
         )
+    assert process.returncode is not None  # communicate() has waited for the exit
     return BenchRun(process.returncode, stdout.decode(), stderr.decode())
 
 
 def assert_percentiles(latency_ms: dict[str, float | None]) -> None:
     values = list(latency_ms.values())
     assert all(value is not None and value > 0 for value in values), latency_ms
-    assert values == sorted(values), f"percentiles out of order: {latency_ms}"
+    # None of them is None (asserted above).
+    assert values == sorted(cast(list[float], values)), f"percentiles out of order: {latency_ms}"
 
 
 async def test_http_load_reports_both_loops(

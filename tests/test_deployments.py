@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
@@ -54,11 +54,11 @@ def _load_all(path: Path) -> list[dict[str, Any]]:
 
 @cache
 def compose() -> dict[str, Any]:
-    return _load(COMPOSE_FILE)
+    return cast(dict[str, Any], _load(COMPOSE_FILE))
 
 
 def service(name: str) -> dict[str, Any]:
-    return compose()["services"][name]
+    return cast(dict[str, Any], compose()["services"][name])
 
 
 def interpolate(value: object) -> str:
@@ -82,7 +82,7 @@ def container_to_host(service_name: str, container_path: str) -> Path:
             continue  # a named volume
         mount = PurePosixPath(mount)
         if target == mount or mount in target.parents:
-            return (COMPOSE_FILE.parent / source / target.relative_to(mount)).resolve()
+            return cast(Path, (COMPOSE_FILE.parent / source / target.relative_to(mount)).resolve())
     raise AssertionError(f"{service_name} has no bind mount holding {container_path}")
 
 
@@ -109,7 +109,7 @@ def worker_container() -> dict[str, Any]:
     (container,) = [
         c for c in statefulset()["spec"]["template"]["spec"]["containers"] if c["name"] == "worker"
     ]
-    return container
+    return cast(dict[str, Any], container)
 
 
 def pod_spec_env(pod_spec: dict[str, Any]) -> dict[str, str]:
@@ -146,7 +146,7 @@ def container_port(container: dict[str, Any], port: int | str) -> int:
         assert port in {p["containerPort"] for p in container["ports"]}, f"{port} not exposed"
         return port
     (number,) = [p["containerPort"] for p in container["ports"] if p.get("name") == port]
-    return number
+    return cast(int, number)
 
 
 @cache
@@ -196,7 +196,7 @@ def _env_sources() -> Iterator[tuple[str, str]]:
 def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if doc.get("kind") in ("StatefulSet", "Deployment", "Job"):
         spec = doc["spec"]["template"]["spec"]
-        return spec.get("initContainers", []) + spec["containers"]
+        return cast(list[dict[str, Any]], spec.get("initContainers", []) + spec["containers"])
     return []
 
 
@@ -546,7 +546,7 @@ def test_statefulset_is_scraped_on_its_metrics_route() -> None:
 
 
 def _pod_labels() -> dict[str, str]:
-    return statefulset()["spec"]["template"]["metadata"]["labels"]
+    return cast(dict[str, str], statefulset()["spec"]["template"]["metadata"]["labels"])
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
@@ -88,7 +89,7 @@ async def delivery_log(
 
 async def dead_letters(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, **query: str
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     status, body = await call(
         http,
         "GET",
@@ -97,10 +98,10 @@ async def dead_letters(
         headers={**worker.admin_headers, "X-Tenant-ID": str(tenant.id)},
     )
     assert status == 200, body
-    return body["data"]
+    return cast(list[dict[str, Any]], body["data"])
 
 
-def sms_to(twilio: FakeTwilio, body: str) -> list[dict]:
+def sms_to(twilio: FakeTwilio, body: str) -> list[dict[str, Any]]:
     return [m for m in twilio.messages if m["body"] == body]
 
 
@@ -230,7 +231,7 @@ async def breaker_state(http: aiohttp.ClientSession, worker: Worker, provider: s
 async def test_the_breaker_opens_fails_over_half_opens_and_closes(
     delivering: Worker, tenant: Tenant, http: aiohttp.ClientSession, smtp: FakeSmtp, ses: FakeSes
 ) -> None:
-    async def email(n: int) -> dict:
+    async def email(n: int) -> dict[str, Any]:
         sent = await send_notification(
             http,
             delivering,
@@ -341,7 +342,7 @@ async def test_push_fans_out_to_every_device_and_deactivates_dead_tokens(
     assert event.user_id == user
     assert "UNREGISTERED" in event.reason
 
-    async def announced() -> list[dict]:
+    async def announced() -> list[dict[str, Any]]:
         return [json.loads(r["body"]) for r in receiver.requests if r["path"] == "/tokens"]
 
     [webhook] = await eventually(announced, "the device_token.deactivated webhook")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 import aiohttp
 import asyncpg
@@ -13,6 +15,7 @@ import redis.asyncio as redis
 from aiokafka import AIOKafkaProducer
 
 from notifyhub.db import notifications
+from notifyhub.model.channels import Channel
 from notifyhub.model.messages import IntakeMessage
 from tests.support.api import Tenant, call, eventually, send_notification, wait_for_status
 from tests.support.sink import sunk
@@ -86,7 +89,7 @@ async def test_html_email_payload_is_escaped_and_sms_is_not(
     )
     for accepted, expected in ((email, "<p>&lt;b&gt;hi&lt;/b&gt;</p>"), (sms, "<b>hi</b>")):
         [record] = await eventually(
-            lambda a=accepted: sunk(redis_client, worker, notification_id=a["id"]), "the send"
+            functools.partial(sunk, redis_client, worker, notification_id=accepted["id"]), "the send"
         )
         assert record["body"] == expected
 
@@ -133,7 +136,7 @@ async def test_a_template_deleted_after_acceptance_no_longer_renders(
     message = IntakeMessage(
         id=uuid.uuid4(),
         tenant_id=tenant.id,
-        channel="inapp",
+        channel=Channel.INAPP,
         recipient_id="r",
         template_id=created["data"]["id"],
     )
@@ -196,7 +199,9 @@ async def test_a_disabled_channel_drops_the_notification_within_a_second_of_the_
             recipient_address="device-1",
             payload={"body": "back"},
         )
-        return (await wait_for_status(http, worker, tenant, accepted["id"]))["status"] == "delivered"
+        return cast(
+            bool, (await wait_for_status(http, worker, tenant, accepted["id"]))["status"] == "delivered"
+        )
 
     await eventually(
         delivered_again, "pushes to be delivered after the preference is deleted", within=3.0

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -128,9 +129,9 @@ async def test_notifications_for_one_recipient_are_sent_in_order(
             payload={"body": str(n)},
         )
 
-    seen: list[dict] = []
+    seen: list[dict[str, Any]] = []
 
-    async def all_sent() -> list[dict]:
+    async def all_sent() -> list[dict[str, Any]]:
         seen[:] = await sunk(redis_client, worker, recipient_id=recipient)
         return seen if len(seen) >= 12 else []
 

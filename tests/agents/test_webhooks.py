@@ -4,11 +4,13 @@ retries after 500s, the DLQ after the last attempt and its replay, and SSRF refu
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
@@ -41,19 +43,19 @@ def hooked(worker_factory: Callable[..., Worker]) -> Worker:
 
 async def endpoint(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, url: str, events: list[str]
-) -> dict:
+) -> dict[str, Any]:
     status, body = await post_endpoint(http, worker, tenant, url, events)
     assert status == 201, body
-    return body["data"]
+    return cast(dict[str, Any], body["data"])
 
 
-def for_notification(receiver: WebhookReceiver, notification_id: str) -> list[dict]:
+def for_notification(receiver: WebhookReceiver, notification_id: str) -> list[dict[str, Any]]:
     return [
         r for r in receiver.requests if json.loads(r["body"]).get("notification_id") == notification_id
     ]
 
 
-async def received(receiver: WebhookReceiver, notification_id: str) -> list[dict]:
+async def received(receiver: WebhookReceiver, notification_id: str) -> list[dict[str, Any]]:
     """``for_notification`` as a probe for ``eventually``."""
     return for_notification(receiver, notification_id)
 
@@ -101,7 +103,7 @@ async def test_endpoint_crud_keeps_the_secret_encrypted_and_never_returns_it(
     ],
 )
 async def test_invalid_endpoints_are_a_422_naming_the_field(
-    worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, request_body: dict, field: str
+    worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, request_body: dict[str, Any], field: str
 ) -> None:
     status, body = await call(
         http, "POST", f"{worker.base_url}/api/v1/webhooks", json=request_body, headers=tenant.headers
@@ -165,7 +167,7 @@ async def test_failed_deliveries_are_retried_and_logged_then_dead_lettered_and_r
         http, hooked, tenant, channel="inapp", recipient_id="r1", payload={"body": "a"}
     )
 
-    async def answered_ok() -> list[dict]:
+    async def answered_ok() -> list[dict[str, Any]]:
         return [r for r in for_notification(receiver, sent["id"]) if r["answered"] == 200]
 
     await eventually(answered_ok, "the third attempt to succeed")
@@ -173,7 +175,7 @@ async def test_failed_deliveries_are_retried_and_logged_then_dead_lettered_and_r
     ids = {r["headers"]["webhook-id"] for r in for_notification(receiver, sent["id"])}
     assert len(ids) == 1, "every attempt is the same delivery"
 
-    async def logged() -> list[dict]:
+    async def logged() -> list[dict[str, Any]]:
         _, body = await call(
             http,
             "GET",
@@ -196,7 +198,7 @@ async def test_failed_deliveries_are_retried_and_logged_then_dead_lettered_and_r
     await wait_for_status(http, hooked, tenant, doomed["id"], "delivered")
     admin = {**hooked.admin_headers, "X-Tenant-ID": str(tenant.id)}
 
-    async def letters() -> list[dict]:
+    async def letters() -> list[dict[str, Any]]:
         _, body = await call(http, "GET", f"{hooked.base_url}/internal/dlq", headers=admin)
         return [d for d in body["data"] if d["source_topic"] == hooked.topic("webhooks.outbound")]
 
@@ -209,7 +211,7 @@ async def test_failed_deliveries_are_retried_and_logged_then_dead_lettered_and_r
     )
     assert status == 200
 
-    async def replayed() -> list[dict]:
+    async def replayed() -> list[dict[str, Any]]:
         return [r for r in for_notification(receiver, doomed["id"]) if r["answered"] == 200]
 
     await eventually(replayed, "the replayed webhook to be delivered")
@@ -248,14 +250,14 @@ async def endless_receiver() -> AsyncIterator[str]:
 
 async def deliveries_of(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, endpoint_id: str
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     _, body = await call(
         http,
         "GET",
         f"{worker.base_url}/api/v1/webhooks/{endpoint_id}/deliveries",
         headers=tenant.headers,
     )
-    return body["data"]
+    return cast(list[dict[str, Any]], body["data"])
 
 
 async def deliver(producer: AIOKafkaProducer, worker: Worker, tenant: Tenant, endpoint_id: str) -> None:
@@ -309,7 +311,7 @@ async def test_a_stored_url_that_leads_to_a_private_address_is_refused_at_connec
         await deliver(kafka_producer, worker, tenant, str(endpoint_id))
     for endpoint_id in ids:
         [attempt] = await eventually(
-            lambda endpoint_id=endpoint_id: deliveries_of(http, worker, tenant, str(endpoint_id)),
+            functools.partial(deliveries_of, http, worker, tenant, str(endpoint_id)),
             "the refused attempt logged",
         )
         # Refused for good (no retry), without saying what the name resolved to.

@@ -71,8 +71,8 @@ def counted_times(counts: dict[bytes, dict[str, Any]], key: bytes, channel: Chan
     return Counted.load(counts[key][channel.value]).times()
 
 
-def at(*fields: int) -> float:
-    return datetime(*fields, tzinfo=UTC).timestamp()
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp()
 
 
 # Content
@@ -408,7 +408,7 @@ def test_the_headers_travel_with_every_record() -> None:
         notification("bob"),  # deferred, and held
         notification("carol"),  # dropped: channel off
     ]
-    preferences = {
+    preferences: dict[bytes, Mapping[str, Any] | None] = {
         BOB: {"email": PARIS_NIGHT},
         f"{TENANT}:carol".encode(): {"email": {"enabled": False}},
     }

@@ -16,7 +16,12 @@ NOW = time.time()
 
 
 def raw(**fields: object) -> bytes:
-    message = {"tenant_id": TENANT, "channel": "inapp", "recipient_id": "u1", "payload": {"body": "x"}}
+    message: dict[str, object] = {
+        "tenant_id": TENANT,
+        "channel": "inapp",
+        "recipient_id": "u1",
+        "payload": {"body": "x"},
+    }
     message.update(fields)
     return json.dumps({k: v for k, v in message.items() if v is not None}).encode()
 

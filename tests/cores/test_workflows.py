@@ -28,6 +28,7 @@ def item(
         recipient_address="ada@example.com",
         payload=payload,
         priority=priority,
+        # ``rule`` holds only DigestRule's optional fields (the test's keyword arguments).
         digest=DigestRule(key="comments", window_seconds=60, **rule),  # type: ignore[arg-type]
     )
 
@@ -94,7 +95,8 @@ def test_a_step_without_a_template_says_what_the_in_app_message_said() -> None:
     assert step.id == uuid.uuid5(escalations.STEP_NAMESPACE, f"{root.id}:1")
     assert step.channel is Channel.EMAIL
     assert step.payload == {"subject": "Shipped", "body": "Tomorrow"}
-    assert step.escalate == [root.escalate[1]]  # type: ignore[index]
+    assert root.escalate is not None
+    assert step.escalate == [root.escalate[1]]
     sent = escalations.as_step(step, root)
     assert sent.escalation_of == EscalationOf(notification_id=root.id, step=1)
     # The second step is of the same chain, with the in-app payload for its template.

@@ -58,7 +58,7 @@ def fault_workers(
     fault_stack: tuple[NativeStack, Services],
     fault_database: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[..., list[Worker]]]:
+) -> Iterator[Callable[..., Awaitable[list[Worker]]]]:
     """Start ``count`` workers on the fault stack (in parallel): of a new deployment, or
     of ``deployment`` when given."""
     _, services = fault_stack

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -15,6 +16,7 @@ import redis.asyncio as redis
 from aiokafka import AIOKafkaProducer
 
 from notifyhub.db import notifications
+from notifyhub.model.channels import Channel
 from notifyhub.model.messages import IntakeMessage
 from tests.support.api import Tenant, call, eventually, send_notification, wait_for_status
 from tests.support.sink import sunk
@@ -28,7 +30,7 @@ PREFERENCE_APPLIED_SECONDS = 1.5
 
 async def letters_of(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, notification_id: str
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     headers = {**worker.admin_headers, "X-Tenant-ID": str(tenant.id)}
     status, body = await call(http, "GET", f"{worker.base_url}/internal/dlq", headers=headers)
     assert status == 200, body
@@ -36,7 +38,11 @@ async def letters_of(
 
 
 async def set_preference(
-    kafka_producer: AIOKafkaProducer, worker: Worker, tenant: Tenant, user: str, preference: dict | None
+    kafka_producer: AIOKafkaProducer,
+    worker: Worker,
+    tenant: Tenant,
+    user: str,
+    preference: dict[str, Any] | None,
 ) -> None:
     """Straight onto the preference updates topic, as the API would publish it (the API
     itself refuses an unknown timezone)."""
@@ -89,7 +95,7 @@ async def test_a_notification_enrich_cannot_process_fails_and_its_replay_deliver
     assert record["body"] == "hello Mars"
 
 
-def notification_json(message: IntakeMessage) -> dict:
+def notification_json(message: IntakeMessage) -> dict[str, Any]:
     """The notification as enrich takes it, with a channel that does not exist."""
     return {
         "v": 1,
@@ -101,7 +107,7 @@ def notification_json(message: IntakeMessage) -> dict:
     }
 
 
-def hold_of(notification: dict) -> dict:
+def hold_of(notification: dict[str, Any]) -> dict[str, Any]:
     return {
         "v": 1,
         "kind": "hold",
@@ -126,11 +132,15 @@ async def test_a_malformed_record_fails_the_notification_it_names(
     database: asyncpg.Pool,
     kafka_producer: AIOKafkaProducer,
     topic: str,
-    wrap: Callable[[dict], dict],
+    wrap: Callable[[dict[str, Any]], dict[str, Any]],
     reason: str,
 ) -> None:
     message = IntakeMessage(
-        id=uuid.uuid4(), tenant_id=tenant.id, channel="inapp", recipient_id="r", payload={"body": "b"}
+        id=uuid.uuid4(),
+        tenant_id=tenant.id,
+        channel=Channel.INAPP,
+        recipient_id="r",
+        payload={"body": "b"},
     )
     await notifications.insert_pending(database, [message])
     value = json.dumps(wrap(notification_json(message))).encode()

@@ -17,6 +17,7 @@ import redis.asyncio as redis
 
 from notifyhub.db import notifications, tenants
 from notifyhub.db.migrate import migrate
+from notifyhub.model.channels import Channel
 from notifyhub.model.messages import IntakeMessage
 from tests.support.api import Tenant, eventually, metric, wait_for_status
 from tests.support.sink import sunk
@@ -51,7 +52,7 @@ async def stuck(pool: asyncpg.Pool, tenant_id: uuid.UUID, recipient: str) -> Int
     message = IntakeMessage(
         id=uuid.uuid4(),
         tenant_id=tenant_id,
-        channel="inapp",
+        channel=Channel.INAPP,
         recipient_id=recipient,
         payload={"body": f"found {recipient}"},
     )

@@ -166,7 +166,11 @@ async def test_a_notification_over_a_limit_gets_a_422_naming_the_field(
     fields: dict[str, Any],
     field: str,
 ) -> None:
-    request = {"channel": "email", "recipient_id": "r", "recipient_address": "ada@example.com"}
+    request: dict[str, Any] = {
+        "channel": "email",
+        "recipient_id": "r",
+        "recipient_address": "ada@example.com",
+    }
     request["payload"] = {"body": "x"}
     request.update(fields)
     body = json.dumps(request, allow_nan=True)

@@ -69,7 +69,7 @@ def test_following_links_finds_no_server_error_and_no_undocumented_answer(
     restarts = 0
 
     with requests.Session() as session:
-
+        # The base class is made at run time from the schema, so mypy cannot see it.
         class Scenario(schema.as_state_machine()):  # type: ignore[misc]
             def teardown(self) -> None:
                 nonlocal scenarios
@@ -78,9 +78,10 @@ def test_following_links_finds_no_server_error_and_no_undocumented_answer(
 
             def step(self, input: StepInput) -> StepOutput:
                 calls["followed a link" if input.transition is not None else "fresh"] += 1
-                return super().step(input)
+                output: StepOutput = super().step(input)
+                return output
 
-            def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
                 return {
                     "base_url": stateful_worker.base_url,
                     "session": session,
@@ -89,7 +90,7 @@ def test_following_links_finds_no_server_error_and_no_undocumented_answer(
                 }
 
             def validate_response(
-                self, response: Any, case: schemathesis.Case, *args: Any, **kwargs: Any
+                self, response: Any, case: schemathesis.Case[Any], *args: Any, **kwargs: Any
             ) -> None:
                 # Failures are recorded, not raised: the scenario goes on, and Hypothesis has
                 # nothing to shrink (shrinking would replay whole scenarios).

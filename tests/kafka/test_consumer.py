@@ -77,9 +77,9 @@ async def test_each_partition_has_its_own_expectation() -> None:
     assert await gate.admit(ACCEPTED, 9, LogStart(0)) == 5
 
 
-def stream_buffer(flow_control: StreamFlowControl, *records: str) -> FlowControlQueue:
+def stream_buffer(flow_control: StreamFlowControl, *records: str) -> FlowControlQueue[str]:
     """An agent's buffer as Faust makes it: cleared on resume, by its app's flow control."""
-    buffer: FlowControlQueue = FlowControlQueue(flow_control=flow_control, clear_on_resume=True)
+    buffer: FlowControlQueue[str] = FlowControlQueue(flow_control=flow_control, clear_on_resume=True)
     for record in records:
         buffer.put_nowait(record)
     return buffer

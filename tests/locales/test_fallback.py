@@ -4,6 +4,7 @@ sends (pure, no services)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -85,6 +86,6 @@ def test_a_payload_subject_or_title_must_be_one_line(field: str) -> None:
     ],
 )
 def test_without_a_template_the_payload_needs_a_body_or_a_text(
-    payload: dict, problems: set[str]
+    payload: dict[str, Any], problems: set[str]
 ) -> None:
     assert set(request(payload=payload).unsupported_fields(NOW)) == problems

@@ -4,6 +4,7 @@ delivery log, and the payload's title in the in-app inbox."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
@@ -50,7 +51,7 @@ async def delivered_as(
     tenant: Tenant,
     redis_client: redis.Redis,
     **request: object,
-) -> tuple[str, dict]:
+) -> tuple[str, dict[str, Any]]:
     """Send the receipt to ana; its id and what the provider was given."""
     accepted = await send_notification(
         http,
@@ -169,9 +170,9 @@ async def test_an_in_app_message_without_template_takes_the_payloads_title_and_t
     )
     inbox = {**tenant.headers, "X-Recipient-ID": "reader"}
 
-    async def received() -> list[dict]:
+    async def received() -> list[dict[str, Any]]:
         _, body = await call(http, "GET", f"{worker.base_url}/api/v1/inbox", headers=inbox)
-        return body["data"]
+        return cast(list[dict[str, Any]], body["data"])
 
     [message] = await eventually(received, "the in-app message")
     assert (message["title"], message["body"]) == ("Welcome", "Glad you are here")

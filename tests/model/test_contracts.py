@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from notifyhub.model.messages import DeadLetter, DeliveryEvent, DeviceTokenEvent, IntakeMessage
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-CONTRACTS = {
+CONTRACTS: dict[str, type[BaseModel]] = {
     "intake-message.schema.json": IntakeMessage,
     "delivery-event.schema.json": DeliveryEvent,
     "dead-letter.schema.json": DeadLetter,
@@ -18,7 +20,7 @@ CONTRACTS = {
 }
 
 
-def published_schema(model: type) -> dict:
+def published_schema(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import pytest
@@ -14,6 +15,8 @@ from aiokafka import AIOKafkaProducer
 from tests.support.api import Tenant, call, eventually, metric, send_notification, wait_for_status
 from tests.support.servers.otlp import OtlpCollector, ReceivedSpan
 from tests.support.workers import Worker
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ async def _template(http: aiohttp.ClientSession, worker: Worker, tenant: Tenant)
         headers=tenant.headers,
     )
     assert status == 201, body
-    return body["data"]["id"]
+    return cast(str, body["data"]["id"])
 
 
 # The counters one delivered SMS moves: name → (metric, labels).
@@ -226,7 +229,7 @@ async def test_logs_are_json_with_the_trace_and_ids_and_never_the_body_or_the_ke
     )
     await wait_for_status(http, observed, tenant, sent["id"], "delivered")
 
-    def records_about_it() -> list[dict] | None:
+    def records_about_it() -> list[dict[str, Any]] | None:
         found = [
             record
             for line in observed.log_path.read_text().splitlines()
@@ -245,8 +248,8 @@ async def test_logs_are_json_with_the_trace_and_ids_and_never_the_body_or_the_ke
     assert tenant.api_key not in log
 
 
-def _async(probe: Callable[[], object]) -> Callable[[], object]:
-    async def run() -> object:
+def _async(probe: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    async def run() -> T:
         return probe()
 
     return run

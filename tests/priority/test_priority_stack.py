@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
@@ -55,7 +56,7 @@ async def test_priority_1_takes_the_priority_lane_and_10_the_normal_one(
     tenant: Tenant,
     kafka_producer: AIOKafkaProducer,
 ) -> None:
-    def over_http(priority: int) -> dict:
+    def over_http(priority: int) -> dict[str, Any]:
         return {
             "channel": "inapp",
             "recipient_id": f"lanes-{priority}",
@@ -77,7 +78,7 @@ async def test_priority_1_takes_the_priority_lane_and_10_the_normal_one(
             **fields,
         }
         await kafka_producer.send_and_wait(worker.topic("intake"), json.dumps(message).encode())
-        return message["id"]
+        return cast(str, message["id"])
 
     urgent_v2 = await produce(v=2, priority=1)
     urgent_v1 = await produce(v=1, priority=10)

@@ -12,7 +12,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import firebase_admin
 import pytest
@@ -39,7 +39,8 @@ async def fcm(tmp_path: Path) -> AsyncIterator[FakeFcm]:
 
 
 def provider_for(env: dict[str, str]) -> FcmProvider:
-    settings = Settings(**env)
+    # Strings, as in the environment: pydantic validates them into the fields' types.
+    settings = Settings(**cast(dict[str, Any], env))
     return create(Channel.PUSH, settings, Resources(settings))
 
 
@@ -161,7 +162,8 @@ async def test_an_unreachable_token_endpoint_is_temporary(fcm: FakeFcm) -> None:
 
 
 async def test_a_send_that_takes_too_long_is_temporary(provider: FcmProvider) -> None:
-    assert provider.classify(TimeoutError()).temporary
+    error = provider.classify(TimeoutError())
+    assert error is not None and error.temporary
 
 
 def test_missing_or_broken_credentials_stop_the_provider_from_being_built(tmp_path: Path) -> None:

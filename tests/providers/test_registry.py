@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from notifyhub.model.channels import Channel
@@ -11,7 +13,8 @@ from notifyhub.runtime.settings import Settings
 
 
 def build(channel: Channel, **env: str) -> list[str]:
-    settings = Settings(**env)
+    # Strings, as in the environment: pydantic validates them into the fields' types.
+    settings = Settings(**cast(dict[str, Any], env))
     return [p.name for p in providers_for(channel, settings, Resources(settings))]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import cast
 
 import redis.asyncio as redis
 
@@ -39,6 +40,6 @@ async def test_a_repeated_send_is_answered_with_the_first_and_recorded_once(
         recorded = [json.loads(raw) for raw in await redis_client.lrange(keys.records, 0, -1)]
         assert [r["notification_id"] for r in recorded] == [str(first.id), str(other.id)]
         assert recorded[0]["provider_message_id"] == sent.provider_message_id
-        assert int(await redis_client.get(keys.repeats)) == 1
+        assert int(cast(bytes, await redis_client.get(keys.repeats))) == 1
     finally:
         await redis_client.delete(*sink_keys(prefix))

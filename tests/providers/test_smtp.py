@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 
@@ -27,7 +28,8 @@ def smtp() -> Iterator[FakeSmtp]:
 
 
 def provider_for(env: dict[str, str]) -> SmtpProvider:
-    settings = Settings(**env)
+    # Strings, as in the environment: pydantic validates them into the fields' types.
+    settings = Settings(**cast(dict[str, Any], env))
     return create(Channel.EMAIL, settings, Resources(settings))
 
 

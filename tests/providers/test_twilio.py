@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import pytest
 
@@ -34,7 +35,8 @@ async def provider(twilio: FakeTwilio) -> AsyncIterator[TwilioProvider]:
 
 
 def provider_for(env: dict[str, str]) -> TwilioProvider:
-    settings = Settings(**env)
+    # Strings, as in the environment: pydantic validates them into the fields' types.
+    settings = Settings(**cast(dict[str, Any], env))
     return create(Channel.SMS, settings, Resources(settings))
 
 

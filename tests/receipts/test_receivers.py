@@ -144,7 +144,9 @@ async def test_a_forged_twilio_callback_is_refused_and_changes_nothing(
     assert (await wait_for_status(http, receiving, tenant, notification_id))["status"] == "sent"
 
 
-async def text_to(http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, number: str) -> dict:
+async def text_to(
+    http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, number: str
+) -> dict[str, Any]:
     """Text ``number``; the notification once it is final."""
     sent = await send_notification(
         http,
@@ -314,7 +316,7 @@ async def test_ses_delivery_bounce_and_complaint_receipts(
     found = await wait_for_status(http, receiving, tenant, bounced_id, "bounced")
     assert "550 5.1.1" in found["status_reason"]
 
-    async def listed() -> set[str]:
+    async def listed() -> bool:
         _, body = await call(
             http,
             "GET",

@@ -262,7 +262,7 @@ def sns_of(event: dict[str, Any]) -> dict[str, Any]:
     return notification(json.dumps(event))
 
 
-DELIVERY = {
+DELIVERY: dict[str, Any] = {
     "eventType": "Delivery",
     "mail": mail(),
     "delivery": {
@@ -273,7 +273,7 @@ DELIVERY = {
         "reportingMTA": "a8-70.smtp-out.amazonses.com",
     },
 }
-PERMANENT_BOUNCE = {
+PERMANENT_BOUNCE: dict[str, Any] = {
     "eventType": "Bounce",
     "mail": mail(),
     "bounce": {
@@ -293,7 +293,7 @@ PERMANENT_BOUNCE = {
         "reportingMTA": "dsn; mta.example.com",
     },
 }
-TRANSIENT_BOUNCE = {
+TRANSIENT_BOUNCE: dict[str, Any] = {
     "notificationType": "Bounce",
     "mail": mail(),
     "bounce": {
@@ -311,7 +311,7 @@ TRANSIENT_BOUNCE = {
         "feedbackId": "0100015fd91a6479-ae22395c-1f7d-4423-a9e5-e0715bffc731-000000",
     },
 }
-COMPLAINT = {
+COMPLAINT: dict[str, Any] = {
     "notificationType": "Complaint",
     "mail": mail(),
     "complaint": {
@@ -324,8 +324,8 @@ COMPLAINT = {
         "arrivalDate": "2024-05-01T09:29:09.000Z",
     },
 }
-REJECT = {"eventType": "Reject", "mail": mail(), "reject": {"reason": "Bad content"}}
-RENDERING_FAILURE = {
+REJECT: dict[str, Any] = {"eventType": "Reject", "mail": mail(), "reject": {"reason": "Bad content"}}
+RENDERING_FAILURE: dict[str, Any] = {
     "eventType": "Rendering Failure",
     "mail": mail(),
     "failure": {

@@ -7,9 +7,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from notifyhub.model.channels import Channel
 from notifyhub.receipts import unsubscribe
@@ -41,7 +43,7 @@ async def mail(
     smtp: FakeSmtp,
     recipient: str,
     **more: object,
-) -> dict:
+) -> dict[str, Any]:
     """Send an e-mail and return the notification as it ended, with the message SMTP got."""
     subject = f"mail {uuid.uuid4().hex[:8]}"
     sent = await send_notification(
@@ -59,7 +61,7 @@ async def mail(
     return done
 
 
-def token_of(message: dict) -> str:
+def token_of(message: dict[str, Any]) -> str:
     match = LINK.match(message["list_unsubscribe"])
     assert match, message["list_unsubscribe"]
     return match.group(1)
@@ -83,7 +85,7 @@ async def test_the_link_s_post_turns_its_category_off_and_its_get_only_asks(
         assert response.status == 200
         assert "Unsubscribed" in await response.text()
 
-    async def dropped() -> dict | None:
+    async def dropped() -> dict[str, Any] | None:
         found = await mail(http, mailing, tenant, smtp, "ann", category="newsletter")
         return found if found["status"] == "dropped" else None
 
@@ -113,7 +115,7 @@ async def test_a_link_without_a_category_turns_the_channel_off(
     )
     assert [(p["channel"], p["enabled"]) for p in listed["data"]] == [("email", False)]
 
-    async def dropped() -> dict | None:
+    async def dropped() -> dict[str, Any] | None:
         found = await mail(http, mailing, tenant, smtp, "bob", category="billing")
         return found if found["status"] == "dropped" else None
 
@@ -124,7 +126,7 @@ async def test_a_link_without_a_category_turns_the_channel_off(
 
 
 def worker_settings(worker: Worker) -> Settings:
-    return Settings(NOTIFYHUB_WS_TOKEN_SECRET=worker.env["NOTIFYHUB_WS_TOKEN_SECRET"])  # type: ignore[call-arg]
+    return Settings(NOTIFYHUB_WS_TOKEN_SECRET=SecretStr(worker.env["NOTIFYHUB_WS_TOKEN_SECRET"]))
 
 
 async def test_expired_forged_and_foreign_links_change_nothing(
@@ -133,7 +135,7 @@ async def test_expired_forged_and_foreign_links_change_nothing(
     wanted = unsubscribe.Unsubscribe(tenant.id, "cy", Channel.EMAIL, "alerts")
     settings = worker_settings(mailing)
     expired = unsubscribe.issue(settings, wanted, now=1_000_000_000.0)
-    other_secret = Settings(NOTIFYHUB_WS_TOKEN_SECRET="x" * 40)  # type: ignore[call-arg]
+    other_secret = Settings(NOTIFYHUB_WS_TOKEN_SECRET=SecretStr("x" * 40))
     genuine = unsubscribe.issue(settings, wanted)
     _, inbox_token = await call(
         http,
@@ -165,7 +167,7 @@ async def test_category_preferences_through_the_api(
     assert status == 200, body
     assert (body["data"]["category"], body["data"]["enabled"]) == ("promotions", False)
 
-    async def dropped() -> dict | None:
+    async def dropped() -> dict[str, Any] | None:
         sent = await send_notification(
             http,
             mailing,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -142,7 +143,7 @@ def test_reason_names_the_cap_the_channel_and_the_window() -> None:
 # ---------------------------------------------------------------- the stored form
 
 
-def _admitted(counts: dict, at: float, notification: uuid.UUID, cap: int = 3) -> bool:
+def _admitted(counts: dict[str, Any], at: float, notification: uuid.UUID, cap: int = 3) -> bool:
     preference = ChannelPreference(frequency_cap=cap, frequency_window_minutes=60)
     return admit(counts, Channel.SMS, preference, at, notification).allowed
 
@@ -155,7 +156,7 @@ def _admitted(counts: dict, at: float, notification: uuid.UUID, cap: int = 3) ->
 def test_admit_decides_like_check_cap_on_the_stored_form(gaps: list[int], cap: int) -> None:
     """Stored times are tenths of a second: sends a whole number of tenths apart, and no
     send within a tenth of the window's edge, get exactly check_cap's decision."""
-    counts: dict = {}
+    counts: dict[str, Any] = {}
     history: list[float] = []
     now = NOW
     for gap in gaps:
@@ -172,7 +173,7 @@ def test_admit_decides_like_check_cap_on_the_stored_form(gaps: list[int], cap: i
 
 
 def test_a_notification_counted_before_passes_without_being_counted_again() -> None:
-    counts: dict = {}
+    counts: dict[str, Any] = {}
     first, second = uuid.uuid4(), uuid.uuid4()
     assert _admitted(counts, NOW, first, cap=1)
     assert _admitted(counts, NOW + 1, first, cap=1)
@@ -180,7 +181,7 @@ def test_a_notification_counted_before_passes_without_being_counted_again() -> N
 
 
 def test_the_stored_form_of_a_full_in_app_cap_stays_small() -> None:
-    counts: dict = {}
+    counts: dict[str, Any] = {}
     for n in range(60):
         admit(counts, Channel.INAPP, ChannelPreference(), NOW + n, uuid.uuid4())
     assert len(counts["inapp"]) < 600
@@ -196,7 +197,7 @@ def test_counts_stored_by_earlier_versions_still_count() -> None:
 
 
 def test_a_send_timed_before_the_stored_ones_is_counted_in_order() -> None:
-    counts: dict = {}
+    counts: dict[str, Any] = {}
     assert _admitted(counts, NOW, uuid.uuid4())
     assert _admitted(counts, NOW - 30, uuid.uuid4())  # another worker's clock behind
     assert Counted.load(counts["sms"]).times() == pytest.approx([NOW - 30, NOW], abs=0.051)

@@ -4,6 +4,7 @@ although each worker caches the owners of the keys it has seen (notifyhub/web/au
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -22,7 +23,9 @@ def other_worker(worker_factory: Callable[..., Worker]) -> Worker:
     return worker_factory()
 
 
-async def use_key(http: aiohttp.ClientSession, worker: Worker, api_key: str) -> tuple[int, dict]:
+async def use_key(
+    http: aiohttp.ClientSession, worker: Worker, api_key: str
+) -> tuple[int, dict[str, Any]]:
     return await call(
         http,
         "GET",

@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import pytest
@@ -32,11 +32,11 @@ class Tenant:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], what: str, within: float = PIPELINE_TIMEOUT_SECONDS
+    probe: Callable[[], Awaitable[T | None]], what: str, within: float = PIPELINE_TIMEOUT_SECONDS
 ) -> T:
     """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``within`` s."""
     deadline = asyncio.get_running_loop().time() + within
-    last: Any = None
+    last: T | None = None
     while asyncio.get_running_loop().time() < deadline:
         last = await probe()
         if last:
@@ -59,13 +59,13 @@ async def call(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
 
 async def send_notification(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, **request: Any
-) -> dict:
+) -> dict[str, Any]:
     """POST one notification; it must be accepted (202). The notification as answered."""
     status, body = await call(
         http, "POST", f"{worker.base_url}/api/v1/notifications", json=request, headers=tenant.headers
     )
     assert status == 202, body
-    return body["data"]
+    return cast(dict[str, Any], body["data"])
 
 
 # The starter template "otp" needs a ``code``: sent without one, it fails in rendering.
@@ -74,7 +74,7 @@ FAILING = {"template_id": "otp", "payload": {}}
 
 async def send_sms(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, **request: object
-) -> dict:
+) -> dict[str, Any]:
     """An SMS, accepted (the shared worker sinks it)."""
     return await send_notification(
         http, worker, tenant, channel="sms", recipient_id="r", recipient_address="+15550100", **request
@@ -83,14 +83,14 @@ async def send_sms(
 
 async def notification_of(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, notification_id: str
-) -> dict:
+) -> dict[str, Any]:
     _, body = await call(
         http,
         "GET",
         f"{worker.base_url}/api/v1/notifications/{notification_id}",
         headers=tenant.headers,
     )
-    return body["data"]
+    return cast(dict[str, Any], body["data"])
 
 
 async def activity_feed(
@@ -103,7 +103,7 @@ async def activity_feed(
         f"{worker.base_url}/api/v1/notifications/{notification_id}/events",
         headers=tenant.headers,
     )
-    return body["data"]
+    return cast(list[dict[str, Any]], body["data"])
 
 
 FINAL_STATUSES = (
@@ -125,11 +125,11 @@ async def wait_for_status(
     tenant: Tenant,
     notification_id: str,
     *wanted: str,
-) -> dict:
+) -> dict[str, Any]:
     """Poll the notification until its status is one of ``wanted`` (any final one by default)."""
     statuses = wanted or FINAL_STATUSES
 
-    async def reached() -> dict | None:
+    async def reached() -> dict[str, Any] | None:
         found = await notification_of(http, worker, tenant, notification_id)
         return found if found["status"] in statuses else None
 

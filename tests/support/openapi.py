@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import requests
+import schemathesis
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
@@ -114,7 +114,7 @@ class Api:
         return body
 
 
-def server_traceback(worker: Worker, response: requests.Response) -> str:
+def server_traceback(worker: Worker, response: schemathesis.Response) -> str:
     """Where the worker's log says the request behind ``response`` failed: the last frame in
     NotifyHub's code and the exception (the log entry is found by the request id)."""
     try:

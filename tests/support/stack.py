@@ -47,7 +47,8 @@ class ServicesUnavailable(RuntimeError):
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def from_environment() -> Services | None:
@@ -55,7 +56,8 @@ def from_environment() -> Services | None:
     names = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
     if not all(os.environ.get(name) for name in names):
         return None
-    return Services(*(os.environ[name] for name in names), origin="environment")
+    kafka, database, redis_url = (os.environ[name] for name in names)
+    return Services(kafka, database, redis_url, origin="environment")
 
 
 def _docker_answers() -> bool:

@@ -36,7 +36,7 @@ SESSION_SECRETS = {
 class Worker:
     """A ``notifyhub worker`` process of its own deployment (app id and topic prefix)."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     base_url: str
     topic_prefix: str
     log_path: Path
@@ -79,7 +79,7 @@ class Worker:
         _wait_until_ready(self)
 
 
-def _spawn(env: dict[str, str], workdir: Path, log_path: Path) -> subprocess.Popen:
+def _spawn(env: dict[str, str], workdir: Path, log_path: Path) -> subprocess.Popen[bytes]:
     # A worker on a clock the test moves starts through the test's launcher, which gives
     # it that clock; the tests package is found from the repository root.
     if OFFSET_FILE_VARIABLE in env:

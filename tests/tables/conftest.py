@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from notifyhub.tables.held import HeldTable
@@ -9,10 +11,10 @@ from tests.support.held import PARTITIONS
 
 
 @pytest.fixture
-def table() -> dict:
+def table() -> dict[bytes, Any]:
     return {}
 
 
 @pytest.fixture
-def held(table: dict) -> HeldTable:
+def held(table: dict[bytes, Any]) -> HeldTable:
     return HeldTable(table, PARTITIONS)

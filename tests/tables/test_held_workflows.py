@@ -10,6 +10,7 @@ import uuid
 from notifyhub.cores import digests
 from notifyhub.model.channels import Channel
 from notifyhub.model.messages import (
+    Destination,
     DigestRule,
     EscalationOf,
     EscalationStep,
@@ -41,7 +42,7 @@ def collect(held: HeldTable, notification: Notification, now: float) -> uuid.UUI
     request = HoldRequest(
         notification=notification,
         release_at=now + notification.digest.window_seconds,
-        destination="digest",
+        destination=Destination.DIGEST,
     )
     return held.collect(KEY, request, now, {})
 
@@ -137,7 +138,9 @@ def escalating(after: int = 600) -> Notification:
 def hold_escalation(held: HeldTable, sent: Notification, now: float) -> None:
     assert sent.escalate
     request = HoldRequest(
-        notification=sent, release_at=now + sent.escalate[0].after_seconds, destination="escalate"
+        notification=sent,
+        release_at=now + sent.escalate[0].after_seconds,
+        destination=Destination.ESCALATE,
     )
     held.hold(KEY, request, now, {})
 

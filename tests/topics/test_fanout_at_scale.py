@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import cast
 
 import aiohttp
 import asyncpg
@@ -60,11 +61,14 @@ async def test_a_send_to_100k_subscribers_reaches_each_exactly_once(
     await eventually(all_delivered, f"{SUBSCRIBERS} delivered", within=DELIVERED_WITHIN_SECONDS)
     elapsed = time.monotonic() - started
 
-    counts = await database.fetchrow(
-        """SELECT count(*) AS notifications, count(DISTINCT recipient_id) AS recipients
+    counts = cast(
+        asyncpg.Record,
+        await database.fetchrow(
+            """SELECT count(*) AS notifications, count(DISTINCT recipient_id) AS recipients
              FROM notifications WHERE tenant_id = $1 AND payload->>'topic_send_id' = $2""",
-        tenant.id,
-        send_id,
+            tenant.id,
+            send_id,
+        ),
     )
     assert (counts["notifications"], counts["recipients"]) == (SUBSCRIBERS, SUBSCRIBERS)
     sends = await database.fetchval(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from notifyhub.cores.entry import entry_event
 from notifyhub.cores.intake import as_notification
@@ -23,7 +24,7 @@ TENANT = uuid.UUID("00000000-0000-0000-0000-0000000000aa")
 
 
 def a_send(channel: Channel = Channel.INAPP, **changes: object) -> TopicSend:
-    fields: dict = {
+    fields: dict[str, Any] = {
         "id": uuid.uuid4(),
         "tenant_id": TENANT,
         "channel": channel,
@@ -59,7 +60,7 @@ def test_an_addressed_channel_takes_the_profile_address_and_leaves_out_who_has_n
 
 def test_a_template_is_rendered_in_the_sends_locale_else_the_profiles() -> None:
     template = str(uuid.uuid4())
-    profiles = {"ada": (None, "pt-BR")}
+    profiles: dict[str, tuple[str | None, str | None]] = {"ada": (None, "pt-BR")}
     assert chunk_of(a_send(template_id=template), ["ada"], profiles).messages[0].locale == "pt-BR"
     pinned = a_send(template_id=template, locale="de")
     assert chunk_of(pinned, ["ada"], profiles).messages[0].locale == "de"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.stack
 
 async def create_topic(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, key: str, name: str = "News"
-) -> dict:
+) -> dict[str, Any]:
     status, body = await call(
         http,
         "POST",
@@ -27,12 +28,12 @@ async def create_topic(
         headers=tenant.headers,
     )
     assert status == 201, body
-    return body["data"]
+    return cast(dict[str, Any], body["data"])
 
 
 async def send_to_topic(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, key: str, **request: object
-) -> dict:
+) -> dict[str, Any]:
     status, body = await call(
         http,
         "POST",
@@ -41,7 +42,7 @@ async def send_to_topic(
         headers=tenant.headers,
     )
     assert status == 202, body
-    return body["data"]
+    return cast(dict[str, Any], body["data"])
 
 
 async def test_a_topic_is_created_listed_read_and_deleted_by_key(

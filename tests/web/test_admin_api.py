@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.stack
 
 @pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-Admin-Token": "wrong"}, 403)])
 async def test_admin_routes_need_the_admin_token(
-    worker: Worker, http: aiohttp.ClientSession, headers: dict, status: int
+    worker: Worker, http: aiohttp.ClientSession, headers: dict[str, Any], status: int
 ) -> None:
     got, body = await call(
         http, "POST", f"{worker.base_url}/internal/tenants", json={"name": "x"}, headers=headers
@@ -26,7 +27,9 @@ async def test_admin_routes_need_the_admin_token(
     assert body["error"]["code"] == ("UNAUTHORIZED" if status == 401 else "FORBIDDEN")
 
 
-async def provision(http: aiohttp.ClientSession, worker: Worker, name: str) -> tuple[dict, dict]:
+async def provision(
+    http: aiohttp.ClientSession, worker: Worker, name: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A tenant and an API key made through the admin API: (tenant, key) as answered."""
     status, tenant = await call(
         http,
@@ -101,7 +104,12 @@ async def test_a_new_tenant_gets_the_starter_templates(
     ],
 )
 async def test_admin_input_errors(
-    worker: Worker, http: aiohttp.ClientSession, path: str, body: dict, status: int, field: str | None
+    worker: Worker,
+    http: aiohttp.ClientSession,
+    path: str,
+    body: dict[str, Any],
+    status: int,
+    field: str | None,
 ) -> None:
     got, answer = await call(
         http, "POST", worker.base_url + path, json=body, headers=worker.admin_headers
@@ -170,8 +178,8 @@ async def test_revocation_routes_need_the_admin_token(
     http: aiohttp.ClientSession,
     method: str,
     path: str,
-    body: dict | None,
-    headers: dict,
+    body: dict[str, Any] | None,
+    headers: dict[str, Any],
     status: int,
 ) -> None:
     got, _ = await call(http, method, worker.base_url + path, json=body, headers=headers)
@@ -194,7 +202,7 @@ async def test_revocation_input_errors(
     http: aiohttp.ClientSession,
     method: str,
     path: str,
-    body: dict | None,
+    body: dict[str, Any] | None,
     status: int,
     field: str | None,
 ) -> None:

@@ -5,7 +5,8 @@ clicking a message marks it read."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import aiohttp
 import pytest
@@ -27,7 +28,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def inbox_worker(worker_factory) -> Worker:  # type: ignore[no-untyped-def]
+def inbox_worker(worker_factory: Callable[..., Worker]) -> Worker:
     """A worker whose in-app channel stores messages in the inbox (not the sink)."""
     return worker_factory(NOTIFYHUB_SINK_CHANNELS="email,sms,push")
 
@@ -84,7 +85,7 @@ async def test_the_page_shows_the_inbox_updates_live_and_marks_read(
                 f"{inbox_worker.base_url}/api/v1/inbox/unread-count",
                 headers={**tenant.headers, "X-Recipient-ID": recipient},
             )
-            return counts["data"]["unread"] == 1
+            return cast(bool, counts["data"]["unread"] == 1)
 
         await eventually(unread_is_one, "the click to mark the message read on the server")
     finally:

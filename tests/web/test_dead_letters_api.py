@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -72,7 +73,11 @@ async def test_letters_are_listed_per_tenant_newest_first_and_paged(
     ],
 )
 async def test_bad_queries_are_a_422_naming_the_field(
-    worker: Worker, http: aiohttp.ClientSession, query: dict, headers: dict | None, field: str
+    worker: Worker,
+    http: aiohttp.ClientSession,
+    query: dict[str, Any],
+    headers: dict[str, Any] | None,
+    field: str,
 ) -> None:
     sent = {
         **worker.admin_headers,
@@ -106,7 +111,7 @@ async def test_replaying_an_intake_letter_delivers_its_notification(
     assert status == 200, body
     assert body["data"]["dead_letter"]["replayed_at"] is not None
 
-    async def sunk() -> list[dict]:
+    async def sunk() -> list[dict[str, Any]]:
         records = [json.loads(r) for r in await redis_client.lrange(worker.sink_key, 0, -1)]
         return [
             r

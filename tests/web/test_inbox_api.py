@@ -4,6 +4,7 @@ seen and archived states, per tenant and recipient."""
 from __future__ import annotations
 
 import uuid
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
@@ -69,9 +70,9 @@ async def test_read_seen_and_archived_states_and_their_counts(
     base = f"{worker.base_url}/api/v1/inbox"
     mine = headers(tenant, "marker")
 
-    async def counts() -> dict:
+    async def counts() -> dict[str, Any]:
         _, body = await call(http, "GET", f"{base}/counts", headers=mine)
-        return body["data"]
+        return cast(dict[str, Any], body["data"])
 
     assert await counts() == {"unread": 4, "unseen": 4, "archived": 0, "total": 4}
     assert (await call(http, "POST", f"{base}/{ids[0]}/read", headers=mine))[0] == 204
@@ -118,7 +119,7 @@ async def test_marking_a_message_of_someone_else_is_a_404(
     ],
 )
 async def test_bad_queries_and_a_missing_recipient_are_a_422_naming_the_field(
-    worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, params: dict, field: str
+    worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, params: dict[str, Any], field: str
 ) -> None:
     url = f"{worker.base_url}/api/v1/inbox"
     status, body = await call(http, "GET", url, params=params, headers=headers(tenant, "r"))

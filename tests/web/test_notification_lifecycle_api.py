@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 import aiohttp
 import asyncpg
@@ -14,6 +16,7 @@ import redis.asyncio as redis
 from aiokafka import AIOKafkaProducer
 
 from notifyhub.db import notifications, tenants
+from notifyhub.model.channels import Channel
 from notifyhub.model.messages import IntakeMessage
 from tests.support.api import Tenant, call, eventually
 from tests.support.sink import sunk
@@ -54,7 +57,7 @@ async def test_bulk_accepts_each_valid_recipient_and_reports_the_others(
 
     for notification in accepted:
         [record] = await eventually(
-            lambda n=notification: sunk(redis_client, worker, notification_id=n["id"]),
+            functools.partial(sunk, redis_client, worker, notification_id=notification["id"]),
             f"bulk notification {notification['recipient_id']} to be sent",
         )
     assert record["body"] == "just for c"
@@ -185,7 +188,10 @@ async def test_a_delivered_notification_cannot_be_cancelled(
     url = f"{worker.base_url}/api/v1/notifications/{body['data']['id']}"
 
     async def delivered() -> bool:
-        return (await call(http, "GET", url, headers=tenant.headers))[1]["data"]["status"] == "delivered"
+        return cast(
+            bool,
+            (await call(http, "GET", url, headers=tenant.headers))[1]["data"]["status"] == "delivered",
+        )
 
     await eventually(delivered, "delivery")
     status, body = await call(http, "DELETE", url, headers=tenant.headers)
@@ -211,7 +217,7 @@ async def test_cancel_stops_a_notification_already_in_a_topic(
         message = IntakeMessage(
             id=uuid.uuid4(),
             tenant_id=tenant.id,
-            channel="inapp",
+            channel=Channel.INAPP,
             recipient_id=recipient,
             payload={"body": body},
         )
@@ -219,7 +225,7 @@ async def test_cancel_stops_a_notification_already_in_a_topic(
         await kafka_producer.send_and_wait(
             paused.topic("intake"), message.to_bytes(), key=recipient.encode()
         )
-        return message.id
+        return cast(uuid.UUID, message.id)
 
     doomed = await enqueue("cancel me")
     survivor = await enqueue("send me")  # same key, same partition: processed after `doomed`

@@ -23,7 +23,7 @@ VALID = {
 
 async def post(
     http: aiohttp.ClientSession, worker: Worker, body: Any, headers: dict[str, str], **kwargs: Any
-) -> tuple[int, dict, aiohttp.ClientResponse]:
+) -> tuple[int, dict[str, Any], aiohttp.ClientResponse]:
     async with http.post(
         f"{worker.base_url}/api/v1/notifications", json=body, headers=headers, **kwargs
     ) as response:
@@ -38,7 +38,7 @@ async def post(
     ],
 )
 async def test_requests_without_a_valid_key_are_refused(
-    worker: Worker, http: aiohttp.ClientSession, headers: dict, status: int, code: str
+    worker: Worker, http: aiohttp.ClientSession, headers: dict[str, Any], status: int, code: str
 ) -> None:
     got, body, _ = await post(http, worker, VALID, headers)
     assert got == status
@@ -70,7 +70,7 @@ async def test_an_inactive_key_or_tenant_is_forbidden(
     ],
 )
 async def test_invalid_fields_are_a_422_naming_the_field(
-    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, change: dict, field: str
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, change: dict[str, Any], field: str
 ) -> None:
     got, body, _ = await post(http, worker, {**VALID, **change}, tenant.headers)
     assert got == 422

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -13,8 +14,10 @@ import requests
 import schemathesis
 from openapi_spec_validator import validate
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
 
 from notifyhub.db import notifications, tenants
+from notifyhub.model.channels import Channel
 from notifyhub.model.messages import IntakeMessage
 from tests.support.api import Tenant
 from tests.support.openapi import (
@@ -119,7 +122,11 @@ async def test_real_answers_match_the_document(
 
     # A notification that only PostgreSQL knows stays cancellable: the pipeline never sees it.
     parked = IntakeMessage(
-        id=uuid.uuid4(), tenant_id=tenant.id, channel="push", recipient_id="ada", payload={"body": "x"}
+        id=uuid.uuid4(),
+        tenant_id=tenant.id,
+        channel=Channel.PUSH,
+        recipient_id="ada",
+        payload={"body": "x"},
     )
     await notifications.insert_pending(database, [parked])
     params = {"notification_id": parked.id}
@@ -225,10 +232,10 @@ def fuzzed_worker(worker_factory: Callable[..., Worker]) -> Worker:
 
 
 def _fuzz(
-    operation: schemathesis.APIOperation,
+    operation: schemathesis.APIOperation[Any, Any, Any, Any],
     mode: schemathesis.GenerationMode,
     worker: Worker,
-    send: Callable[[schemathesis.Case], requests.Response],
+    send: Callable[[schemathesis.Case[Any]], schemathesis.Response],
     failures: dict[tuple[str, str], str],
 ) -> None:
     """Send generated requests to one operation; report each kind of failure once."""
@@ -244,7 +251,7 @@ def _fuzz(
         suppress_health_check=list(hypothesis.HealthCheck),
     )
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-    def exchange(case: schemathesis.Case) -> None:
+    def exchange(case: schemathesis.Case[Any]) -> None:
         response = send(case)
         try:
             case.validate_response(response, checks=checks)
@@ -271,7 +278,7 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(
     failures: dict[tuple[str, str], str] = {}
     with requests.Session() as session:
 
-        def send(case: schemathesis.Case) -> requests.Response:
+        def send(case: schemathesis.Case[Any]) -> schemathesis.Response:
             return case.call(
                 base_url=fuzzed_worker.base_url,
                 session=session,
@@ -281,6 +288,7 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(
 
         # Schemathesis leaves out the operation that serves the document it was loaded from.
         for result in schema.get_all_operations():
+            assert isinstance(result, Ok), f"an operation of the document did not load: {result.err()}"
             operation = result.ok()
             _fuzz(operation, schemathesis.GenerationMode.POSITIVE, fuzzed_worker, send, failures)
             # Only what a client sends can be made invalid (for /health there is nothing).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import asyncpg
 import pytest
@@ -60,7 +62,7 @@ async def test_preferences_put_get_delete(
     ],
 )
 async def test_invalid_preferences_are_a_422_naming_the_field(
-    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, body: dict, field: str
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, body: dict[str, Any], field: str
 ) -> None:
     status, answer = await call(
         http,

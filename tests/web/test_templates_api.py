@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import aiohttp
 import asyncpg
 import pytest
@@ -24,7 +26,9 @@ ORDER_SHIPPED = {
 }
 
 
-async def create(http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, **overrides) -> dict:
+async def create(
+    http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, **overrides: Any
+) -> dict[str, Any]:
     status, body = await call(
         http,
         "POST",
@@ -33,7 +37,7 @@ async def create(http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, **
         headers=tenant.headers,
     )
     assert status == 201, body
-    return body["data"]
+    return cast(dict[str, Any], body["data"])
 
 
 async def test_create_read_update_and_versions(
@@ -148,7 +152,7 @@ async def test_preview_renders_escapes_html_and_refuses_undefined_variables(
     ],
 )
 async def test_invalid_templates_are_a_422_naming_the_field(
-    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, overrides: dict, field: str
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, overrides: dict[str, Any], field: str
 ) -> None:
     status, body = await call(
         http,
@@ -324,11 +328,11 @@ async def test_locale_variants_are_created_updated_versioned_and_previewed(
     assert created["locales"] == {"pt": PT}
     url = f"{worker.base_url}/api/v1/templates/{created['id']}"
 
-    async def preview(locale: str | None) -> dict:
+    async def preview(locale: str | None) -> dict[str, Any]:
         request = {"payload": {"name": "Ana", "order": 7}, "locale": locale}
         status, body = await call(http, "POST", f"{url}/preview", json=request, headers=tenant.headers)
         assert status == 200, body
-        return body["data"]
+        return cast(dict[str, Any], body["data"])
 
     assert await preview("pt-BR") == {"subject": "Pedido 7 enviado", "body": "Oi Ana", "locale": "pt"}
     assert (await preview("fr"))["locale"] is None
@@ -365,7 +369,7 @@ async def test_locale_variants_are_created_updated_versioned_and_previewed(
     ids=["syntax", "subject-syntax", "no-body", "bad-tag", "too-big", "same-tag", "too-many"],
 )
 async def test_an_invalid_locale_variant_is_a_422_naming_it(
-    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, locales: dict, field: str
+    worker: Worker, http: aiohttp.ClientSession, tenant: Tenant, locales: dict[str, Any], field: str
 ) -> None:
     status, body = await call(
         http,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
@@ -128,12 +129,12 @@ async def test_the_endpoint_list_comes_a_page_at_a_time(
 ) -> None:
     stored = await _fill(database, tenant, 45)
 
-    async def page(query: str) -> dict:
+    async def page(query: str) -> dict[str, Any]:
         status, body = await call(
             http, "GET", f"{worker.base_url}/api/v1/webhooks{query}", headers=tenant.headers
         )
         assert status == 200, body
-        return body
+        return cast(dict[str, Any], body)
 
     first = await page("")
     assert (len(first["data"]), first["meta"]["page"], first["meta"]["per_page"]) == (20, 1, 20)

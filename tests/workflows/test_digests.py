@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.stack
 WINDOW_SECONDS = 3
 
 
-def digested_item(recipient: str, text: str, key: str = "comments", **rule: object) -> dict:
+def digested_item(recipient: str, text: str, key: str = "comments", **rule: object) -> dict[str, Any]:
     return {
         "channel": "email",
         "recipient_id": recipient,
@@ -162,7 +163,9 @@ async def test_max_items_sends_the_digest_early_and_the_next_item_opens_a_window
     assert reasons[0] == reasons[1] != reasons[2]
 
 
-async def _delivered_digests(database: asyncpg.Pool, tenant: Tenant, recipient: str) -> list[dict]:
+async def _delivered_digests(
+    database: asyncpg.Pool, tenant: Tenant, recipient: str
+) -> list[dict[str, Any]]:
     rows = await digests_of(database, tenant, recipient)
     return [
         {"id": r["id"], "payload_items": json.loads(r["payload"])["items"]}
@@ -229,7 +232,11 @@ async def test_a_digest_obeys_the_recipient_s_preference(
     ],
 )
 async def test_a_bad_digest_rule_is_a_422_naming_the_field(
-    workflow_worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, change: dict, field: str
+    workflow_worker: Worker,
+    tenant: Tenant,
+    http: aiohttp.ClientSession,
+    change: dict[str, Any],
+    field: str,
 ) -> None:
     request = {**digested_item("someone", "x"), **change}
     status, body = await call(

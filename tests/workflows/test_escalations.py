@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import Any
 
 import aiohttp
 import pytest
@@ -38,7 +39,7 @@ async def recipient_with_profile(http: aiohttp.ClientSession, worker: Worker, te
     return recipient
 
 
-def escalating(recipient: str, *steps: dict) -> dict:
+def escalating(recipient: str, *steps: dict[str, Any]) -> dict[str, Any]:
     return {
         "channel": "inapp",
         "recipient_id": recipient,
@@ -53,8 +54,8 @@ def step_id(chain: str, number: int) -> str:
 
 async def inbox_message_of(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, recipient: str
-) -> dict:
-    async def probe() -> dict | None:
+) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
         _, body = await call(
             http,
             "GET",
@@ -98,7 +99,7 @@ async def test_an_unseen_message_escalates_to_email_and_webhooks_report_it(
     )
     assert step["id"] in entries[-1]["reason"]
 
-    async def reported() -> list[dict]:
+    async def reported() -> list[dict[str, Any]]:
         return [
             json.loads(r["body"])
             for r in receiver.requests
@@ -112,7 +113,7 @@ async def test_an_unseen_message_escalates_to_email_and_webhooks_report_it(
 
 async def _with_event(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, notification_id: str, event: str
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     return [e for e in await activity_feed(http, worker, tenant, notification_id) if e["event"] == event]
 
 
@@ -214,7 +215,7 @@ async def test_a_chain_unread_sends_every_step(
 
 async def _two(
     http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, notification_id: str
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     entries = await _with_event(http, worker, tenant, notification_id, "escalated")
     return entries if len(entries) == 2 else []
 
@@ -248,7 +249,11 @@ async def test_a_step_without_an_address_stops_the_chain_with_the_reason(
     ],
 )
 async def test_a_bad_escalation_is_a_422_naming_the_field(
-    workflow_worker: Worker, tenant: Tenant, http: aiohttp.ClientSession, request_body: dict, field: str
+    workflow_worker: Worker,
+    tenant: Tenant,
+    http: aiohttp.ClientSession,
+    request_body: dict[str, Any],
+    field: str,
 ) -> None:
     status, body = await call(
         http,

@@ -31,7 +31,8 @@ SENDER = "notifications@notifyhub.test"
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class _Recorder:
