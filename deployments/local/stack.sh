@@ -5,6 +5,7 @@
 #   deployments/local/stack.sh install   resolve the Kafka jars, install PostgreSQL/Redis if missing
 #   deployments/local/stack.sh up        install, then start whatever is not running (idempotent)
 #   deployments/local/stack.sh down      stop all three
+#   deployments/local/stack.sh discard   stop all three at once, for a stack whose data is deleted next
 #   deployments/local/stack.sh stop S    stop one service (kafka, postgres, redis); start S again
 #   deployments/local/stack.sh status    one line per service
 #   deployments/local/stack.sh env       the environment variables that point NotifyHub at it
@@ -253,6 +254,21 @@ postgres_down() {
 
 down() { kafka_down; redis_down; postgres_down; }
 
+# A throwaway stack (the tests' own) needs no clean shutdown: its data is deleted next, and
+# a clean Kafka shutdown with hundreds of test topics takes up to its 30 s limit.
+discard() {
+  local pidfile bin
+  for pidfile in "$STACK_DIR/kafka/pid" "$STACK_DIR/redis/redis.pid"; do
+    pid_alive "$pidfile" && kill -KILL "$(cat "$pidfile")"
+    rm -f "$pidfile"
+  done
+  bin=$(pg_bin)
+  if [ -n "$bin" ] && [ -f "$STACK_DIR/postgres/data/postmaster.pid" ]; then
+    as_pg "$bin/pg_ctl" -D "$STACK_DIR/postgres/data" -m immediate -w stop >/dev/null || true
+  fi
+  log "stack discarded"
+}
+
 # One service, for fault tests and drills: `stop kafka`, `start postgres`, ...
 one_service() {
   local action=$1 service=${2:-}
@@ -284,8 +300,9 @@ case ${1:-} in
   install-browser) install_browser ;;
   up) install_services; install_kafka; mkdir -p "$STACK_DIR"; postgres_up; redis_up; kafka_up ;;
   down) down ;;
+  discard) discard ;;
   start|stop) one_service "$1" "${2:-}" ;;
   status) status ;;
   env) print_env ;;
-  *) echo "usage: $0 install|install-browser|up|down|start SERVICE|stop SERVICE|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 install|install-browser|up|down|discard|start SERVICE|stop SERVICE|status|env" >&2; exit 2 ;;
 esac
