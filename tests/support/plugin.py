@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import asyncpg
@@ -27,7 +27,7 @@ from tests.support.servers.smtp import FakeSmtp
 from tests.support.servers.twilio import FakeTwilio
 from tests.support.servers.webhook_receiver import WebhookReceiver
 from tests.support.stack import Services, ServicesUnavailable, real_services
-from tests.support.workers import Worker, start_worker
+from tests.support.workers import Worker, WorkerPool
 
 # Set by `make unit`: the lane runs without services, and a test that asks for them fails.
 NO_SERVICES = "NOTIFYHUB_NO_SERVICES"
@@ -95,26 +95,40 @@ async def kafka_producer(services: Services) -> AsyncIterator[AIOKafkaProducer]:
     await producer.stop()
 
 
+# The session's worker pool, where the module-scoped clean-up below can find it without
+# asking for the services (a unit test module must not start them).
+WORKER_POOL = pytest.StashKey[WorkerPool]()
+
+
 @pytest.fixture(scope="session")
 def worker_factory(
-    services: Services, database: asyncpg.Pool, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[..., Worker]]:
-    """Start workers; each call is a new deployment unless ``deployment`` names an earlier one."""
-    started: list[Worker] = []
+    request: pytest.FixtureRequest,
+    services: Services,
+    database: asyncpg.Pool,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[WorkerPool]:
+    """Start workers; each call is a new deployment unless ``deployment`` names an earlier one.
+    A worker stops at the end of the module that started it (``_stop_the_module_s_workers``)."""
+    pool = WorkerPool(services, tmp_path_factory)
+    request.config.stash[WORKER_POOL] = pool
+    yield pool
+    pool.stop_all()
 
-    def start(deployment: str | None = None, **settings: str) -> Worker:
-        name = deployment or f"test-{uuid.uuid4().hex[:10]}"
-        return start_worker(services, tmp_path_factory.mktemp(name), name, started.append, **settings)
 
-    yield start
-    for worker in started:
-        worker.stop()
+@pytest.fixture(scope="module", autouse=True)
+def _stop_the_module_s_workers(request: pytest.FixtureRequest) -> Iterator[None]:
+    pool = request.config.stash.get(WORKER_POOL, None)
+    mark = pool.mark() if pool is not None else 0
+    yield
+    pool = request.config.stash.get(WORKER_POOL, None)
+    if pool is not None:
+        pool.stop_since(mark)
 
 
 @pytest.fixture(scope="session")
-def worker(worker_factory: Callable[..., Worker]) -> Worker:
+def worker(worker_factory: WorkerPool) -> Worker:
     """The session's shared worker; tests keep apart by using their own tenant."""
-    return worker_factory()
+    return worker_factory.keep(worker_factory())
 
 
 # Local servers speaking the providers' wire protocols, one per test module that asks.

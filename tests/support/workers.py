@@ -153,3 +153,40 @@ def _wait_until_ready(worker: Worker) -> None:
             pass
         time.sleep(0.2)
     pytest.fail(f"worker not ready in {WORKER_READY_TIMEOUT_SECONDS}s:\n{worker.log_tail()}")
+
+
+class WorkerPool:
+    """The session's workers: each call starts one (a new deployment unless ``deployment``
+    names an earlier one). A worker lives until the end of the test module that started it,
+    unless it is ``kept`` for the whole session: an idle Faust worker still ticks and polls,
+    and a session's worth of them would share the machine's two cores with every test."""
+
+    def __init__(self, services: Services, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._services = services
+        self._tmp_path_factory = tmp_path_factory
+        self._started: list[Worker] = []
+        self._kept: list[Worker] = []
+
+    def __call__(self, deployment: str | None = None, **settings: str) -> Worker:
+        name = deployment or f"test-{uuid.uuid4().hex[:10]}"
+        return start_worker(
+            self._services, self._tmp_path_factory.mktemp(name), name, self._started.append, **settings
+        )
+
+    def keep(self, worker: Worker) -> Worker:
+        """Keep ``worker`` running until the session ends."""
+        self._kept.append(worker)
+        return worker
+
+    def mark(self) -> int:
+        return len(self._started)
+
+    def stop_since(self, mark: int) -> None:
+        """Stop the workers started since ``mark`` that are not kept."""
+        for worker in self._started[mark:]:
+            if worker not in self._kept:
+                worker.stop()
+
+    def stop_all(self) -> None:
+        for worker in self._started:
+            worker.stop()
