@@ -43,7 +43,7 @@ from notifyhub.model.status import Status
 from notifyhub.observability.metrics import NOTIFICATIONS_ENQUEUED
 from notifyhub.runtime.outages import OUTAGES
 from notifyhub.runtime.resources import Resources
-from notifyhub.services.publishing import Publish, QueueUnavailable
+from notifyhub.services.publishing import PUBLISH_WITHIN_SECONDS, Publish, QueueUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,6 @@ LOOP_LAG_INTERVAL_SECONDS = 0.05
 LOOP_LAG_SAMPLES = 4
 # Seconds a client is told to wait before retrying a refused request.
 RETRY_AFTER_SECONDS = 1
-# How long a group waits for Kafka's acknowledgements before its requests fail.
-PUBLISH_TIMEOUT_SECONDS = 10.0
 
 # A notification as the HTTP API shows it.
 ApiNotification = dict[str, Any]
@@ -232,7 +230,7 @@ class Acceptance:
                 answered.append(notifications.as_api_dict(row, payload))
             answers.append(answered if answered else KeyInProgress())
         try:
-            await self._publish(records, PUBLISH_TIMEOUT_SECONDS)
+            await self._publish(records, PUBLISH_WITHIN_SECONDS)
         except Exception:
             logger.exception("%d notifications refused: Kafka unavailable", len(created))
             keyless = [m for m in messages if m.id in created and not m.idempotency_key]
@@ -257,7 +255,7 @@ class Acceptance:
             for message in request.messages
         ]
         try:
-            await self._publish(records, PUBLISH_TIMEOUT_SECONDS)
+            await self._publish(records, PUBLISH_WITHIN_SECONDS)
         except Exception:
             logger.exception("%d notifications refused: Kafka unavailable", len(records))
             raise QueueUnavailable from None

@@ -17,10 +17,7 @@ from notifyhub.kafka.topics import TopicNames
 from notifyhub.model.messages import DeliveryEvent, Notification
 from notifyhub.model.status import Status
 from notifyhub.observability import tracing
-from notifyhub.services.publishing import Publish
-
-# How long the answer waits for Kafka to take the event (the cancellation is stored already).
-PUBLISH_WITHIN_SECONDS = 10.0
+from notifyhub.services.publishing import PUBLISH_WITHIN_SECONDS, Publish
 
 
 async def cancel(

@@ -20,10 +20,7 @@ from notifyhub.model.channels import Channel
 from notifyhub.model.messages import ChannelPreference, PreferenceUpdate
 from notifyhub.observability import tracing
 from notifyhub.runtime.resources import Resources
-from notifyhub.services.publishing import Publish
-
-# How long a change waits for Kafka to take its announcement (PostgreSQL has it already).
-ANNOUNCE_WITHIN_SECONDS = 10.0
+from notifyhub.services.publishing import PUBLISH_WITHIN_SECONDS, Publish
 
 
 class Preferences:
@@ -99,4 +96,4 @@ class Preferences:
         record = Outgoing(
             self._topics.preference_updates, update.recipient_key, update.to_bytes(), headers
         )
-        await self._publish([record], ANNOUNCE_WITHIN_SECONDS)
+        await self._publish([record], PUBLISH_WITHIN_SECONDS)

@@ -11,6 +11,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from notifyhub.cores.records import Outgoing
 
+# How long a request waits for Kafka to acknowledge its records; then it is refused (503)
+# or, when its write is stored already, answered with the outage.
+PUBLISH_WITHIN_SECONDS = 10.0
+
 # Hand records to Kafka and wait, at most this many seconds, until every one is acknowledged.
 Publish = Callable[[Sequence[Outgoing], float], Awaitable[None]]
 

@@ -14,12 +14,9 @@ from notifyhub.model.channels import Channel
 from notifyhub.model.messages import ProviderReceipt
 from notifyhub.model.status import Status
 from notifyhub.receipts.model import Receipt
-from notifyhub.services.publishing import Publish, QueueUnavailable
+from notifyhub.services.publishing import PUBLISH_WITHIN_SECONDS, Publish, QueueUnavailable
 
 logger = logging.getLogger(__name__)
-
-# How long a receiver waits for Kafka to take a receipt before it answers 503.
-PUBLISH_WITHIN_SECONDS = 10.0
 
 
 async def publish_receipt(publish: Publish, topics: TopicNames, receipt: Receipt) -> None:

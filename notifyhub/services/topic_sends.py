@@ -17,12 +17,9 @@ from notifyhub.cores.records import Outgoing
 from notifyhub.cores.topics import TopicFanout
 from notifyhub.db import topics as topic_rows
 from notifyhub.kafka.topics import TopicNames
-from notifyhub.services.publishing import Publish, QueueUnavailable
+from notifyhub.services.publishing import PUBLISH_WITHIN_SECONDS, Publish, QueueUnavailable
 
 logger = logging.getLogger(__name__)
-
-# How long a send waits for Kafka to take its first fan-out step before it is refused.
-PUBLISH_TIMEOUT_SECONDS = 10.0
 
 
 async def start_send(
@@ -40,7 +37,7 @@ async def start_send(
     first = TopicFanout(topic_send_id=row["id"], tenant_id=tenant_id)
     try:
         await publish(
-            [Outgoing(topics.topic_fanout, first.key, first.to_bytes())], PUBLISH_TIMEOUT_SECONDS
+            [Outgoing(topics.topic_fanout, first.key, first.to_bytes())], PUBLISH_WITHIN_SECONDS
         )
     except Exception:
         logger.exception("topic send %s (tenant %s) refused: Kafka unavailable", row["id"], tenant_id)

@@ -46,9 +46,7 @@ def test_a_due_entry_is_released_once_by_successive_ticks(
     assert KEY not in table or not table[KEY]["releasing"]
 
 
-def test_the_tick_that_released_an_entry_releases_it_again_when_read_again(
-    held: HeldTable, table: dict[bytes, Any]
-) -> None:
+def test_the_tick_that_released_an_entry_releases_it_again_when_read_again(held: HeldTable) -> None:
     notification = hold_one(held, release_at=10.0)
     assert released_ids(held, now=11.0, tick=2) == [notification.id]
     held.forget_partitions()  # a new owner, or the restarted worker, scans on its first tick
@@ -58,9 +56,7 @@ def test_the_tick_that_released_an_entry_releases_it_again_when_read_again(
     assert released_ids(held, now=21.0, tick=3) == []
 
 
-def test_a_replayed_hold_request_after_the_release_does_not_hold_again(
-    held: HeldTable, table: dict[bytes, Any]
-) -> None:
+def test_a_replayed_hold_request_after_the_release_does_not_hold_again(held: HeldTable) -> None:
     notification = hold_one(held, release_at=10.0)
     assert released_ids(held, now=11.0, tick=2) == [notification.id]
     assert released_ids(held, now=12.0, tick=3) == []
