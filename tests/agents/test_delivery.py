@@ -416,10 +416,14 @@ async def test_two_workers_share_the_provider_rate_limit(
         await wait_for_status(http, first, tenant, notification["id"], "sent")
     times = sorted(m["received_at"] for m in twilio.messages if m["body"].startswith(marker))
     assert len(times) == count
-    # A bucket of one second's worth: in any second at most 2 x rate, and the whole run
-    # takes at least (count - rate) / rate seconds.
+    # A bucket of one second's worth: in any second at most 2 x rate sends, and the whole
+    # run takes at least (count - rate) / rate seconds. The fake server stamps each send
+    # when it arrives, a varying few milliseconds after its token was taken, so a window
+    # of its stamps may hold one send more than the bucket gave out (CI saw 11 once).
+    # Unshared buckets would give 4 x rate in the first second and fail either check.
+    arrival_slack = 1
     for i, at in enumerate(times):
-        assert sum(1 for later in times[i:] if later - at < 1.0) <= 2 * rate
+        assert sum(1 for later in times[i:] if later - at < 1.0) <= 2 * rate + arrival_slack
     assert times[-1] - times[0] >= (count - rate) / rate * 0.9
     # Both workers sent: the limit held across processes, not within one.
     for worker in (first, second):
