@@ -15,7 +15,8 @@ The order of side effects, and why:
 1. provider calls (``notifyhub.delivery``: failover, breakers, rate limits);
 2. the outcomes written to PostgreSQL in one statement (status and delivery log), so a
    message replayed after a crash or a rebalance finds its notification final and is not
-   sent again;
+   sent again; before them, the numbers Twilio says opted out (21610) are suppressed for
+   every tenant, so a replay finds them suppressed;
 3. delivery events (marked as written already), retry holds and dead letters produced;
 4. offsets committed by Faust after it has flushed the producer.
 
@@ -50,7 +51,7 @@ from notifyhub.app import (
 )
 from notifyhub.cores.records import PERSISTED, Headers, Outgoing, event_record
 from notifyhub.cores.send import RetryPolicy, consequences
-from notifyhub.db import notifications
+from notifyhub.db import notifications, suppressions
 from notifyhub.delivery.dispatch import Dispatcher
 from notifyhub.delivery.from_settings import Dispatchers
 from notifyhub.model.channels import Channel
@@ -65,6 +66,9 @@ from notifyhub.runtime.outages import through_outages
 logger = logging.getLogger(__name__)
 
 dispatchers = Dispatchers(settings, resources)
+
+# A number Twilio refused with 21610 texted STOP to our sender without our hearing of it.
+OPTED_OUT_REASON = "opted out at Twilio (error 21610)"
 
 RETRY_POLICY = RetryPolicy(
     settings.send_max_attempts, settings.retry_base_seconds, settings.retry_max_seconds
@@ -198,6 +202,15 @@ async def _send_batch(
         )
         events_out = [event for event, _ in done.events]
         pool = await resources.db()
+        if done.opted_out:
+            opted_out = [
+                suppressions.Suppression(None, channel, number, OPTED_OUT_REASON, "sms-stop")
+                for number in done.opted_out
+            ]
+            await through_outages(
+                lambda: suppressions.add_many(pool, opted_out),
+                f"suppress {len(opted_out)} opted-out numbers",
+            )
         await through_outages(
             lambda: notifications.record_events(pool, events_out),
             f"record {len(events_out)} outcomes",

@@ -7,7 +7,8 @@ every breaker is open → ``retrying`` without spending an attempt, held until a
 lets a probe through. A temporary failure with attempts left → ``retrying``, held for a
 backoff with jitter, then back to the sender with one attempt more. Otherwise (a
 permanent refusal, the last attempt, or a bug) → ``failed``, and a dead letter that a
-replay sends from the first attempt again.
+replay sends from the first attempt again. A refusal because the recipient opted out of
+our sender (Twilio's 21610) also suppresses the address, as an inbound STOP would.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Consequences:
     # Holds of delivered notifications until their next escalation step is due.
     escalations: list[Outgoing] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
+    # Addresses the provider says opted out of our sender: suppressed for every tenant.
+    opted_out: list[str] = field(default_factory=list)
 
 
 def consequences(
@@ -113,6 +116,8 @@ def _add(
         reason = outcome.reason or "refused"
     event = DeliveryEvent.about(notification, Status.FAILED, reason=reason, **details)
     done.events.append((event, headers))
+    if outcome.opted_out and notification.recipient_address:
+        done.opted_out.append(notification.recipient_address)
     done.letters.append(
         DeadLetter(
             source_topic=topics.send(notification.channel, notification.priority),

@@ -74,6 +74,7 @@ def _refused(provider: Provider, error: ProviderError) -> Outcome:
         provider=provider.name,
         reason=f"{provider.name}{code}: {error}",
         address_invalid=error.address_invalid,
+        opted_out=error.opted_out,
     )
 
 

@@ -27,3 +27,5 @@ class Outcome:
     retry_after: float = 0.0
     # For FAILED: the provider says the address itself is dead (a push token).
     address_invalid: bool = False
+    # For FAILED: the provider says the recipient opted out of our sender (Twilio 21610).
+    opted_out: bool = False

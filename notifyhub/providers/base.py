@@ -32,6 +32,9 @@ class ProviderError(Exception):
     ``code``: the provider's own error code (``MessageRejected``, ``21211``, ``UNREGISTERED``).
     ``address_invalid``: the address will never work again (a push token FCM reports as
     unregistered); the address's owner is told and the address is deactivated.
+    ``opted_out``: the recipient has opted out of the deployment's sender (Twilio's 21610,
+    after a STOP that reached Twilio but not us); the address is suppressed for every
+    tenant, as an inbound STOP suppresses it, until the recipient texts START.
     """
 
     def __init__(
@@ -41,11 +44,13 @@ class ProviderError(Exception):
         temporary: bool,
         code: str | None = None,
         address_invalid: bool = False,
+        opted_out: bool = False,
     ) -> None:
         super().__init__(message)
         self.temporary = temporary
         self.code = code
         self.address_invalid = address_invalid
+        self.opted_out = opted_out
 
 
 class ProviderConfigError(Exception):

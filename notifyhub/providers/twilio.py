@@ -35,6 +35,8 @@ TWILIO_STATUS_PATH = "/receipts/twilio/status"
 # (NotifyHub's list: invalid or unreachable number, unsubscribed, not a mobile number,
 # authentication, missing body, unverified trial number, bad callback URL).
 PERMANENT_CODES = frozenset({21211, 21610, 21614, 20003, 21401, 21602, 21608, 21609})
+# "Attempt to send to unsubscribed recipient": the number texted STOP to our sender.
+OPTED_OUT_CODE = 21610
 
 
 # twilio ships no type information, so its classes are Any to mypy.
@@ -128,7 +130,12 @@ class TwilioProvider:
             temporary = status == 429 or status >= 500
             if code in PERMANENT_CODES:
                 temporary = False
-            return ProviderError(text, temporary=temporary, code=str(code) if code is not None else None)
+            return ProviderError(
+                text,
+                temporary=temporary,
+                code=str(code) if code is not None else None,
+                opted_out=code == OPTED_OUT_CODE,
+            )
         if isinstance(error, aiohttp.ClientError | TimeoutError | OSError):
             return ProviderError(f"Twilio unreachable: {error!r}", temporary=True)
         return None

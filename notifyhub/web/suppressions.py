@@ -2,7 +2,8 @@
 
 Hard bounces and complaints add to it (provider receipts), and so does the tenant. Every
 tenant's list also shows the SMS numbers that texted STOP to the shared sender (scope
-"all tenants"): those leave it only when the number texts START.
+"all tenants"), whether the STOP reached us or only Twilio (which then refuses a send
+with 21610): those leave it only when the number texts START.
 """
 
 from __future__ import annotations

@@ -168,6 +168,25 @@ def test_a_permanent_refusal_fails_at_once_with_the_providers_reason(attempt: in
     assert Notification.model_validate_json(letter.message) == n.model_copy(update={"attempt": 1})
 
 
+def test_a_refusal_because_the_recipient_opted_out_fails_and_names_the_number_to_suppress() -> None:
+    n = notification(channel=Channel.SMS, recipient_address="+15005550004", subject=None)
+    refused = Outcome(Result.FAILED, provider="twilio", reason="twilio (21610): STOP", opted_out=True)
+    done = outcome_of(n, refused)
+    assert only_event(done).status is Status.FAILED
+    assert done.opted_out == ["+15005550004"]
+    assert len(done.letters) == 1
+
+
+def test_other_refusals_and_failures_suppress_nothing() -> None:
+    n = notification(channel=Channel.SMS, recipient_address="+15005550001", subject=None)
+    for outcome in (
+        Outcome(Result.FAILED, provider="twilio", reason="twilio (21211): invalid number"),
+        Outcome(Result.TEMPORARY, provider="twilio", reason="twilio: 503"),
+        Outcome(Result.DELIVERED, provider="twilio", provider_message_id="SM1"),
+    ):
+        assert outcome_of(n, outcome).opted_out == []
+
+
 def test_a_refusal_without_a_reason_says_refused() -> None:
     done = outcome_of(notification(), Outcome(Result.FAILED, provider="ses"))
     assert only_event(done).reason == "refused"

@@ -20,17 +20,19 @@ from notifyhub.providers.base import ProviderError, SendResult
 class ScriptError(Exception):
     """What a scripted provider raises; its classify maps it like a real provider would."""
 
-    def __init__(self, temporary: bool, address_invalid: bool = False) -> None:
+    def __init__(self, temporary: bool, address_invalid: bool = False, opted_out: bool = False) -> None:
         super().__init__("scripted failure")
         self.temporary = temporary
         self.address_invalid = address_invalid
+        self.opted_out = opted_out
 
 
 @dataclass
 class ScriptedProvider:
     name: str
     channel: Channel = Channel.EMAIL
-    # Per call, in order: "ok", "temporary", "permanent", "dead-address", "hang", "bug".
+    # Per call, in order: "ok", "temporary", "permanent", "dead-address", "opted-out", "hang",
+    # "bug".
     script: list[str] = field(default_factory=list)
     # Per address (push): the answer for that token, whatever the script says.
     per_address: dict[str, str] = field(default_factory=dict)
@@ -45,13 +47,21 @@ class ScriptedProvider:
         if answer == "bug":
             raise KeyError("a bug")
         if answer != "ok":
-            raise ScriptError(temporary=answer == "temporary", address_invalid=answer == "dead-address")
+            raise ScriptError(
+                temporary=answer == "temporary",
+                address_invalid=answer == "dead-address",
+                opted_out=answer == "opted-out",
+            )
         return SendResult(f"{self.name}-{len(self.calls)}")
 
     def classify(self, error: Exception) -> ProviderError | None:
         if isinstance(error, ScriptError):
             return ProviderError(
-                "scripted", temporary=error.temporary, code="X1", address_invalid=error.address_invalid
+                "scripted",
+                temporary=error.temporary,
+                code="X1",
+                address_invalid=error.address_invalid,
+                opted_out=error.opted_out,
             )
         return None
 
@@ -131,6 +141,14 @@ async def test_a_permanent_refusal_does_not_fail_over() -> None:
     assert outcome.result is Result.FAILED
     assert outcome.reason and "ses (X1)" in outcome.reason
     assert smtp.calls == []
+    assert not outcome.opted_out
+
+
+async def test_a_refusal_because_the_recipient_opted_out_says_so_in_its_outcome() -> None:
+    twilio = ScriptedProvider("twilio", channel=Channel.SMS, script=["opted-out"])
+    d, _ = dispatcher(twilio, channel=Channel.SMS)
+    outcome = await d.deliver(notification(Channel.SMS, "+15005550004"))
+    assert (outcome.result, outcome.opted_out) == (Result.FAILED, True)
 
 
 async def test_every_provider_failing_temporarily_is_a_temporary_outcome_naming_each() -> None:

@@ -76,6 +76,8 @@ async def test_twilio_refusals_are_permanent_with_their_code(
     error = await refusal(provider, sms(to))
     assert not error.temporary
     assert error.code == code
+    # Only "unsubscribed recipient" says the number opted out (and is to be suppressed).
+    assert error.opted_out is (code == "21610")
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])

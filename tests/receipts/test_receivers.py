@@ -186,6 +186,38 @@ async def test_sms_stop_suppresses_the_number_for_every_tenant_and_start_lifts_i
     assert (await text_to(http, receiving, tenant, number))["status"] == "sent"
 
 
+async def test_a_send_twilio_refuses_as_opted_out_suppresses_the_number_until_start(
+    receiving: Worker, tenant: Tenant, http: aiohttp.ClientSession, twilio: FakeTwilio
+) -> None:
+    # The STOP reached Twilio but never us: Twilio refuses the send with 21610.
+    number = "+15005550004"
+    failed = await text_to(http, receiving, tenant, number)
+    assert failed["status"] == "failed"
+    assert "21610" in failed["status_reason"]
+    assert twilio.refused_to.count(number) == 1
+
+    async def listed() -> list[dict[str, Any]]:
+        _, body = await call(
+            http, "GET", f"{receiving.base_url}/api/v1/suppressions?channel=sms", headers=tenant.headers
+        )
+        return [s for s in body["data"] if s["address"] == number]
+
+    (suppressed,) = await listed()
+    assert suppressed["scope"] == "all tenants"
+    assert (suppressed["source"], suppressed["reason"]) == (
+        "sms-stop",
+        "opted out at Twilio (error 21610)",
+    )
+    dropped = await text_to(http, receiving, tenant, number)
+    assert dropped["status"] == "dropped"
+    assert "suppressed (opted out at Twilio" in dropped["status_reason"]
+    assert twilio.refused_to.count(number) == 1, "no provider call"
+    # The number's START lifts it, as it lifts a STOP texted to us.
+    start = {"From": number, "To": "+15005550000", "Body": "START", "MessageSid": "SMin21610"}
+    assert await twilio_callback(http, receiving, twilio, "/receipts/twilio/inbound", start) == 200
+    assert await listed() == []
+
+
 async def test_the_suppression_api_keeps_a_tenant_s_list_and_the_send_drops_what_is_on_it(
     receiving: Worker, tenant: Tenant, http: aiohttp.ClientSession, ses: FakeSes
 ) -> None:

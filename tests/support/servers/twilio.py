@@ -56,6 +56,8 @@ class FakeTwilio:
         self.account_sid = "AC" + secrets.token_hex(16)
         self.auth_token = secrets.token_hex(16)
         self.messages: list[dict[str, Any]] = []
+        # The numbers of the sends refused by a magic number, in order.
+        self.refused_to: list[str] = []
         self.requests = 0
         self._port = port
         self._failures: list[int] = []
@@ -129,6 +131,7 @@ class FakeTwilio:
         if not body:
             return _error(400, 21602, "Message body is required.")
         if to in MAGIC_TO:
+            self.refused_to.append(to)
             return _error(*MAGIC_TO[to])
         now = format_datetime(datetime.now(UTC), usegmt=True)
         message = {
