@@ -22,17 +22,16 @@ import asyncpg
 import pytest
 
 from tests.support.api import Tenant, activity_feed, call, eventually, send_notification, wait_for_status
+from tests.support.receipts import PUBLIC_URL, sent_sms, status_fields, twilio_callback
 from tests.support.servers.ses import FakeSes
 from tests.support.servers.sns import FakeSnsHost
 from tests.support.servers.twilio import FakeTwilio
-from tests.support.signing import Signer, twilio_signature
+from tests.support.signing import Signer
 from tests.support.workers import Worker
 
 pytestmark = pytest.mark.stack
 
-PUBLIC_URL = "https://notify.example.test"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-events"
-NUMBER = "+15005550006"
 
 
 @pytest.fixture(scope="module")
@@ -63,45 +62,6 @@ def receiving(
         NOTIFYHUB_SES_SNS_TOPIC_ARNS=TOPIC,
         NOTIFYHUB_WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
     )
-
-
-async def sent_sms(
-    http: aiohttp.ClientSession, worker: Worker, tenant: Tenant, twilio: FakeTwilio
-) -> tuple[str, str]:
-    """An SMS sent through Twilio: its notification id and Twilio's message SID."""
-    body = f"receipt {uuid.uuid4().hex[:8]}"
-    sent = await send_notification(
-        http,
-        worker,
-        tenant,
-        channel="sms",
-        recipient_id="r",
-        recipient_address=NUMBER,
-        payload={"body": body},
-    )
-    await wait_for_status(http, worker, tenant, sent["id"], "sent")
-    [message] = [m for m in twilio.messages if m["body"] == body]
-    assert message["status_callback"] == f"{PUBLIC_URL}/receipts/twilio/status"
-    return sent["id"], message["sid"]
-
-
-async def twilio_callback(
-    http: aiohttp.ClientSession,
-    worker: Worker,
-    twilio: FakeTwilio,
-    path: str,
-    fields: dict[str, str],
-    token: str | None = None,
-) -> int:
-    signature = twilio_signature(token or twilio.auth_token, f"{PUBLIC_URL}{path}", fields)
-    async with http.post(
-        f"{worker.base_url}{path}", data=fields, headers={"X-Twilio-Signature": signature}
-    ) as response:
-        return response.status
-
-
-def status_fields(sid: str, status: str, **more: str) -> dict[str, str]:
-    return {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC1", "To": NUMBER, **more}
 
 
 async def test_a_twilio_delivered_callback_moves_sent_to_delivered_once(
