@@ -11,6 +11,9 @@ in PostgreSQL only while it is not final. One still stuck
 ``NOTIFYHUB_SWEEP_GIVE_UP_SECONDS`` after its re-drive fails, with a reason naming its
 status and since when; its ``failed`` event goes to webhooks like any other.
 
+The same run publishes the provider receipts a receiver kept in PostgreSQL while Kafka
+would not take them (``db.receipt_outbox``).
+
 A timer on the group's leader runs it every ``NOTIFYHUB_SWEEP_INTERVAL_SECONDS``, at most
 ``MAX_PER_RUN`` notifications of each kind a run. On every worker it would be safe too:
 the rows are taken ``FOR UPDATE SKIP LOCKED`` and marked in the same transaction (``db.notifications``).
@@ -28,9 +31,9 @@ from notifyhub.app import app, publish_all, resources, settings, topics
 from notifyhub.cores.entry import entry_event, entry_records
 from notifyhub.cores.intake import as_notification
 from notifyhub.cores.records import PERSISTED, Outgoing, event_record
-from notifyhub.db import notifications
+from notifyhub.db import notifications, receipt_outbox
 from notifyhub.model.status import Status
-from notifyhub.observability.metrics import SWEPT_NOTIFICATIONS
+from notifyhub.observability.metrics import RECEIPT_OUTBOX, SWEPT_NOTIFICATIONS
 from notifyhub.runtime import clock
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,9 @@ logger = logging.getLogger(__name__)
 # a larger backlog of stuck notifications takes a few runs.
 MAX_PER_RUN = 500
 PUBLISH_TIMEOUT_SECONDS = 10.0
+# Kept receipts are published MAX_PER_RUN to a transaction, up to this many a run: an
+# outage of a minute at SES's event rate is cleared in one run.
+RECEIPT_BATCHES_PER_RUN = 20
 
 
 def redrive_records(row: asyncpg.Record, now: float) -> list[Outgoing]:
@@ -89,9 +95,24 @@ def stuck_reason(row: asyncpg.Record) -> str:
     )
 
 
+async def _publish_receipts(kept: Sequence[receipt_outbox.Kept]) -> None:
+    records = [Outgoing(topics.receipts, key, value) for key, value in kept]
+    await publish_all(records, PUBLISH_TIMEOUT_SECONDS)
+
+
 async def sweep() -> None:
-    """One run: re-drive what is newly stuck, then fail what stayed stuck after its re-drive."""
+    """One run: publish the receipts kept while Kafka was away, re-drive what is newly
+    stuck, then fail what stayed stuck after its re-drive."""
     pool = await resources.db()
+    for _ in range(RECEIPT_BATCHES_PER_RUN):
+        published = await receipt_outbox.publish_kept(
+            pool, topics.receipts, MAX_PER_RUN, _publish_receipts
+        )
+        if published:
+            logger.info("sweep: published %d receipts kept while Kafka was away", published)
+            RECEIPT_OUTBOX.labels(action="published").inc(published)
+        if published < MAX_PER_RUN:
+            break
     await notifications.redrive_stuck(pool, settings.sweep_stuck_seconds, MAX_PER_RUN, _redrive)
     failed = await notifications.fail_stuck(
         pool, settings.sweep_give_up_seconds, MAX_PER_RUN, stuck_reason

@@ -116,6 +116,12 @@ RECEIPTS = Counter(
     "message not known yet; unmatched: never found).",
     ["provider", "outcome"],
 )
+RECEIPT_OUTBOX = Counter(
+    "notifyhub_receipt_outbox_total",
+    "Receipts Kafka would not take from a receiver, by what happened: kept (in PostgreSQL), "
+    "published (by the sweep, once Kafka was back).",
+    ["action"],
+)
 SWEPT_NOTIFICATIONS = Counter(
     "notifyhub_swept_notifications_total",
     "Notifications the sweep found stuck in pending, queued or processing, by what it did: "

@@ -54,7 +54,7 @@ def _forbidden(why: str) -> ApiError:
 
 async def _publish(receipt: Receipt) -> None:
     try:
-        await publish_receipt(publish_all, topics, receipt)
+        await publish_receipt(publish_all, topics, receipt, resources.db)
     except QueueUnavailable:
         raise ApiError("SERVICE_UNAVAILABLE", "the receipt could not be stored; send it again") from None
 
