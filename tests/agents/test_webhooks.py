@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from notifyhub.model.messages import WebhookDelivery
 from notifyhub.webhooks import endpoint_secrets
 from tests.support.api import Tenant, call, eventually, send_notification, wait_for_status
+from tests.support.servers import serve
 from tests.support.servers.webhook_receiver import WebhookReceiver
 from tests.support.webhooks import SECRET, post_endpoint, store_endpoints
 from tests.support.workers import Worker
@@ -239,11 +240,9 @@ async def endless_receiver() -> AsyncIterator[str]:
     """The URL of a receiver that answers 500 with an endless body."""
     application = web.Application()
     application.router.add_post("/{path:.*}", _endless_answer)
-    runner = web.AppRunner(application, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    runner, url = await serve(application)
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield url
     finally:
         await runner.cleanup()
 

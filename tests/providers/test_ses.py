@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from botocore.exceptions import ClientError
@@ -16,14 +16,6 @@ from notifyhub.runtime.resources import Resources
 from notifyhub.runtime.settings import Settings
 from tests.support.servers.ses import FakeSes
 from tests.support.stack import free_port
-
-
-@pytest.fixture(scope="module")
-def ses() -> Iterator[FakeSes]:
-    server = FakeSes()
-    server.start()
-    yield server
-    server.stop()
 
 
 def provider_for(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> SesProvider:

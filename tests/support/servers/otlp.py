@@ -17,6 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from tests.support.servers import serve
+
 PROTOBUF = "application/x-protobuf"
 
 
@@ -46,10 +48,7 @@ class OtlpCollector:
     async def start(self, port: int = 0) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/traces", self._traces)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.endpoint = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.endpoint = await serve(app, port)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from tests.support.servers import serve
+
 
 class FakeSnsHost:
     def __init__(self, pem: bytes) -> None:
@@ -23,10 +25,7 @@ class FakeSnsHost:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/{path:.*}", self._get)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.url = await serve(app)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.servers import announce
+from tests.support.servers import announce, serve
 
 MESSAGES_PATH = "/2010-04-01/Accounts/{account_sid}/Messages.json"
 FROM_NUMBER = "+15005550006"
@@ -84,12 +84,7 @@ class FakeTwilio:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post(MESSAGES_PATH, self._create_message)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(app, self._port)
 
     async def stop(self) -> None:
         if self._runner is not None:

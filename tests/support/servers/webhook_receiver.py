@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.servers import serve
+
 
 class WebhookReceiver:
     def __init__(self) -> None:
@@ -21,10 +23,7 @@ class WebhookReceiver:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/{path:.*}", self._receive)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.url = await serve(app)
 
     async def stop(self) -> None:
         if self._runner is not None:
